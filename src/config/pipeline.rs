@@ -1,0 +1,449 @@
+//! The pipeline YAML format.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Deserializer};
+
+use super::{DEFAULT_MAX_QUARANTINED_PCT, DEFAULT_TIMEZONE};
+
+/// One declared pipeline: where responses come from, how they are decoded and how they map to
+/// the national schema.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Pipeline {
+    /// Unique name; it is the pipeline's key in the run ledger.
+    pub name: String,
+    #[serde(default)]
+    pub description: Option<String>,
+    pub source: SourceConfig,
+    #[serde(default)]
+    pub format: FormatConfig,
+    pub mapping: Mapping,
+    #[serde(default)]
+    pub privacy: PrivacyConfig,
+    #[serde(default)]
+    pub quality: QualityConfig,
+    /// The file this pipeline was read from (set by the loader).
+    #[serde(skip)]
+    pub file: PathBuf,
+}
+
+/// Where source objects are. One variant per source kind.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum SourceConfig {
+    /// Export files in a local folder or under an object-store prefix (`s3://bucket/prefix`).
+    Files(FilesSource),
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FilesSource {
+    /// A folder (relative to the pipeline file) or `s3://bucket/prefix`.
+    pub location: String,
+    /// Which objects under `location` to read (glob on the path below it).
+    #[serde(default = "default_glob")]
+    pub glob: String,
+    /// The survey tool or collection system (part of every response key).
+    pub system: String,
+    /// The survey's id in that system (part of every response key).
+    pub survey: String,
+}
+
+fn default_glob() -> String {
+    "*.csv".to_string()
+}
+
+/// How a source object is decoded. One variant per file format.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum FormatConfig {
+    Csv(CsvFormat),
+}
+
+impl Default for FormatConfig {
+    fn default() -> Self {
+        FormatConfig::Csv(CsvFormat::default())
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CsvFormat {
+    /// `auto` (BOM, else UTF-8 if the whole file is valid UTF-8, else Windows-1252), `utf-8`,
+    /// `windows-1252` or `iso-8859-1`.
+    #[serde(default = "auto")]
+    pub encoding: String,
+    /// `auto` (detected from the first rows among `,` `;` TAB), or the delimiter itself
+    /// (`","`, `";"`, `"\t"` or `tab`).
+    #[serde(default = "auto")]
+    pub delimiter: String,
+    /// How many header rows precede the data (1–3).
+    #[serde(default = "one")]
+    pub header_rows: usize,
+    /// Which header row holds the column names the mapping uses (1-based; default the last).
+    #[serde(default)]
+    pub names_row: Option<usize>,
+}
+
+fn auto() -> String {
+    "auto".to_string()
+}
+fn one() -> usize {
+    1
+}
+
+impl Default for CsvFormat {
+    fn default() -> Self {
+        CsvFormat {
+            encoding: auto(),
+            delimiter: auto(),
+            header_rows: 1,
+            names_row: None,
+        }
+    }
+}
+
+/// A scalar written in YAML as a string, a number or a boolean, kept as its text.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Scalar(pub String);
+
+impl<'de> Deserialize<'de> for Scalar {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::Error;
+        match serde_yaml::Value::deserialize(d)? {
+            serde_yaml::Value::String(s) => Ok(Scalar(s)),
+            serde_yaml::Value::Number(n) => Ok(Scalar(n.to_string())),
+            serde_yaml::Value::Bool(b) => Ok(Scalar(b.to_string())),
+            other => Err(D::Error::custom(format!(
+                "expected a string or a number, found {other:?}"
+            ))),
+        }
+    }
+}
+
+/// Where one field of the national schema comes from: a source column (optionally recoded) or a
+/// constant. Written as a plain string it is a column name.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FieldSpec {
+    #[serde(default)]
+    pub column: Option<String>,
+    #[serde(default)]
+    pub constant: Option<Scalar>,
+    /// source value → code (tried before the code list's own codes, labels and aliases)
+    #[serde(default)]
+    pub values: BTreeMap<Scalar, Scalar>,
+    /// for times: `auto` (ISO 8601, Finnish `d.m.yyyy H.mm`, US `M/D/YYYY H:MM:SS`), or a
+    /// chrono format string
+    #[serde(default)]
+    pub format: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Field(pub FieldSpec);
+
+impl<'de> Deserialize<'de> for Field {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::Error;
+        match serde_yaml::Value::deserialize(d)? {
+            serde_yaml::Value::String(s) => Ok(Field(FieldSpec {
+                column: Some(s),
+                ..FieldSpec::default()
+            })),
+            v @ serde_yaml::Value::Mapping(_) => FieldSpec::deserialize(v)
+                .map(Field)
+                .map_err(D::Error::custom),
+            other => Err(D::Error::custom(format!(
+                "expected a column name or a mapping, found {other:?}"
+            ))),
+        }
+    }
+}
+
+/// How one instrument item is read from the source.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ItemSpec {
+    /// one column holding the answer (for a multi-select item: a list of options)
+    #[serde(default)]
+    pub column: Option<String>,
+    /// a multi-select item with one column per option: option code → column
+    #[serde(default)]
+    pub columns: BTreeMap<String, String>,
+    /// a multi-select item in one cell: the separator between chosen options. Options are matched
+    /// against the known option labels first, so labels containing the separator still work.
+    #[serde(default)]
+    pub separator: Option<String>,
+    /// a multi-select option column counts as chosen when it holds one of these (default: any
+    /// non-empty value except 0, N, no, ei, false)
+    #[serde(default)]
+    pub selected: Vec<Scalar>,
+    /// source value → scale value, status (`cant_say`, `not_applicable`) or option code
+    #[serde(default)]
+    pub values: BTreeMap<Scalar, Scalar>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ItemMap(pub ItemSpec);
+
+impl<'de> Deserialize<'de> for ItemMap {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::Error;
+        match serde_yaml::Value::deserialize(d)? {
+            serde_yaml::Value::String(s) => Ok(ItemMap(ItemSpec {
+                column: Some(s),
+                ..ItemSpec::default()
+            })),
+            v @ serde_yaml::Value::Mapping(_) => ItemSpec::deserialize(v)
+                .map(ItemMap)
+                .map_err(D::Error::custom),
+            other => Err(D::Error::custom(format!(
+                "expected a column name or a mapping, found {other:?}"
+            ))),
+        }
+    }
+}
+
+/// A region's or project's own statement, appended to the instrument.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OwnItem {
+    pub scale: String,
+    #[serde(default = "own_theme")]
+    pub theme: String,
+    #[serde(default)]
+    pub labels: crate::schema::Labels,
+    #[serde(default)]
+    pub options: BTreeMap<String, crate::schema::Labels>,
+}
+
+fn own_theme() -> String {
+    "own".to_string()
+}
+
+/// The mapping of a source to the national schema.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Mapping {
+    pub instrument: String,
+    pub version: Scalar,
+    pub response_id: Field,
+    pub submitted_at: Field,
+    #[serde(default)]
+    pub started_at: Option<Field>,
+    /// time zone of source times written without an offset
+    #[serde(default = "default_tz")]
+    pub timezone: String,
+    #[serde(default)]
+    pub municipality: Option<Field>,
+    #[serde(default)]
+    pub county: Option<Field>,
+    #[serde(default)]
+    pub local_area: Option<Field>,
+    #[serde(default)]
+    pub org_unit: Option<Field>,
+    #[serde(default)]
+    pub service: Option<Field>,
+    #[serde(default)]
+    pub channel: Option<Field>,
+    #[serde(default)]
+    pub respondent_role: Option<Field>,
+    #[serde(default)]
+    pub language: Option<Field>,
+    #[serde(default)]
+    pub age_group: Option<Field>,
+    #[serde(default)]
+    pub birth_year: Option<Field>,
+    #[serde(default)]
+    pub gender: Option<Field>,
+    /// instrument item code (or own item code) → where its answer is
+    pub items: BTreeMap<String, ItemMap>,
+    #[serde(default)]
+    pub own_items: BTreeMap<String, OwnItem>,
+    /// source columns knowingly left out (they are not listed as ignored by `check`)
+    #[serde(default)]
+    pub ignore: Vec<String>,
+}
+
+fn default_tz() -> String {
+    DEFAULT_TIMEZONE.to_string()
+}
+
+/// Kinds of personal data scrubbed from open text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, PartialOrd, Ord)]
+#[serde(rename_all = "snake_case")]
+pub enum PiiKind {
+    Email,
+    Url,
+    Iban,
+    Hetu,
+    Phone,
+    Address,
+}
+
+impl PiiKind {
+    pub const ALL: [PiiKind; 6] = [
+        PiiKind::Url,
+        PiiKind::Email,
+        PiiKind::Iban,
+        PiiKind::Hetu,
+        PiiKind::Phone,
+        PiiKind::Address,
+    ];
+    pub fn marker(self) -> &'static str {
+        match self {
+            PiiKind::Email => "[email]",
+            PiiKind::Url => "[url]",
+            PiiKind::Iban => "[iban]",
+            PiiKind::Hetu => "[hetu]",
+            PiiKind::Phone => "[phone]",
+            PiiKind::Address => "[address]",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PrivacyConfig {
+    /// which kinds of personal data open text is scrubbed of (default: all)
+    #[serde(default = "all_pii")]
+    pub scrub: Vec<PiiKind>,
+}
+
+fn all_pii() -> Vec<PiiKind> {
+    PiiKind::ALL.to_vec()
+}
+
+impl Default for PrivacyConfig {
+    fn default() -> Self {
+        PrivacyConfig { scrub: all_pii() }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QualityConfig {
+    /// fail the run (the warehouse untouched) when more than this percentage of the rows read
+    /// would be quarantined
+    #[serde(default = "default_max_q")]
+    pub max_quarantined_pct: f64,
+}
+
+fn default_max_q() -> f64 {
+    DEFAULT_MAX_QUARANTINED_PCT
+}
+
+impl Default for QualityConfig {
+    fn default() -> Self {
+        QualityConfig {
+            max_quarantined_pct: DEFAULT_MAX_QUARANTINED_PCT,
+        }
+    }
+}
+
+impl Pipeline {
+    /// Checks that need no catalog and no source: shapes and ranges.
+    pub(crate) fn validate(&self) -> Result<(), String> {
+        if self.name.is_empty()
+            || !self
+                .name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+        {
+            return Err(format!(
+                "name '{}': use letters, digits, '_' and '-' only",
+                self.name
+            ));
+        }
+        let FormatConfig::Csv(csv) = &self.format;
+        if !(1..=3).contains(&csv.header_rows) {
+            return Err(format!(
+                "format.header_rows: {} (allowed 1 to 3)",
+                csv.header_rows
+            ));
+        }
+        if let Some(n) = csv.names_row
+            && (n == 0 || n > csv.header_rows)
+        {
+            return Err(format!(
+                "format.names_row: {n} (allowed 1 to header_rows = {})",
+                csv.header_rows
+            ));
+        }
+        if !(0.0..=100.0).contains(&self.quality.max_quarantined_pct) {
+            return Err("quality.max_quarantined_pct: must be within 0..100".into());
+        }
+        let m = &self.mapping;
+        for (name, f) in m.fields() {
+            let s = &f.0;
+            if s.column.is_some() == s.constant.is_some() {
+                return Err(format!(
+                    "mapping.{name}: give exactly one of `column` and `constant`"
+                ));
+            }
+        }
+        if m.response_id.0.column.is_none() || m.submitted_at.0.column.is_none() {
+            return Err("mapping.response_id and mapping.submitted_at must name columns".into());
+        }
+        if m.age_group.is_some() && m.birth_year.is_some() {
+            return Err("mapping: give age_group or birth_year, not both".into());
+        }
+        for (code, it) in &m.items {
+            let s = &it.0;
+            if s.column.is_some() == !s.columns.is_empty() {
+                return Err(format!(
+                    "mapping.items.{code}: give exactly one of `column` and `columns`"
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Mapping {
+    /// Every single-valued field with its key name.
+    pub fn fields(&self) -> Vec<(&'static str, &Field)> {
+        let mut v: Vec<(&'static str, &Field)> = vec![
+            ("response_id", &self.response_id),
+            ("submitted_at", &self.submitted_at),
+        ];
+        let opt: [(&'static str, &Option<Field>); 11] = [
+            ("started_at", &self.started_at),
+            ("municipality", &self.municipality),
+            ("county", &self.county),
+            ("local_area", &self.local_area),
+            ("org_unit", &self.org_unit),
+            ("service", &self.service),
+            ("channel", &self.channel),
+            ("respondent_role", &self.respondent_role),
+            ("language", &self.language),
+            ("age_group", &self.age_group),
+            ("birth_year", &self.birth_year),
+        ];
+        for (k, f) in opt {
+            if let Some(f) = f {
+                v.push((k, f));
+            }
+        }
+        if let Some(g) = &self.gender {
+            v.push(("gender", g));
+        }
+        v
+    }
+
+    /// Every source column the mapping reads.
+    pub fn columns(&self) -> Vec<String> {
+        let mut v: Vec<String> = self
+            .fields()
+            .into_iter()
+            .filter_map(|(_, f)| f.0.column.clone())
+            .collect();
+        for it in self.items.values() {
+            v.extend(it.0.column.iter().cloned());
+            v.extend(it.0.columns.values().cloned());
+        }
+        v
+    }
+}

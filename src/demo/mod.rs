@@ -1,0 +1,1 @@
+//! Seeded generators of realistic survey exports (demo and benchmark data).

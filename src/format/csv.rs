@@ -1,0 +1,249 @@
+//! CSV exports as survey tools and Excel write them.
+//!
+//! Quirks handled here:
+//! - encoding: UTF-8 with or without a BOM; Windows-1252 / ISO-8859-1 (Excel on Finnish Windows).
+//!   `auto` takes a BOM at its word, else UTF-8 when the whole file is valid UTF-8, else
+//!   Windows-1252 (a superset of ISO-8859-1's printable characters).
+//! - delimiter `,`, `;` or TAB, detected from the first rows when `auto`: the candidate that splits
+//!   the sample into the most columns with the same count on every row wins.
+//! - quoted fields with embedded delimiters, doubled quotes and newlines; CRLF, LF and mixed line
+//!   ends.
+//! - 1–3 header rows (e.g. question texts above codes); the mapping names columns by one of them.
+//! - a trailing empty header cell (Qualtrics' legacy trailing comma, LimeSurvey's extra TAB) and
+//!   trailing empty cells on data rows are ignored; any other field-count mismatch quarantines the
+//!   row.
+//!
+//! Records are read as bytes and each field is checked for UTF-8 only when it is used.
+
+use std::fs::File;
+use std::io::{BufReader, Read};
+use std::path::Path;
+
+use csv::ByteRecord;
+use encoding_rs::{Encoding, UTF_8, WINDOWS_1252};
+
+use super::FormatError;
+use crate::config::CsvFormat;
+
+const SAMPLE: usize = 64 * 1024;
+
+/// An open CSV object positioned at its first data row.
+pub struct CsvObject {
+    pub encoding: &'static str,
+    pub delimiter: u8,
+    /// every header row, as read
+    pub header_rows: Vec<Vec<String>>,
+    /// the column names the mapping uses
+    pub names: Vec<String>,
+    reader: csv::Reader<Box<dyn Read + Send>>,
+    record: ByteRecord,
+}
+
+fn io_err(object: &str, e: impl std::fmt::Display) -> FormatError {
+    FormatError::Unreadable {
+        object: object.to_string(),
+        message: e.to_string(),
+    }
+}
+
+/// Is the whole file valid UTF-8? Read in blocks, carrying an incomplete sequence over.
+fn file_is_utf8(path: &Path, object: &str) -> Result<bool, FormatError> {
+    let mut f = File::open(path).map_err(|e| io_err(object, e))?;
+    let mut buf = vec![0u8; 1 << 20];
+    let mut carry = 0usize;
+    loop {
+        let n = f.read(&mut buf[carry..]).map_err(|e| io_err(object, e))?;
+        let len = carry + n;
+        if n == 0 {
+            return Ok(carry == 0);
+        }
+        match std::str::from_utf8(&buf[..len]) {
+            Ok(_) => carry = 0,
+            Err(e) if e.error_len().is_none() => {
+                let valid = e.valid_up_to();
+                buf.copy_within(valid..len, 0);
+                carry = len - valid;
+            }
+            Err(_) => return Ok(false),
+        }
+    }
+}
+
+fn choose_encoding(
+    path: &Path,
+    object: &str,
+    spec: &str,
+) -> Result<(&'static Encoding, bool), FormatError> {
+    let mut head = [0u8; 3];
+    let mut f = File::open(path).map_err(|e| io_err(object, e))?;
+    let n = f.read(&mut head).map_err(|e| io_err(object, e))?;
+    let bom = n == 3 && head == [0xEF, 0xBB, 0xBF];
+    let enc = match spec.to_ascii_lowercase().as_str() {
+        "auto" => {
+            if bom || file_is_utf8(path, object)? {
+                UTF_8
+            } else {
+                WINDOWS_1252
+            }
+        }
+        "utf-8" | "utf8" => UTF_8,
+        "windows-1252" | "cp1252" | "iso-8859-1" | "latin1" | "latin-1" => WINDOWS_1252,
+        other => {
+            return Err(FormatError::Config(format!(
+                "format.encoding '{other}': use auto, utf-8, windows-1252 or iso-8859-1"
+            )));
+        }
+    };
+    Ok((enc, bom))
+}
+
+fn decoded_reader(
+    path: &Path,
+    object: &str,
+    enc: &'static Encoding,
+) -> Result<Box<dyn Read + Send>, FormatError> {
+    let f = File::open(path).map_err(|e| io_err(object, e))?;
+    let r = encoding_rs_io::DecodeReaderBytesBuilder::new()
+        .encoding(Some(enc))
+        .utf8_passthru(true)
+        .strip_bom(true)
+        .bom_override(true)
+        .build(BufReader::with_capacity(1 << 20, f));
+    Ok(Box::new(r))
+}
+
+fn parse_delimiter(spec: &str) -> Result<Option<u8>, FormatError> {
+    Ok(match spec {
+        "auto" => None,
+        "\t" | "tab" | "TAB" | "\\t" => Some(b'\t'),
+        s if s.len() == 1 && s.is_ascii() => Some(s.as_bytes()[0]),
+        other => {
+            return Err(FormatError::Config(format!(
+                "format.delimiter '{other}': use auto, \",\", \";\" or tab"
+            )));
+        }
+    })
+}
+
+/// The delimiter that splits the sample into the most columns, consistently.
+fn detect_delimiter(sample: &[u8]) -> u8 {
+    let mut best = (b',', 0usize, false);
+    for d in [b',', b';', b'\t'] {
+        let mut rdr = csv::ReaderBuilder::new()
+            .delimiter(d)
+            .has_headers(false)
+            .flexible(true)
+            .from_reader(sample);
+        let mut counts = Vec::new();
+        let mut rec = ByteRecord::new();
+        // the last record of a cut sample may be partial: leave it out
+        while counts.len() < 21 && rdr.read_byte_record(&mut rec).unwrap_or(false) {
+            counts.push(rec.len());
+        }
+        if counts.len() > 1 {
+            counts.pop();
+        }
+        let first = counts.first().copied().unwrap_or(0);
+        // allow one extra (empty) trailing field on header or data rows
+        let consistent = counts.iter().all(|&c| c == first || c + 1 == first || c == first + 1);
+        let better = match (consistent, best.2) {
+            (true, false) => first > 1,
+            (false, true) => false,
+            _ => first > best.1,
+        };
+        if better {
+            best = (d, first, consistent);
+        }
+    }
+    best.0
+}
+
+impl CsvObject {
+    /// Open `path` (the object `object`), decode it and read its header rows.
+    pub fn open(path: &Path, object: &str, cfg: &CsvFormat) -> Result<CsvObject, FormatError> {
+        let (enc, _bom) = choose_encoding(path, object, &cfg.encoding)?;
+        let delimiter = match parse_delimiter(&cfg.delimiter)? {
+            Some(d) => d,
+            None => {
+                let mut sample = Vec::with_capacity(SAMPLE);
+                decoded_reader(path, object, enc)?
+                    .take(SAMPLE as u64)
+                    .read_to_end(&mut sample)
+                    .map_err(|e| io_err(object, e))?;
+                detect_delimiter(&sample)
+            }
+        };
+        let mut reader = csv::ReaderBuilder::new()
+            .delimiter(delimiter)
+            .has_headers(false)
+            .flexible(true)
+            .buffer_capacity(1 << 18)
+            .from_reader(decoded_reader(path, object, enc)?);
+        let mut header_rows = Vec::new();
+        let mut record = ByteRecord::new();
+        for i in 0..cfg.header_rows {
+            let ok = reader
+                .read_byte_record(&mut record)
+                .map_err(|e| io_err(object, e))?;
+            if !ok {
+                return Err(FormatError::MissingHeader {
+                    object: object.to_string(),
+                    expected: cfg.header_rows,
+                    found: i,
+                });
+            }
+            let row: Vec<String> = record
+                .iter()
+                .map(|f| String::from_utf8_lossy(f).trim().to_string())
+                .collect();
+            header_rows.push(row);
+        }
+        let names_row = cfg.names_row.unwrap_or(cfg.header_rows) - 1;
+        let mut names = header_rows[names_row].clone();
+        while names.last().is_some_and(|s| s.is_empty()) {
+            names.pop();
+        }
+        Ok(CsvObject {
+            encoding: enc.name(),
+            delimiter,
+            header_rows,
+            names,
+            reader,
+            record,
+        })
+    }
+
+    /// The next data record and the line it starts on (1-based), or None at the end.
+    pub fn next_record(&mut self) -> Result<Option<(u64, &ByteRecord)>, String> {
+        match self.reader.read_byte_record(&mut self.record) {
+            Ok(true) => {
+                let line = self.record.position().map(|p| p.line()).unwrap_or(0);
+                Ok(Some((line, &self.record)))
+            }
+            Ok(false) => Ok(None),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+
+    /// Bytes of the decoded input consumed so far (for progress).
+    pub fn bytes_read(&self) -> u64 {
+        self.reader.position().byte()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn detects_delimiters() {
+        assert_eq!(detect_delimiter(b"a;b;c\n1;2;3\n4;5;6\n"), b';');
+        assert_eq!(detect_delimiter(b"a,b,c\n1,2,3\n"), b',');
+        assert_eq!(detect_delimiter(b"a\tb\tc\t\n1\t2,5\t3\n"), b'\t');
+        // commas inside quoted text do not win over the real delimiter
+        assert_eq!(
+            detect_delimiter(b"id;text\n1;\"a, b, c, d\"\n2;\"e, f\"\n"),
+            b';'
+        );
+    }
+}

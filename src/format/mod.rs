@@ -1,0 +1,69 @@
+//! File formats: each turns one source object into column names and records of text fields.
+//! One module per format; the normalizer sees only [`Records`].
+
+pub mod csv;
+
+use std::path::Path;
+
+use crate::config::FormatConfig;
+
+#[derive(Debug, thiserror::Error)]
+pub enum FormatError {
+    #[error("{0}")]
+    Config(String),
+    #[error("{object}: cannot read: {message}")]
+    Unreadable { object: String, message: String },
+    #[error("{object}: expected {expected} header row(s), the file has {found}")]
+    MissingHeader {
+        object: String,
+        expected: usize,
+        found: usize,
+    },
+}
+
+/// An open object: its column names and a cursor over its records.
+pub enum Records {
+    Csv(csv::CsvObject),
+}
+
+impl Records {
+    pub fn open(path: &Path, object: &str, cfg: &FormatConfig) -> Result<Records, FormatError> {
+        match cfg {
+            FormatConfig::Csv(c) => Ok(Records::Csv(csv::CsvObject::open(path, object, c)?)),
+        }
+    }
+
+    pub fn names(&self) -> &[String] {
+        match self {
+            Records::Csv(c) => &c.names,
+        }
+    }
+
+    /// A short description of how the object was decoded (for `check`).
+    pub fn describe(&self) -> String {
+        match self {
+            Records::Csv(c) => format!(
+                "csv, {}, delimiter {}, {} header row(s)",
+                c.encoding,
+                match c.delimiter {
+                    b'\t' => "TAB".to_string(),
+                    d => format!("'{}'", d as char),
+                },
+                c.header_rows.len()
+            ),
+        }
+    }
+
+    /// The next record: its row number in the object (the line it starts on) and its fields.
+    pub fn next_record(&mut self) -> Result<Option<(u64, &::csv::ByteRecord)>, String> {
+        match self {
+            Records::Csv(c) => c.next_record(),
+        }
+    }
+
+    pub fn bytes_read(&self) -> u64 {
+        match self {
+            Records::Csv(c) => c.bytes_read(),
+        }
+    }
+}

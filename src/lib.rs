@@ -1,0 +1,14 @@
+//! palaute: a batch ETL pipeline and Delta Lake warehouse for client feedback in Finnish social and
+//! health services. Modules follow the data flow: config → source → format → normalize → privacy
+//! → warehouse → ops (run, check, sql, history, demo, bench).
+
+pub mod config;
+pub mod format;
+pub mod normalize;
+pub mod ops;
+pub mod privacy;
+pub mod schema;
+pub mod source;
+pub mod store;
+pub mod warehouse;
+pub mod demo;

@@ -1,0 +1,1037 @@
+//! Mapping a source record to the national schema.
+//!
+//! A [`Normalizer`] is compiled from a pipeline's mapping, the catalog and one object's column
+//! names; compiling finds every configuration error at once (unknown items, codes or columns).
+//! Rows are then normalized in two steps: [`Normalizer::head`] gives what deduplication needs (the
+//! response key, a hash of the mapped source fields, the time and the partition), and
+//! [`Normalizer::body`] the rest, only for rows that will be written.
+
+pub mod time;
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+
+use chrono::{DateTime, Datelike, Utc};
+use chrono_tz::Tz;
+use csv::ByteRecord;
+
+use crate::config::{Field, ItemSpec, Mapping, Pipeline, Scalar, SourceConfig};
+use crate::schema::{Catalog, CodeList, Labels, ScaleKind, codes::fold};
+use time::TimeFormat;
+
+/// Why a row cannot be loaded: a reason code, the column, and a message without answer text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    pub code: &'static str,
+    pub column: Option<String>,
+    pub message: String,
+}
+
+impl std::fmt::Display for Problem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.column {
+            Some(c) => write!(f, "column '{c}': {} ({})", self.message, self.code),
+            None => write!(f, "{} ({})", self.message, self.code),
+        }
+    }
+}
+
+/// Answer status of a closed item.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    Answered,
+    CantSay,
+    NotApplicable,
+    Missing,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Answered => "answered",
+            Status::CantSay => "cant_say",
+            Status::NotApplicable => "not_applicable",
+            Status::Missing => "missing",
+        }
+    }
+    fn parse(s: &str) -> Option<Status> {
+        match s {
+            "cant_say" => Some(Status::CantSay),
+            "not_applicable" => Some(Status::NotApplicable),
+            "missing" => Some(Status::Missing),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+enum From {
+    Column(usize, String),
+    Constant(String),
+}
+
+#[derive(Debug, Clone)]
+struct Coded {
+    from: From,
+    values: HashMap<String, String>,
+    list: Option<&'static CodeList>,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Target {
+    Value(i16),
+    Status(Status),
+}
+
+#[derive(Debug, Clone)]
+enum ItemKind {
+    Ordinal {
+        col: usize,
+        min: i16,
+        max: i16,
+        lookup: HashMap<String, Target>,
+        nps: bool,
+    },
+    MultiColumns {
+        cols: Vec<(u16, usize)>,
+        selected: Option<HashSet<String>>,
+    },
+    MultiCell {
+        col: usize,
+        sep: String,
+        /// (folded text, option index), longest first
+        options: Vec<(String, u16)>,
+    },
+    Text {
+        col: usize,
+    },
+}
+
+#[derive(Debug, Clone)]
+struct CompiledItem {
+    code: String,
+    kind: ItemKind,
+    options: Vec<String>,
+}
+
+/// One closed answer (or one chosen option of a multi-select item).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Answer {
+    pub item: u16,
+    pub option: Option<u16>,
+    pub value: Option<i16>,
+    pub status: Status,
+    pub raw: Option<String>,
+}
+
+/// Where a response belongs.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Partition {
+    pub period: String,
+    pub county: String,
+}
+
+/// What deduplication needs of a row.
+#[derive(Debug, Clone)]
+pub struct Head {
+    pub key: u128,
+    pub row_hash: i64,
+    pub submitted_at: DateTime<Utc>,
+    pub partition: Partition,
+    pub municipality: Option<String>,
+    pub classification_year: i16,
+    pub cooperation_area: Option<String>,
+}
+
+/// The rest of a normalized row.
+#[derive(Debug, Clone, Default)]
+pub struct Body {
+    pub started_at: Option<DateTime<Utc>>,
+    pub local_area: Option<String>,
+    pub org_unit: Option<String>,
+    pub service: Option<String>,
+    pub channel: Option<String>,
+    pub respondent_role: Option<String>,
+    pub language: Option<String>,
+    pub age_group: Option<String>,
+    pub gender: Option<String>,
+    pub nps: Option<i8>,
+    pub answers: Vec<Answer>,
+    /// (text item index, raw text) — scrubbed before it is stored
+    pub texts: Vec<(u16, String)>,
+}
+
+pub struct Normalizer {
+    pub instrument: String,
+    pub version: String,
+    pub system: String,
+    pub survey: String,
+    names: Vec<String>,
+    id_col: usize,
+    submitted: (usize, TimeFormat),
+    started: Option<(usize, TimeFormat)>,
+    tz: Tz,
+    municipality: Option<From>,
+    county: Option<From>,
+    local_area: Option<Coded>,
+    org_unit: Option<Coded>,
+    service: Option<Coded>,
+    channel: Option<Coded>,
+    respondent_role: Option<Coded>,
+    language: Option<Coded>,
+    age_group: Option<Coded>,
+    birth_year: Option<From>,
+    gender: Option<Coded>,
+    items: Vec<CompiledItem>,
+    hash_cols: Vec<usize>,
+    /// mapped columns that hold open text (scrubbed in quarantine rows too)
+    text_cols: HashSet<usize>,
+    catalog: &'static Catalog,
+}
+
+/// The columns of an object that the mapping does not read and does not list under `ignore`.
+pub fn unmapped_columns(m: &Mapping, names: &[String]) -> Vec<String> {
+    let used: HashSet<String> = m.columns().into_iter().collect();
+    let ignored: HashSet<&str> = m.ignore.iter().map(String::as_str).collect();
+    names
+        .iter()
+        .filter(|n| !n.is_empty() && !used.contains(*n) && !ignored.contains(n.as_str()))
+        .cloned()
+        .collect()
+}
+
+fn scalar_map(m: &std::collections::BTreeMap<Scalar, Scalar>) -> Vec<(String, String)> {
+    m.iter().map(|(k, v)| (k.0.clone(), v.0.clone())).collect()
+}
+
+struct Binder<'a> {
+    names: &'a [String],
+    index: HashMap<&'a str, usize>,
+    dups: HashSet<&'a str>,
+    errors: Vec<String>,
+}
+
+impl<'a> Binder<'a> {
+    fn new(names: &'a [String]) -> Self {
+        let mut index = HashMap::new();
+        let mut dups = HashSet::new();
+        for (i, n) in names.iter().enumerate() {
+            if index.insert(n.as_str(), i).is_some() {
+                dups.insert(n.as_str());
+            }
+        }
+        Binder {
+            names,
+            index,
+            dups,
+            errors: Vec::new(),
+        }
+    }
+
+    fn column(&mut self, key: &str, col: &str) -> Option<usize> {
+        if self.dups.contains(col) {
+            self.errors.push(format!(
+                "mapping.{key}: column '{col}' appears more than once in the header"
+            ));
+            return None;
+        }
+        match self.index.get(col) {
+            Some(i) => Some(*i),
+            None => {
+                self.errors.push(format!(
+                    "mapping.{key}: column '{col}' is not in the source (it has {} columns{})",
+                    self.names.len(),
+                    suggestion(col, self.names)
+                ));
+                None
+            }
+        }
+    }
+
+    fn from(&mut self, key: &str, f: &Field) -> Option<From> {
+        match (&f.0.column, &f.0.constant) {
+            (Some(c), _) => self.column(key, c).map(|i| From::Column(i, c.clone())),
+            (None, Some(k)) => Some(From::Constant(k.0.clone())),
+            (None, None) => None,
+        }
+    }
+
+    fn coded(&mut self, key: &str, f: &Option<Field>, list: Option<&'static CodeList>) -> Option<Coded> {
+        let f = f.as_ref()?;
+        let from = self.from(key, f)?;
+        let mut values = HashMap::new();
+        for (k, v) in scalar_map(&f.0.values) {
+            if let Some(l) = list
+                && !l.contains_code(&v)
+            {
+                self.errors.push(format!(
+                    "mapping.{key}.values: '{v}' is not a {key} code (codes: {})",
+                    l.codes().join(", ")
+                ));
+            }
+            values.insert(fold(&k), v);
+        }
+        if let (From::Constant(c), Some(l)) = (&from, list) {
+            let code = values.get(&fold(c)).map(String::as_str).or_else(|| l.lookup(c));
+            if code.is_none() {
+                self.errors.push(format!(
+                    "mapping.{key}.constant: '{c}' is not a {key} code (codes: {})",
+                    l.codes().join(", ")
+                ));
+            }
+        }
+        Some(Coded { from, values, list })
+    }
+}
+
+fn suggestion(col: &str, names: &[String]) -> String {
+    let f = fold(col);
+    names
+        .iter()
+        .find(|n| fold(n) == f)
+        .map(|n| format!("; did you mean '{n}'?"))
+        .unwrap_or_default()
+}
+
+fn time_format(f: &Field) -> TimeFormat {
+    match f.0.format.as_deref() {
+        None | Some("auto") => TimeFormat::Auto,
+        Some(other) => TimeFormat::Custom(other.to_string()),
+    }
+}
+
+/// Parse a number as survey tools write one: `4`, `4.0`, `4,0`, `68.0000000000`.
+fn parse_integral(s: &str) -> Option<i64> {
+    if let Ok(v) = s.parse::<i64>() {
+        return Some(v);
+    }
+    let f: f64 = s.replace(',', ".").parse().ok()?;
+    (f.fract() == 0.0 && f.is_finite()).then_some(f as i64)
+}
+
+impl Normalizer {
+    /// Compile the mapping for an object with the columns `names`. Every problem is listed.
+    pub fn new(
+        p: &Pipeline,
+        catalog: &'static Catalog,
+        names: &[String],
+    ) -> Result<Normalizer, Vec<String>> {
+        let m = &p.mapping;
+        let SourceConfig::Files(src) = &p.source;
+        let mut b = Binder::new(names);
+        let mut errors = Vec::new();
+        let instrument = match catalog.instrument(&m.instrument) {
+            Ok(i) => Some(i),
+            Err(e) => {
+                errors.push(format!("mapping.instrument: {e}"));
+                None
+            }
+        };
+        let version = instrument.and_then(|i| match i.version(&m.version.0) {
+            Ok(v) => Some(v),
+            Err(e) => {
+                errors.push(format!("mapping.version: {e}"));
+                None
+            }
+        });
+        let tz: Tz = match m.timezone.parse() {
+            Ok(t) => t,
+            Err(_) => {
+                errors.push(format!("mapping.timezone: unknown time zone '{}'", m.timezone));
+                chrono_tz::Europe::Helsinki
+            }
+        };
+        let id_col = b.from("response_id", &m.response_id);
+        let submitted = b.from("submitted_at", &m.submitted_at);
+        let started = m
+            .started_at
+            .as_ref()
+            .and_then(|f| match b.from("started_at", f) {
+                Some(From::Column(i, _)) => Some((i, time_format(f))),
+                _ => None,
+            });
+        let municipality = m.municipality.as_ref().and_then(|f| b.from("municipality", f));
+        let county = m.county.as_ref().and_then(|f| b.from("county", f));
+        if let Some(From::Constant(c)) = &county
+            && !catalog.municipalities.is_county(c)
+        {
+            errors.push(format!(
+                "mapping.county.constant: '{c}' is not a wellbeing services county code (01–21, 90, 91)"
+            ));
+        }
+        if let Some(From::Constant(c)) = &municipality {
+            let y = *catalog.municipalities.years().last().unwrap_or(&2026);
+            if catalog.municipalities.resolve(c, y).is_none()
+                && catalog.municipalities.years().iter().all(|y| catalog.municipalities.resolve(c, *y).is_none())
+            {
+                errors.push(format!("mapping.municipality.constant: '{c}' is not a municipality code or name"));
+            }
+        }
+        let local_area = b.coded("local_area", &m.local_area, None);
+        let org_unit = b.coded("org_unit", &m.org_unit, None);
+        let service = b.coded("service", &m.service, None);
+        let channel = b.coded("channel", &m.channel, Some(catalog.list("channel")));
+        let respondent_role =
+            b.coded("respondent_role", &m.respondent_role, Some(catalog.list("respondent_role")));
+        let language = b.coded("language", &m.language, Some(catalog.list("language")));
+        let age_group = b.coded("age_group", &m.age_group, Some(catalog.list("age_group")));
+        let birth_year = m.birth_year.as_ref().and_then(|f| b.from("birth_year", f));
+        let gender = b.coded("gender", &m.gender, Some(catalog.list("gender")));
+
+        // items: the instrument version's items plus the pipeline's own
+        let mut items = Vec::new();
+        let mut text_cols = HashSet::new();
+        for (code, spec) in &m.items {
+            let (scale_name, options): (String, Vec<(String, Labels)>) =
+                if let Some(own) = m.own_items.get(code) {
+                    if instrument.is_some_and(|i| i.items.contains_key(code)) {
+                        errors.push(format!(
+                            "mapping.own_items.{code}: the instrument already has an item with this code"
+                        ));
+                    }
+                    (own.scale.clone(), own.options.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+                } else {
+                    match (instrument, version) {
+                        (Some(i), Some(v)) => {
+                            if !v.items.contains(code) {
+                                errors.push(format!(
+                                    "mapping.items.{code}: not an item of {} version {} (items: {}; a region's own statements go under own_items)",
+                                    i.code,
+                                    v.version,
+                                    v.items.join(", ")
+                                ));
+                                continue;
+                            }
+                            let it = &i.items[code];
+                            (it.scale.clone(), it.options.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+                        }
+                        _ => continue,
+                    }
+                };
+            let Some(scale) = catalog.scales.get(&scale_name) else {
+                errors.push(format!("mapping.own_items.{code}: unknown scale '{scale_name}'"));
+                continue;
+            };
+            let key = format!("items.{code}");
+            let s: &ItemSpec = &spec.0;
+            let option_codes: Vec<String> = options.iter().map(|(k, _)| k.clone()).collect();
+            let kind = match scale.kind {
+                ScaleKind::Ordinal => {
+                    let Some(col) = s.column.as_ref().and_then(|c| b.column(&key, c)) else {
+                        if s.column.is_none() {
+                            errors.push(format!("mapping.{key}: an ordinal item reads one `column`"));
+                        }
+                        continue;
+                    };
+                    let mut lookup = HashMap::new();
+                    for (st, words) in &scale.statuses {
+                        let status = Status::parse(st).unwrap_or(Status::CantSay);
+                        for w in words {
+                            lookup.insert(fold(w), Target::Status(status));
+                        }
+                    }
+                    for (v, labels) in &scale.values {
+                        for l in labels.all() {
+                            lookup.insert(fold(l), Target::Value(*v));
+                        }
+                    }
+                    for (k, v) in scalar_map(&s.values) {
+                        let t = if let Some(st) = Status::parse(&v) {
+                            Target::Status(st)
+                        } else if let Some(n) = parse_integral(&v).filter(|n| (scale.min as i64..=scale.max as i64).contains(n)) {
+                            Target::Value(n as i16)
+                        } else {
+                            errors.push(format!(
+                                "mapping.{key}.values: '{v}' is neither a value of scale {scale_name} ({}–{}) nor cant_say / not_applicable / missing",
+                                scale.min, scale.max
+                            ));
+                            continue;
+                        };
+                        lookup.insert(fold(&k), t);
+                    }
+                    ItemKind::Ordinal {
+                        col,
+                        min: scale.min,
+                        max: scale.max,
+                        lookup,
+                        nps: scale_name == "recommend11",
+                    }
+                }
+                ScaleKind::Multi => {
+                    if !s.columns.is_empty() {
+                        let mut cols = Vec::new();
+                        for (opt, col) in &s.columns {
+                            match option_codes.iter().position(|o| o == opt) {
+                                Some(oi) => {
+                                    if let Some(c) = b.column(&format!("{key}.columns.{opt}"), col) {
+                                        cols.push((oi as u16, c));
+                                    }
+                                }
+                                None => errors.push(format!(
+                                    "mapping.{key}.columns: '{opt}' is not an option of {code} (options: {})",
+                                    option_codes.join(", ")
+                                )),
+                            }
+                        }
+                        let selected = (!s.selected.is_empty())
+                            .then(|| s.selected.iter().map(|x| fold(&x.0)).collect());
+                        ItemKind::MultiColumns { cols, selected }
+                    } else {
+                        let Some(col) = s.column.as_ref().and_then(|c| b.column(&key, c)) else {
+                            continue;
+                        };
+                        let mut opts: Vec<(String, u16)> = Vec::new();
+                        for (oi, (oc, labels)) in options.iter().enumerate() {
+                            opts.push((fold(oc), oi as u16));
+                            for l in labels.all() {
+                                opts.push((fold(l), oi as u16));
+                            }
+                        }
+                        for (k, v) in scalar_map(&s.values) {
+                            match option_codes.iter().position(|o| *o == v) {
+                                Some(oi) => opts.push((fold(&k), oi as u16)),
+                                None => errors.push(format!(
+                                    "mapping.{key}.values: '{v}' is not an option of {code} (options: {})",
+                                    option_codes.join(", ")
+                                )),
+                            }
+                        }
+                        opts.sort_by(|a, b| b.0.len().cmp(&a.0.len()).then(a.0.cmp(&b.0)));
+                        ItemKind::MultiCell {
+                            col,
+                            sep: s.separator.clone().unwrap_or_else(|| ";".to_string()),
+                            options: opts,
+                        }
+                    }
+                }
+                ScaleKind::Text => {
+                    let Some(col) = s.column.as_ref().and_then(|c| b.column(&key, c)) else {
+                        continue;
+                    };
+                    text_cols.insert(col);
+                    ItemKind::Text { col }
+                }
+            };
+            items.push(CompiledItem {
+                code: code.clone(),
+                kind,
+                options: option_codes,
+            });
+        }
+        errors.extend(b.errors.drain(..));
+        let (Some(From::Column(id_col, _)), Some(From::Column(sub_col, _))) = (id_col, submitted) else {
+            return Err(errors);
+        };
+        if !errors.is_empty() {
+            return Err(errors);
+        }
+        let mut hash_cols: BTreeSet<usize> = BTreeSet::new();
+        for c in m.columns() {
+            if let Some(i) = names.iter().position(|n| *n == c) {
+                hash_cols.insert(i);
+            }
+        }
+        Ok(Normalizer {
+            instrument: m.instrument.clone(),
+            version: m.version.0.clone(),
+            system: src.system.clone(),
+            survey: src.survey.clone(),
+            names: names.to_vec(),
+            id_col,
+            submitted: (sub_col, time_format(&m.submitted_at)),
+            started,
+            tz,
+            municipality,
+            county,
+            local_area,
+            org_unit,
+            service,
+            channel,
+            respondent_role,
+            language,
+            age_group,
+            birth_year,
+            gender,
+            items,
+            hash_cols: hash_cols.into_iter().collect(),
+            text_cols,
+            catalog,
+        })
+    }
+
+    /// Item codes by index (as in [`Answer::item`]).
+    pub fn item_code(&self, i: u16) -> &str {
+        &self.items[i as usize].code
+    }
+
+    pub fn option_code(&self, item: u16, opt: u16) -> &str {
+        &self.items[item as usize].options[opt as usize]
+    }
+
+    pub fn column_name(&self, i: usize) -> &str {
+        &self.names[i]
+    }
+
+    fn field<'r>(&self, rec: &'r ByteRecord, i: usize) -> Result<&'r str, Problem> {
+        let b = rec.get(i).unwrap_or(b"");
+        std::str::from_utf8(b).map(str::trim).map_err(|_| Problem {
+            code: "encoding",
+            column: Some(self.names[i].clone()),
+            message: "not valid text in the file's encoding".into(),
+        })
+    }
+
+    fn value_of(&self, rec: &ByteRecord, from: &From) -> Result<String, Problem> {
+        match from {
+            From::Column(i, _) => self.field(rec, *i).map(str::to_string),
+            From::Constant(c) => Ok(c.clone()),
+        }
+    }
+
+    fn coded(&self, rec: &ByteRecord, c: &Option<Coded>, what: &str) -> Result<Option<String>, Problem> {
+        let Some(c) = c else { return Ok(None) };
+        let raw = self.value_of(rec, &c.from)?;
+        if raw.is_empty() {
+            return Ok(None);
+        }
+        let f = fold(&raw);
+        if let Some(v) = c.values.get(&f) {
+            return Ok(Some(v.clone()));
+        }
+        match c.list {
+            None => Ok(Some(raw)),
+            Some(l) => l.lookup(&raw).map(|s| Some(s.to_string())).ok_or_else(|| Problem {
+                code: "invalid_code",
+                column: match &c.from {
+                    From::Column(_, n) => Some(n.clone()),
+                    From::Constant(_) => None,
+                },
+                message: format!("not a {what} code or label (codes: {})", l.codes().join(", ")),
+            }),
+        }
+    }
+
+    /// Check the field count, then derive key, hash, time and partition.
+    pub fn head(&self, rec: &ByteRecord) -> Result<Head, Vec<Problem>> {
+        let n = self.names.len();
+        if rec.len() < n || (rec.len() > n && rec.iter().skip(n).any(|f| !f.is_empty())) {
+            return Err(vec![Problem {
+                code: "field_count",
+                column: None,
+                message: format!("{} fields where the header has {n}", rec.len()),
+            }]);
+        }
+        let mut problems = Vec::new();
+        let id = match self.field(rec, self.id_col) {
+            Ok("") => {
+                problems.push(Problem {
+                    code: "missing_id",
+                    column: Some(self.names[self.id_col].clone()),
+                    message: "no response id".into(),
+                });
+                None
+            }
+            Ok(s) => Some(s),
+            Err(p) => {
+                problems.push(p);
+                None
+            }
+        };
+        let submitted = match self.field(rec, self.submitted.0) {
+            Ok(s) => match time::parse_time(s, &self.submitted.1, self.tz) {
+                Some(t) => Some(t),
+                None => {
+                    problems.push(Problem {
+                        code: if s.is_empty() { "missing_time" } else { "invalid_time" },
+                        column: Some(self.names[self.submitted.0].clone()),
+                        message: if s.is_empty() {
+                            "no submission time".into()
+                        } else {
+                            "not a date and time in a known format".into()
+                        },
+                    });
+                    None
+                }
+            },
+            Err(p) => {
+                problems.push(p);
+                None
+            }
+        };
+        let (Some(id), Some(submitted)) = (id, submitted) else {
+            return Err(problems);
+        };
+        let (period, year) = time::period_of(submitted);
+        let munis = &self.catalog.municipalities;
+        let cyear = munis.classification_year(year);
+        let mut geo = (None, None, None);
+        if let Some(m) = &self.municipality {
+            match self.value_of(rec, m) {
+                Ok(v) if v.is_empty() => {}
+                Ok(v) => match munis.resolve(&v, cyear) {
+                    Some(g) => geo = (Some(g.municipality), Some(g.county), Some(g.cooperation_area)),
+                    None => problems.push(Problem {
+                        code: "unknown_municipality",
+                        column: match m {
+                            From::Column(_, n) => Some(n.clone()),
+                            From::Constant(_) => None,
+                        },
+                        message: format!("not a municipality code or name of classification year {cyear}"),
+                    }),
+                },
+                Err(p) => problems.push(p),
+            }
+        }
+        let mut county = geo.1.clone();
+        if let Some(c) = &self.county {
+            match self.value_of(rec, c) {
+                Ok(v) if v.is_empty() => {}
+                Ok(v) => {
+                    let v = if v.len() == 1 { format!("0{v}") } else { v };
+                    if !munis.is_county(&v) {
+                        problems.push(Problem {
+                            code: "invalid_code",
+                            column: match c {
+                                From::Column(_, n) => Some(n.clone()),
+                                From::Constant(_) => None,
+                            },
+                            message: "not a wellbeing services county code".into(),
+                        });
+                    } else if county.as_ref().is_some_and(|mc| *mc != v) {
+                        problems.push(Problem {
+                            code: "county_mismatch",
+                            column: match c {
+                                From::Column(_, n) => Some(n.clone()),
+                                From::Constant(_) => None,
+                            },
+                            message: format!(
+                                "the municipality belongs to county {}, not {v}",
+                                county.clone().unwrap_or_default()
+                            ),
+                        });
+                    } else {
+                        if geo.2.is_none() {
+                            geo.2 = munis.county_cooperation_area(&v).map(str::to_string);
+                        }
+                        county = Some(v);
+                    }
+                }
+                Err(p) => problems.push(p),
+            }
+        }
+        if !problems.is_empty() {
+            return Err(problems);
+        }
+        let mut key = xxhash_rust::xxh3::Xxh3::new();
+        key.update(self.system.as_bytes());
+        key.update(b"\x1f");
+        key.update(self.survey.as_bytes());
+        key.update(b"\x1f");
+        key.update(id.as_bytes());
+        let mut h = xxhash_rust::xxh3::Xxh3::new();
+        for &c in &self.hash_cols {
+            h.update(rec.get(c).unwrap_or(b""));
+            h.update(b"\x1f");
+        }
+        Ok(Head {
+            key: key.digest128(),
+            row_hash: h.digest() as i64,
+            submitted_at: submitted,
+            partition: Partition {
+                period,
+                county: county.unwrap_or_else(|| "unknown".to_string()),
+            },
+            municipality: geo.0,
+            classification_year: cyear,
+            cooperation_area: geo.2,
+        })
+    }
+
+    /// Normalize the rest of a row whose head is known.
+    pub fn body(&self, rec: &ByteRecord, head: &Head) -> Result<Body, Vec<Problem>> {
+        let mut problems = Vec::new();
+        let mut body = Body::default();
+        let mut take = |r: Result<Option<String>, Problem>| match r {
+            Ok(v) => v,
+            Err(p) => {
+                problems.push(p);
+                None
+            }
+        };
+        body.local_area = take(self.coded(rec, &self.local_area, "local area"));
+        body.org_unit = take(self.coded(rec, &self.org_unit, "org unit"));
+        body.service = take(self.coded(rec, &self.service, "service"));
+        body.channel = take(self.coded(rec, &self.channel, "channel"));
+        body.respondent_role = take(self.coded(rec, &self.respondent_role, "respondent role"));
+        body.language = take(self.coded(rec, &self.language, "language"));
+        body.age_group = take(self.coded(rec, &self.age_group, "age group"));
+        body.gender = take(self.coded(rec, &self.gender, "gender"));
+        if let Some((c, fmt)) = &self.started {
+            match self.field(rec, *c) {
+                Ok("") => {}
+                Ok(s) => match time::parse_time(s, fmt, self.tz) {
+                    Some(t) => body.started_at = Some(t),
+                    None => problems.push(Problem {
+                        code: "invalid_time",
+                        column: Some(self.names[*c].clone()),
+                        message: "not a date and time in a known format".into(),
+                    }),
+                },
+                Err(p) => problems.push(p),
+            }
+        }
+        if let Some(by) = &self.birth_year {
+            match self.value_of(rec, by) {
+                Ok(v) if v.is_empty() => {}
+                Ok(v) => {
+                    let year = head.submitted_at.year() as i64;
+                    let band = parse_integral(&v)
+                        .filter(|b| (1890..=year).contains(b))
+                        .and_then(|b| self.catalog.list("age_group").band_for((year - b) as u16));
+                    match band {
+                        Some(b) => body.age_group = Some(b.to_string()),
+                        None => problems.push(Problem {
+                            code: "invalid_birth_year",
+                            column: match by {
+                                From::Column(_, n) => Some(n.clone()),
+                                From::Constant(_) => None,
+                            },
+                            message: "not a plausible year of birth".into(),
+                        }),
+                    }
+                }
+                Err(p) => problems.push(p),
+            }
+        }
+        for (ii, item) in self.items.iter().enumerate() {
+            let ii = ii as u16;
+            match &item.kind {
+                ItemKind::Ordinal { col, min, max, lookup, nps } => {
+                    let raw = match self.field(rec, *col) {
+                        Ok(s) => s,
+                        Err(p) => {
+                            problems.push(p);
+                            continue;
+                        }
+                    };
+                    let (value, status, keep_raw) = if raw.is_empty() {
+                        (None, Status::Missing, false)
+                    } else if let Some(n) = parse_integral(raw).filter(|_| !lookup.contains_key(&fold(raw))) {
+                        if n < *min as i64 || n > *max as i64 {
+                            problems.push(Problem {
+                                code: "out_of_range",
+                                column: Some(self.names[*col].clone()),
+                                message: format!("outside the scale {min}–{max}"),
+                            });
+                            continue;
+                        }
+                        (Some(n as i16), Status::Answered, n.to_string() != raw)
+                    } else {
+                        match lookup.get(&fold(raw)) {
+                            Some(Target::Value(v)) => (Some(*v), Status::Answered, true),
+                            Some(Target::Status(s)) => (None, *s, true),
+                            None => {
+                                problems.push(Problem {
+                                    code: "invalid_value",
+                                    column: Some(self.names[*col].clone()),
+                                    message: format!(
+                                        "not a value of the scale {min}–{max}, a scale label, or a known status"
+                                    ),
+                                });
+                                continue;
+                            }
+                        }
+                    };
+                    if *nps {
+                        body.nps = value.map(|v| v as i8);
+                        continue;
+                    }
+                    body.answers.push(Answer {
+                        item: ii,
+                        option: None,
+                        value,
+                        status,
+                        raw: keep_raw.then(|| raw.to_string()),
+                    });
+                }
+                ItemKind::MultiColumns { cols, selected } => {
+                    for (oi, col) in cols {
+                        let v = match self.field(rec, *col) {
+                            Ok(s) => s,
+                            Err(p) => {
+                                problems.push(p);
+                                continue;
+                            }
+                        };
+                        let chosen = match selected {
+                            Some(set) => set.contains(&fold(v)),
+                            None => {
+                                !v.is_empty()
+                                    && !matches!(fold(v).as_str(), "0" | "n" | "no" | "ei" | "false" | "nej")
+                            }
+                        };
+                        if chosen {
+                            body.answers.push(Answer {
+                                item: ii,
+                                option: Some(*oi),
+                                value: None,
+                                status: Status::Answered,
+                                raw: None,
+                            });
+                        }
+                    }
+                }
+                ItemKind::MultiCell { col, sep, options } => {
+                    let cell = match self.field(rec, *col) {
+                        Ok(s) => s,
+                        Err(p) => {
+                            problems.push(p);
+                            continue;
+                        }
+                    };
+                    match split_options(cell, sep, options) {
+                        Ok(chosen) => {
+                            for oi in chosen {
+                                body.answers.push(Answer {
+                                    item: ii,
+                                    option: Some(oi),
+                                    value: None,
+                                    status: Status::Answered,
+                                    raw: None,
+                                });
+                            }
+                        }
+                        Err(()) => problems.push(Problem {
+                            code: "invalid_option",
+                            column: Some(self.names[*col].clone()),
+                            message: format!(
+                                "holds a choice that is not an option of {} (options: {})",
+                                item.code,
+                                item.options.join(", ")
+                            ),
+                        }),
+                    }
+                }
+                ItemKind::Text { col } => match self.field(rec, *col) {
+                    Ok("") => {}
+                    Ok(s) => body.texts.push((ii, s.to_string())),
+                    Err(p) => problems.push(p),
+                },
+            }
+        }
+        if problems.is_empty() { Ok(body) } else { Err(problems) }
+    }
+
+    /// The mapped fields of a rejected row as JSON (column → text), with open text scrubbed and
+    /// every unmapped column left out.
+    pub fn quarantine_json(&self, rec: &ByteRecord, scrub: &crate::privacy::Scrubber) -> String {
+        let mut m = serde_json::Map::new();
+        for &c in &self.hash_cols {
+            let v = String::from_utf8_lossy(rec.get(c).unwrap_or(b"")).to_string();
+            let v = if self.text_cols.contains(&c) {
+                scrub.scrub(&v).text
+            } else {
+                v
+            };
+            m.insert(self.names[c].clone(), serde_json::Value::String(v));
+        }
+        serde_json::Value::Object(m).to_string()
+    }
+
+    /// The response key of a row whose id is readable (for quarantine bookkeeping).
+    pub fn key_of(&self, rec: &ByteRecord) -> Option<u128> {
+        let id = std::str::from_utf8(rec.get(self.id_col)?).ok()?.trim();
+        if id.is_empty() {
+            return None;
+        }
+        let mut key = xxhash_rust::xxh3::Xxh3::new();
+        key.update(self.system.as_bytes());
+        key.update(b"\x1f");
+        key.update(self.survey.as_bytes());
+        key.update(b"\x1f");
+        key.update(id.as_bytes());
+        Some(key.digest128())
+    }
+
+    /// The hash of a row's mapped fields.
+    pub fn hash_of(&self, rec: &ByteRecord) -> i64 {
+        let mut h = xxhash_rust::xxh3::Xxh3::new();
+        for &c in &self.hash_cols {
+            h.update(rec.get(c).unwrap_or(b""));
+            h.update(b"\x1f");
+        }
+        h.digest() as i64
+    }
+}
+
+/// Split a multi-select cell into options, matching known option texts (longest first) before
+/// separators, so that labels that contain the separator are kept whole.
+fn split_options(cell: &str, sep: &str, options: &[(String, u16)]) -> Result<Vec<u16>, ()> {
+    let folded = fold(cell);
+    let mut rest = folded.as_str();
+    let mut out = Vec::new();
+    loop {
+        rest = rest.trim_start();
+        while let Some(r) = rest.strip_prefix(sep.trim()) {
+            rest = r.trim_start();
+        }
+        if rest.is_empty() {
+            return Ok(out);
+        }
+        let hit = options.iter().find(|(text, _)| {
+            rest.starts_with(text.as_str())
+                && rest[text.len()..]
+                    .trim_start()
+                    .strip_prefix(sep.trim())
+                    .is_some_or_empty(&rest[text.len()..])
+        });
+        match hit {
+            Some((text, oi)) => {
+                if !out.contains(oi) {
+                    out.push(*oi);
+                }
+                rest = &rest[text.len()..];
+            }
+            None => return Err(()),
+        }
+    }
+}
+
+trait SomeOrEmpty {
+    fn is_some_or_empty(self, rest: &str) -> bool;
+}
+
+impl SomeOrEmpty for Option<&str> {
+    /// the option text ends at a separator or at the end of the cell
+    fn is_some_or_empty(self, rest: &str) -> bool {
+        self.is_some() || rest.trim().is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn multi_cells_split_by_known_labels() {
+        let opts = vec![
+            (fold("Ryhmät, kurssit ja kerhot"), 0u16),
+            (fold("Retket"), 1),
+            (fold("Muu"), 2),
+        ];
+        let mut o = opts.clone();
+        o.sort_by(|a, b| b.0.len().cmp(&a.0.len()));
+        assert_eq!(split_options("Ryhmät, kurssit ja kerhot, Retket", ",", &o), Ok(vec![0, 1]));
+        assert_eq!(split_options("Retket", ",", &o), Ok(vec![1]));
+        assert_eq!(split_options("", ",", &o), Ok(vec![]));
+        assert_eq!(split_options("Retket, Uinti", ",", &o), Err(()));
+    }
+
+    #[test]
+    fn numbers_as_tools_write_them() {
+        assert_eq!(parse_integral("4"), Some(4));
+        assert_eq!(parse_integral("4,0"), Some(4));
+        assert_eq!(parse_integral("68.0000000000"), Some(68));
+        assert_eq!(parse_integral("4,5"), None);
+        assert_eq!(parse_integral("abc"), None);
+    }
+}

@@ -1,0 +1,242 @@
+//! Times as survey tools write them.
+//!
+//! `auto` accepts ISO 8601 (`2024-03-05T14:22:01+02:00`, `2024-03-05 14:22`, `…Z`, a date alone),
+//! Finnish (`5.3.2024 14.22`, `5.3.2024 14:22:05`, `5.3.2024`) and US slash dates as Google Forms
+//! writes them (`4/27/2021 11:02:10`). Times without an offset are local time in the pipeline's
+//! time zone; in the autumn's repeated hour the earlier instant is taken, and a time in the
+//! spring's skipped hour is moved an hour on.
+
+use chrono::{DateTime, Datelike, NaiveDate, NaiveDateTime, NaiveTime, TimeZone, Utc};
+use chrono_tz::Tz;
+
+/// How a time column is written.
+#[derive(Debug, Clone)]
+pub enum TimeFormat {
+    Auto,
+    /// a chrono format string (`%d/%m/%Y %H:%M`)
+    Custom(String),
+}
+
+/// The period of an instant: `YYYY-MM` in Finnish time.
+pub fn period_of(t: DateTime<Utc>) -> (String, i32) {
+    let local = t.with_timezone(&chrono_tz::Europe::Helsinki);
+    (
+        format!("{:04}-{:02}", local.year(), local.month()),
+        local.year(),
+    )
+}
+
+fn num(s: &[u8]) -> Option<u32> {
+    if s.is_empty() || s.len() > 4 {
+        return None;
+    }
+    let mut v = 0u32;
+    for &b in s {
+        if !b.is_ascii_digit() {
+            return None;
+        }
+        v = v * 10 + (b - b'0') as u32;
+    }
+    Some(v)
+}
+
+/// `H.mm[.ss]` or `H:mm[:ss[.fff]]`
+fn parse_clock(s: &str) -> Option<NaiveTime> {
+    let s = s.trim();
+    if s.is_empty() {
+        return Some(NaiveTime::MIN);
+    }
+    let (main, frac) = match s.split_once(',').or_else(|| {
+        // a fraction after seconds written with ':'
+        if s.contains(':') {
+            s.split_once('.')
+        } else {
+            None
+        }
+    }) {
+        Some((m, f)) => (m, Some(f)),
+        None => (s, None),
+    };
+    let parts: Vec<&str> = main.split([':', '.']).collect();
+    if parts.len() < 2 || parts.len() > 3 {
+        return None;
+    }
+    let h = num(parts[0].as_bytes())?;
+    let m = num(parts[1].as_bytes())?;
+    let sec = if parts.len() == 3 {
+        num(parts[2].as_bytes())?
+    } else {
+        0
+    };
+    let micro = match frac {
+        Some(f) if !f.is_empty() && f.len() <= 9 && f.bytes().all(|b| b.is_ascii_digit()) => {
+            let mut digits = f.to_string();
+            digits.truncate(6);
+            while digits.len() < 6 {
+                digits.push('0');
+            }
+            digits.parse().ok()?
+        }
+        Some(_) => return None,
+        None => 0,
+    };
+    NaiveTime::from_hms_micro_opt(h, m, sec, micro)
+}
+
+fn local(tz: Tz, dt: NaiveDateTime) -> Option<DateTime<Utc>> {
+    match tz.from_local_datetime(&dt) {
+        chrono::LocalResult::Single(t) => Some(t.with_timezone(&Utc)),
+        chrono::LocalResult::Ambiguous(a, _) => Some(a.with_timezone(&Utc)),
+        chrono::LocalResult::None => tz
+            .from_local_datetime(&(dt + chrono::Duration::hours(1)))
+            .earliest()
+            .map(|t| t.with_timezone(&Utc)),
+    }
+}
+
+fn parse_iso(s: &str, tz: Tz) -> Option<DateTime<Utc>> {
+    let b = s.as_bytes();
+    if b.len() < 10 || b[4] != b'-' || b[7] != b'-' {
+        return None;
+    }
+    let date = NaiveDate::from_ymd_opt(num(&b[0..4])? as i32, num(&b[5..7])?, num(&b[8..10])?)?;
+    if b.len() == 10 {
+        return local(tz, date.and_time(NaiveTime::MIN));
+    }
+    if b[10] != b'T' && b[10] != b' ' && b[10] != b't' {
+        return None;
+    }
+    let (clock, offset) = split_offset(s[11..].trim());
+    let time = parse_clock(clock)?;
+    let dt = date.and_time(time);
+    match offset {
+        Some(secs) => {
+            let off = chrono::FixedOffset::east_opt(secs)?;
+            off.from_local_datetime(&dt)
+                .single()
+                .map(|t| t.with_timezone(&Utc))
+        }
+        None => local(tz, dt),
+    }
+}
+
+/// Offset suffix `Z`, `+02:00`, `+0200`, `+02` → (the rest, seconds east).
+fn split_offset(rest: &str) -> (&str, Option<i32>) {
+    if let Some(r) = rest.strip_suffix('Z').or_else(|| rest.strip_suffix('z')) {
+        return (r, Some(0));
+    }
+    let b = rest.as_bytes();
+    for i in (1..b.len()).rev() {
+        if b[i] == b'+' || b[i] == b'-' {
+            let digits: Vec<u8> = rest[i + 1..].bytes().filter(|c| *c != b':').collect();
+            let (h, m) = match digits.len() {
+                2 => (num(&digits), Some(0)),
+                4 => (num(&digits[..2]), num(&digits[2..])),
+                _ => return (rest, None),
+            };
+            return match (h, m) {
+                (Some(h), Some(m)) => {
+                    let sign = if b[i] == b'-' { -1 } else { 1 };
+                    (rest[..i].trim_end(), Some(sign * (h as i32 * 3600 + m as i32 * 60)))
+                }
+                _ => (rest, None),
+            };
+        }
+    }
+    (rest, None)
+}
+
+/// `d.m.yyyy[ H.mm[.ss]]` (Finnish) or `M/D/YYYY[ H:MM[:SS]]` (US, as Google Forms writes).
+fn parse_dotted_or_slashed(s: &str, tz: Tz) -> Option<DateTime<Utc>> {
+    let (date, clock) = match s.split_once(' ') {
+        Some((d, c)) => (d, c.trim_start_matches("klo ").trim()),
+        None => (s, ""),
+    };
+    let (sep, us) = if date.contains('.') {
+        ('.', false)
+    } else if date.contains('/') {
+        ('/', true)
+    } else {
+        return None;
+    };
+    let p: Vec<&str> = date.trim_end_matches(sep).split(sep).collect();
+    if p.len() != 3 {
+        return None;
+    }
+    let (a, b, y) = (num(p[0].as_bytes())?, num(p[1].as_bytes())?, num(p[2].as_bytes())?);
+    if p[2].len() != 4 {
+        return None;
+    }
+    let (d, m) = if us { (b, a) } else { (a, b) };
+    let date = NaiveDate::from_ymd_opt(y as i32, m, d)?;
+    let time = parse_clock(clock)?;
+    local(tz, date.and_time(time))
+}
+
+/// Parse a source time; None when it is not a valid time in any accepted form.
+pub fn parse_time(s: &str, fmt: &TimeFormat, tz: Tz) -> Option<DateTime<Utc>> {
+    let s = s.trim();
+    if s.is_empty() {
+        return None;
+    }
+    match fmt {
+        TimeFormat::Auto => parse_iso(s, tz).or_else(|| parse_dotted_or_slashed(s, tz)),
+        TimeFormat::Custom(f) => {
+            if let Ok(t) = DateTime::parse_from_str(s, f) {
+                return Some(t.with_timezone(&Utc));
+            }
+            if let Ok(t) = NaiveDateTime::parse_from_str(s, f) {
+                return local(tz, t);
+            }
+            NaiveDate::parse_from_str(s, f)
+                .ok()
+                .and_then(|d| local(tz, d.and_time(NaiveTime::MIN)))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono_tz::Europe::Helsinki;
+
+    fn p(s: &str) -> Option<String> {
+        parse_time(s, &TimeFormat::Auto, Helsinki).map(|t| t.to_rfc3339())
+    }
+
+    #[test]
+    fn accepted_forms() {
+        assert_eq!(p("2024-03-05T14:22:01+02:00").unwrap(), "2024-03-05T12:22:01+00:00");
+        assert_eq!(p("2024-07-05 14:22:01+03:00").unwrap(), "2024-07-05T11:22:01+00:00");
+        assert_eq!(p("2024-03-05T12:22:01Z").unwrap(), "2024-03-05T12:22:01+00:00");
+        assert_eq!(p("2024-03-05 14:22").unwrap(), "2024-03-05T12:22:00+00:00");
+        assert_eq!(p("2024-03-05").unwrap(), "2024-03-04T22:00:00+00:00");
+        assert_eq!(p("5.3.2024 14.22").unwrap(), "2024-03-05T12:22:00+00:00");
+        assert_eq!(p("5.3.2024 klo 14.22").unwrap(), "2024-03-05T12:22:00+00:00");
+        assert_eq!(p("05.07.2024 9:05:30").unwrap(), "2024-07-05T06:05:30+00:00");
+        assert_eq!(p("5.3.2024").unwrap(), "2024-03-04T22:00:00+00:00");
+        assert_eq!(p("4/27/2021 11:02:10").unwrap(), "2021-04-27T08:02:10+00:00");
+        assert_eq!(p("2024-03-05T14:22:01.250+02:00").unwrap(), "2024-03-05T12:22:01.250+00:00");
+    }
+
+    #[test]
+    fn rejected_forms() {
+        for s in ["31.2.2024", "2024-13-01", "yesterday", "5.3.24", "14.22", ""] {
+            assert!(p(s).is_none(), "{s}");
+        }
+    }
+
+    #[test]
+    fn periods_are_finnish_months() {
+        let t = parse_time("2024-01-31T23:30:00Z", &TimeFormat::Auto, Helsinki).unwrap();
+        assert_eq!(period_of(t).0, "2024-02");
+    }
+
+    #[test]
+    fn dst_edges() {
+        // 27.10.2024 03:30 happens twice in Helsinki: the first (EEST) is taken
+        assert_eq!(p("27.10.2024 3.30").unwrap(), "2024-10-27T00:30:00+00:00");
+        // 31.3.2024 03:30 does not exist: moved an hour on
+        assert_eq!(p("31.3.2024 3.30").unwrap(), "2024-03-31T01:30:00+00:00");
+    }
+}

@@ -1,0 +1,42 @@
+//! `palaute check`: validate pipelines and show the plan of their next run, writing nothing.
+
+use super::run::RunReport;
+
+/// The plan as text: per object its state and what its rows would do.
+pub fn render(r: &RunReport) -> String {
+    let mut out = format!("pipeline {}: plan\n", r.pipeline);
+    if r.objects.is_empty() {
+        out.push_str("  no source objects match\n");
+    }
+    for o in &r.objects {
+        if o.state == "unchanged" {
+            out.push_str(&format!("  {:<40} unchanged (already loaded; will not be read)\n", o.name));
+            continue;
+        }
+        out.push_str(&format!(
+            "  {:<40} {:<9} {} rows: {} new, {} updated, {} duplicate, {} quarantined  [{}]\n",
+            o.name, o.state, o.counts.read, o.counts.loaded, o.counts.updated, o.counts.duplicate, o.counts.quarantined, o.decoded
+        ));
+        if !o.ignored_columns.is_empty() {
+            out.push_str(&format!(
+                "      ignored (not mapped; will not enter the warehouse): {}\n",
+                o.ignored_columns.join(", ")
+            ));
+        }
+    }
+    let c = &r.counts;
+    out.push_str(&format!(
+        "  total: {} rows read, {} new, {} updated, {} duplicate, {} quarantined\n",
+        c.read, c.loaded, c.updated, c.duplicate, c.quarantined
+    ));
+    if !r.reasons.is_empty() {
+        out.push_str(&format!(
+            "  quarantine reasons: {}\n",
+            r.reasons.iter().map(|(k, v)| format!("{k} {v}")).collect::<Vec<_>>().join(", ")
+        ));
+        for e in &r.examples {
+            out.push_str(&format!("    {e}\n"));
+        }
+    }
+    out
+}

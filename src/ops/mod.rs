@@ -1,0 +1,21 @@
+//! User-visible operations, one file each: `run` (and its dry form behind `check`), `sql`,
+//! `history`, `demo` and `bench`.
+
+
+pub mod check;
+
+pub mod history;
+pub mod run;
+pub mod sql;
+
+/// Exit codes of the command line (documented in the README).
+pub mod exit {
+    /// the run failed for a reason not listed below
+    pub const FAILURE: i32 = 1;
+    /// bad configuration: unknown keys, items, codes or columns; an unusable command line
+    pub const CONFIG: i32 = 2;
+    /// more rows than the pipeline allows would be quarantined: nothing was written
+    pub const QUALITY: i32 = 3;
+    /// the environment failed: a source or the warehouse could not be read or written
+    pub const ENVIRONMENT: i32 = 4;
+}

@@ -1,0 +1,910 @@
+//! `palaute run`: one pipeline run as one atomic outcome.
+//!
+//! 1. Tables left ahead of the ledger by a run that died are restored (see `warehouse`).
+//! 2. The source is listed; objects whose name and fingerprint the ledger already holds for this
+//!    pipeline are skipped without being read.
+//! 3. The other objects are read newest first. Each row is mapped ([`Normalizer::head`]), then
+//!    deduplicated by its response key: a key already seen in this run is a duplicate (the newest
+//!    object wins); a key already in the warehouse with the same hash of its mapped fields is a
+//!    duplicate; with another hash it is an update. Only the partitions the new rows fall into are
+//!    looked up, so the cost grows with the new data, not with the warehouse. A row that cannot
+//!    be mapped goes to quarantine with its reasons (once: a row already quarantined with the same
+//!    content counts as a duplicate).
+//! 4. If more rows than `quality.max_quarantined_pct` allows were quarantined, the run fails and
+//!    nothing is committed. Otherwise the files holding updated responses are rewritten without
+//!    them, every table is committed, and the run's ledger row is appended last. If anything fails
+//!    after the first table commit, the committed tables are restored and the failure is recorded.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::time::Instant;
+
+use arrow::array::{Array, AsArray, BooleanArray, RecordBatch};
+use arrow::datatypes::Int64Type;
+use chrono::Utc;
+use csv::ByteRecord;
+use deltalake_core::kernel::Action;
+
+use crate::config::Pipeline;
+use crate::format::{FormatError, Records};
+use crate::normalize::{Head, Normalizer, Partition, Problem, unmapped_columns};
+use crate::privacy::Scrubber;
+use crate::schema::Catalog;
+use crate::source::{self, SourceError, SourceObject};
+use crate::warehouse::ledger::{self, Counts, ObjectRecord, RunRecord, RunStatus};
+use crate::warehouse::tables::{
+    ANSWERS, COMMENTS, QUARANTINE, RESPONSES, Rows, key_hex, parse_key, table_def,
+};
+use crate::warehouse::writer::{self, TableWriter, WrittenFile, add_action, remove_action};
+use crate::warehouse::{TableFile, Warehouse, WarehouseError};
+
+use super::exit;
+
+const CHUNK: usize = 16_384;
+
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error("{0}")]
+    Config(String),
+    #[error(
+        "pipeline {pipeline}: {quarantined} of {read} rows ({pct:.1} %) would be quarantined, over the limit of {max} %; nothing was written. Reasons: {reasons}"
+    )]
+    Quality {
+        pipeline: String,
+        quarantined: u64,
+        read: u64,
+        pct: f64,
+        max: f64,
+        reasons: String,
+    },
+    #[error(transparent)]
+    Source(#[from] SourceError),
+    #[error(transparent)]
+    Format(FormatError),
+    #[error(transparent)]
+    Warehouse(#[from] WarehouseError),
+    #[error("failpoint {0} (PALAUTE_FAILPOINT): the run stopped on purpose")]
+    Failpoint(String),
+}
+
+impl RunError {
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            RunError::Config(_) => exit::CONFIG,
+            RunError::Format(FormatError::Config(_)) => exit::CONFIG,
+            RunError::Quality { .. } => exit::QUALITY,
+            RunError::Source(_) | RunError::Warehouse(_) | RunError::Format(_) => exit::ENVIRONMENT,
+            RunError::Failpoint(_) => exit::FAILURE,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    /// plan only: read and map, but write nothing
+    pub dry_run: bool,
+    /// show a progress bar on an interactive terminal
+    pub progress: bool,
+}
+
+/// What happened to one source object.
+#[derive(Debug, Clone, Default)]
+pub struct ObjectPlan {
+    pub name: String,
+    pub state: &'static str,
+    pub decoded: String,
+    pub counts: Counts,
+    pub ignored_columns: Vec<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct RunReport {
+    pub pipeline: String,
+    pub run_id: String,
+    pub status: RunStatus,
+    pub counts: Counts,
+    pub objects: Vec<ObjectPlan>,
+    /// reason code → rows quarantined for it
+    pub reasons: BTreeMap<String, u64>,
+    /// the first few quarantined rows: "object row N: problem"
+    pub examples: Vec<String>,
+    pub table_versions: BTreeMap<String, u64>,
+    pub seconds: f64,
+    pub restored: Vec<String>,
+}
+
+fn failpoint(stage: &str) -> Result<(), RunError> {
+    let Ok(fp) = std::env::var("PALAUTE_FAILPOINT") else {
+        return Ok(());
+    };
+    if fp == format!("error:{stage}") {
+        return Err(RunError::Failpoint(fp));
+    }
+    if fp == format!("crash:{stage}") {
+        // like kill -9: no clean-up, no ledger row
+        std::process::exit(86);
+    }
+    Ok(())
+}
+
+struct Writers {
+    tables: BTreeMap<&'static str, TableWriter>,
+    in_place: bool,
+    staging: Option<PathBuf>,
+}
+
+impl Writers {
+    fn new(wh: &Warehouse, load_id: &str) -> Self {
+        let (base, in_place, staging) = match &wh.loc.local_dir {
+            Some(d) => (d.clone(), true, None),
+            None => {
+                let s = std::env::temp_dir().join(format!("palaute-stage-{load_id}"));
+                (s.clone(), false, Some(s))
+            }
+        };
+        let mut tables = BTreeMap::new();
+        for t in [RESPONSES, ANSWERS, COMMENTS, QUARANTINE] {
+            tables.insert(t, TableWriter::new(table_def(t), base.join(t), load_id));
+        }
+        Writers {
+            tables,
+            in_place,
+            staging,
+        }
+    }
+}
+
+/// Keys already in the warehouse, loaded partition by partition as rows need them.
+struct Existing {
+    files: HashMap<Partition, Vec<TableFile>>,
+    loaded: HashSet<Partition>,
+    keys: HashMap<u128, (i64, Partition)>,
+}
+
+fn index_by_partition(files: Vec<TableFile>) -> HashMap<Partition, Vec<TableFile>> {
+    let mut m: HashMap<Partition, Vec<TableFile>> = HashMap::new();
+    for f in files {
+        let pv = f.partition_values();
+        let get = |k: &str| pv.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
+        let p = Partition {
+            period: get("period").unwrap_or_default(),
+            county: get("county").unwrap_or_default(),
+        };
+        m.entry(p).or_default().push(f);
+    }
+    m
+}
+
+impl Existing {
+    async fn load(&mut self, wh: &Warehouse, parts: BTreeSet<Partition>) -> Result<(), WarehouseError> {
+        let mut files = Vec::new();
+        for p in &parts {
+            if let Some(f) = self.files.get(p) {
+                files.extend(f.iter().cloned().map(|f| (p.clone(), f)));
+            }
+            self.loaded.insert(p.clone());
+        }
+        if files.is_empty() {
+            return Ok(());
+        }
+        for (p, f) in files {
+            let batches = wh
+                .read_files(RESPONSES, std::slice::from_ref(&f), &["response_key", "row_hash"])
+                .await?;
+            for b in batches {
+                let keys = b.column(0).as_string::<i32>();
+                let hashes = b.column(1).as_primitive::<Int64Type>();
+                for i in 0..b.num_rows() {
+                    if let Some(k) = parse_key(keys.value(i)) {
+                        self.keys.insert(k, (hashes.value(i), p.clone()));
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+struct Ctx<'a> {
+    p: &'a Pipeline,
+    load_id: String,
+    scrubber: Scrubber,
+    writers: Option<Writers>,
+    seen: HashMap<u128, i64>,
+    quarantined_before: HashSet<(u128, i64)>,
+    existing: Existing,
+    to_delete: HashMap<Partition, HashSet<u128>>,
+    reasons: BTreeMap<String, u64>,
+    examples: Vec<String>,
+    now_micros: i64,
+}
+
+impl Ctx<'_> {
+    fn quarantine(
+        &mut self,
+        norm: &Normalizer,
+        object: &str,
+        line: u64,
+        rec: &ByteRecord,
+        problems: &[Problem],
+        counts: &mut Counts,
+    ) -> Result<(), RunError> {
+        let key = norm.key_of(rec);
+        let hash = norm.hash_of(rec);
+        if let Some(k) = key
+            && self.quarantined_before.contains(&(k, hash))
+        {
+            counts.duplicate += 1;
+            return Ok(());
+        }
+        counts.quarantined += 1;
+        let mut codes: Vec<&str> = problems.iter().map(|p| p.code).collect();
+        codes.dedup();
+        for c in &codes {
+            *self.reasons.entry(c.to_string()).or_default() += 1;
+        }
+        let message = problems
+            .iter()
+            .map(|p| p.to_string())
+            .collect::<Vec<_>>()
+            .join("; ");
+        if self.examples.len() < 10 {
+            self.examples.push(format!("{object} row {line}: {message}"));
+        }
+        let Some(w) = self.writers.as_mut() else {
+            return Ok(());
+        };
+        let part = Partition {
+            period: self.load_id.clone(),
+            county: String::new(),
+        };
+        let tw = w.tables.get_mut(QUARANTINE).expect("quarantine writer");
+        let Rows::Quarantine(r) = tw.rows(&part) else {
+            unreachable!()
+        };
+        r.pipeline.append_value(&self.p.name);
+        r.source_object.append_value(object);
+        r.source_row.append_value(line as i64);
+        r.response_key.append_option(key.map(key_hex));
+        r.row_hash.append_value(hash);
+        r.reason_codes.append_value(codes.join(","));
+        r.message.append_value(&message);
+        r.record.append_value(norm.quarantine_json(rec, &self.scrubber));
+        r.quarantined_at.append_value(self.now_micros);
+        tw.pushed(&part)?;
+        Ok(())
+    }
+
+    fn write_row(
+        &mut self,
+        norm: &Normalizer,
+        object: &str,
+        line: u64,
+        head: &Head,
+        body: crate::normalize::Body,
+    ) -> Result<(), RunError> {
+        let Some(w) = self.writers.as_mut() else {
+            return Ok(());
+        };
+        let key = key_hex(head.key);
+        let part = &head.partition;
+        {
+            let tw = w.tables.get_mut(RESPONSES).expect("responses writer");
+            let Rows::Responses(r) = tw.rows(part) else {
+                unreachable!()
+            };
+            r.response_key.append_value(&key);
+            r.row_hash.append_value(head.row_hash);
+            r.pipeline.append_value(&self.p.name);
+            r.source_system.append_value(&norm.system);
+            r.survey_id.append_value(&norm.survey);
+            r.instrument.append_value(&norm.instrument);
+            r.instrument_version.append_value(&norm.version);
+            r.submitted_at.append_value(head.submitted_at.timestamp_micros());
+            r.started_at
+                .append_option(body.started_at.map(|t| t.timestamp_micros()));
+            r.classification_year.append_value(head.classification_year);
+            r.municipality.append_option(head.municipality.as_deref());
+            r.cooperation_area
+                .append_option(head.cooperation_area.as_deref());
+            r.local_area.append_option(body.local_area.as_deref());
+            r.org_unit.append_option(body.org_unit.as_deref());
+            r.service.append_option(body.service.as_deref());
+            r.channel.append_option(body.channel.as_deref());
+            r.respondent_role
+                .append_option(body.respondent_role.as_deref());
+            r.language.append_option(body.language.as_deref());
+            r.age_group.append_option(body.age_group.as_deref());
+            r.gender.append_option(body.gender.as_deref());
+            r.nps.append_option(body.nps);
+            r.completion.append_value("complete");
+            r.load_id.append_value(&self.load_id);
+            r.source_object.append_value(object);
+            r.source_row.append_value(line as i64);
+            tw.pushed(part)?;
+        }
+        if !body.answers.is_empty() {
+            let tw = w.tables.get_mut(ANSWERS).expect("answers writer");
+            for a in &body.answers {
+                let Rows::Answers(r) = tw.rows(part) else {
+                    unreachable!()
+                };
+                r.response_key.append_value(&key);
+                r.instrument.append_value(&norm.instrument);
+                r.item_code.append_value(norm.item_code(a.item));
+                r.option_code
+                    .append_option(a.option.map(|o| norm.option_code(a.item, o)));
+                r.value.append_option(a.value);
+                r.status.append_value(a.status.as_str());
+                r.raw_value.append_option(a.raw.as_deref());
+                r.load_id.append_value(&self.load_id);
+                tw.pushed(part)?;
+            }
+        }
+        if !body.texts.is_empty() {
+            let tw = w.tables.get_mut(COMMENTS).expect("comments writer");
+            for (item, text) in &body.texts {
+                let s = self.scrubber.scrub(text);
+                let Rows::Comments(r) = tw.rows(part) else {
+                    unreachable!()
+                };
+                r.response_key.append_value(&key);
+                r.instrument.append_value(&norm.instrument);
+                r.field.append_value(norm.item_code(*item));
+                r.text.append_value(&s.text);
+                r.redactions.append_value(s.redactions as i32);
+                r.redaction_kinds.append_value(&s.kinds);
+                r.load_id.append_value(&self.load_id);
+                tw.pushed(part)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// One row: dedupe, map, write or quarantine.
+    fn row(
+        &mut self,
+        norm: &Normalizer,
+        object: &str,
+        line: u64,
+        rec: &ByteRecord,
+        head: Result<Head, Vec<Problem>>,
+        counts: &mut Counts,
+    ) -> Result<(), RunError> {
+        counts.read += 1;
+        let head = match head {
+            Ok(h) => h,
+            Err(problems) => return self.quarantine(norm, object, line, rec, &problems, counts),
+        };
+        if self.seen.contains_key(&head.key) {
+            // the same response in a newer object of this run (read first) wins
+            counts.duplicate += 1;
+            return Ok(());
+        }
+        self.seen.insert(head.key, head.row_hash);
+        let previous = self.existing.keys.get(&head.key).cloned();
+        if let Some((hash, _)) = &previous
+            && *hash == head.row_hash
+        {
+            counts.duplicate += 1;
+            return Ok(());
+        }
+        let body = match norm.body(rec, &head) {
+            Ok(b) => b,
+            Err(problems) => return self.quarantine(norm, object, line, rec, &problems, counts),
+        };
+        match previous {
+            Some((_, part)) => {
+                counts.updated += 1;
+                self.to_delete.entry(part).or_default().insert(head.key);
+            }
+            None => counts.loaded += 1,
+        }
+        self.write_row(norm, object, line, &head, body)
+    }
+}
+
+fn new_run_id() -> String {
+    let u = uuid::Uuid::new_v4().simple().to_string();
+    format!("{}-{}", Utc::now().format("%Y%m%dT%H%M%SZ"), &u[..8])
+}
+
+/// Run (or, with `dry_run`, plan) one pipeline.
+pub async fn run_pipeline(
+    wh: &Warehouse,
+    p: &Pipeline,
+    opts: &RunOptions,
+) -> Result<RunReport, RunError> {
+    let started = Utc::now();
+    let clock = Instant::now();
+    let load_id = new_run_id();
+    let catalog = Catalog::embedded();
+    let exists = wh.exists().await?;
+    let mut restored = Vec::new();
+    if !opts.dry_run {
+        wh.ensure_tables().await?;
+        restored = wh.recover().await?;
+    }
+    let runs = if exists || !opts.dry_run {
+        ledger::read_runs(wh).await?
+    } else {
+        Vec::new()
+    };
+    let committed: BTreeMap<String, u64> = runs
+        .last()
+        .map(|r| r.table_versions.clone())
+        .unwrap_or_default();
+    let next_seq = runs.last().map(|r| r.seq + 1).unwrap_or(1);
+    let mut manifest: HashMap<String, String> = HashMap::new();
+    for r in runs
+        .iter()
+        .filter(|r| r.pipeline == p.name && r.status != RunStatus::Failed)
+    {
+        for o in &r.objects {
+            manifest.insert(o.name.clone(), o.fingerprint.clone());
+        }
+    }
+
+    let src = source::open(p)?;
+    let listed = src.list().await?;
+    let mut plans: Vec<ObjectPlan> = Vec::new();
+    let mut to_read: Vec<(SourceObject, &'static str)> = Vec::new();
+    let mut records: Vec<ObjectRecord> = Vec::new();
+    for o in &listed {
+        let state = match manifest.get(&o.name) {
+            Some(f) if *f == o.fingerprint() => "unchanged",
+            Some(_) => "changed",
+            None => "new",
+        };
+        if state == "unchanged" {
+            plans.push(ObjectPlan {
+                name: o.name.clone(),
+                state,
+                ..Default::default()
+            });
+            continue;
+        }
+        to_read.push((o.clone(), state));
+    }
+    // newest first, so that a response repeated in several objects is taken from the newest
+    to_read.sort_by(|a, b| {
+        b.0.last_modified
+            .cmp(&a.0.last_modified)
+            .then(b.0.name.cmp(&a.0.name))
+    });
+    let objects_skipped = plans.len() as u64;
+
+    // what the warehouse holds, at the committed versions
+    let mut existing = Existing {
+        files: HashMap::new(),
+        loaded: HashSet::new(),
+        keys: HashMap::new(),
+    };
+    let mut table_files: BTreeMap<&'static str, HashMap<Partition, Vec<TableFile>>> = BTreeMap::new();
+    let mut quarantined_before = HashSet::new();
+    let mut tables = BTreeMap::new();
+    if (exists || !opts.dry_run) && !to_read.is_empty() {
+        for name in [RESPONSES, ANSWERS, COMMENTS, QUARANTINE] {
+            let v = committed.get(name).copied().unwrap_or(0);
+            let t = wh.table(name, Some(v)).await?;
+            let files = wh.files(&t).await?;
+            if name == QUARANTINE {
+                let batches = wh
+                    .read_files(QUARANTINE, &files, &["pipeline", "response_key", "row_hash"])
+                    .await?;
+                for b in batches {
+                    let pl = b.column(0).as_string::<i32>();
+                    let k = b.column(1).as_string::<i32>();
+                    let h = b.column(2).as_primitive::<Int64Type>();
+                    for i in 0..b.num_rows() {
+                        if pl.value(i) == p.name
+                            && !k.is_null(i)
+                            && let Some(key) = parse_key(k.value(i))
+                        {
+                            quarantined_before.insert((key, h.value(i)));
+                        }
+                    }
+                }
+            } else {
+                table_files.insert(name, index_by_partition(files));
+            }
+            tables.insert(name, t);
+        }
+        existing.files = table_files.get(RESPONSES).cloned().unwrap_or_default();
+    }
+
+    let mut ctx = Ctx {
+        p,
+        load_id: load_id.clone(),
+        scrubber: Scrubber::new(&p.privacy.scrub),
+        writers: (!opts.dry_run).then(|| Writers::new(wh, &load_id)),
+        seen: HashMap::new(),
+        quarantined_before,
+        existing,
+        to_delete: HashMap::new(),
+        reasons: BTreeMap::new(),
+        examples: Vec::new(),
+        now_micros: started.timestamp_micros(),
+    };
+
+    let total_bytes: u64 = to_read.iter().map(|(o, _)| o.size).sum();
+    let bar = (opts.progress && std::io::stderr().is_terminal()).then(|| {
+        let b = indicatif::ProgressBar::new(total_bytes);
+        b.set_style(
+            indicatif::ProgressStyle::with_template(
+                "{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
+            )
+            .expect("valid template")
+            .progress_chars("=> "),
+        );
+        b.set_message(p.name.clone());
+        b
+    });
+
+    let mut counts = Counts::default();
+    let result: Result<(), RunError> = async {
+        let mut done_bytes = 0u64;
+        for (obj, state) in &to_read {
+            let copy = src.local_copy(obj).await?;
+            let mut recs = Records::open(&copy.path, &obj.name, &p.format).map_err(RunError::Format)?;
+            let norm = Normalizer::new(p, catalog, recs.names()).map_err(|errs| {
+                RunError::Config(format!(
+                    "{}: {}: {}",
+                    p.file.display(),
+                    obj.name,
+                    errs.join("; ")
+                ))
+            })?;
+            let mut oc = Counts::default();
+            let ignored = unmapped_columns(&p.mapping, recs.names());
+            let decoded = recs.describe();
+            tracing::info!(pipeline = %p.name, object = %obj.name, state, %decoded, "reading");
+            let mut chunk: Vec<(u64, ByteRecord)> = Vec::with_capacity(CHUNK);
+            loop {
+                chunk.clear();
+                while chunk.len() < CHUNK {
+                    match recs.next_record() {
+                        Ok(Some((line, r))) => chunk.push((line, r.clone())),
+                        Ok(None) => break,
+                        Err(e) => {
+                            return Err(RunError::Format(FormatError::Unreadable {
+                                object: obj.name.clone(),
+                                message: e,
+                            }));
+                        }
+                    }
+                }
+                if chunk.is_empty() {
+                    break;
+                }
+                let heads: Vec<Result<Head, Vec<Problem>>> =
+                    chunk.iter().map(|(_, r)| norm.head(r)).collect();
+                let missing: BTreeSet<Partition> = heads
+                    .iter()
+                    .filter_map(|h| h.as_ref().ok())
+                    .map(|h| &h.partition)
+                    .filter(|p| !ctx.existing.loaded.contains(*p))
+                    .cloned()
+                    .collect();
+                if !missing.is_empty() {
+                    ctx.existing.load(wh, missing).await?;
+                }
+                for ((line, rec), head) in chunk.iter().zip(heads) {
+                    ctx.row(&norm, &obj.name, *line, rec, head, &mut oc)?;
+                }
+                if let Some(b) = &bar {
+                    b.set_position(done_bytes + recs.bytes_read().min(obj.size));
+                }
+                failpoint("write")?;
+            }
+            done_bytes += obj.size;
+            tracing::info!(pipeline = %p.name, object = %obj.name, read = oc.read, new = oc.loaded, updated = oc.updated, duplicate = oc.duplicate, quarantined = oc.quarantined, "object done");
+            records.push(ObjectRecord {
+                name: obj.name.clone(),
+                fingerprint: obj.fingerprint(),
+                state: state.to_string(),
+                rows: oc.read,
+            });
+            counts.read += oc.read;
+            counts.loaded += oc.loaded;
+            counts.updated += oc.updated;
+            counts.duplicate += oc.duplicate;
+            counts.quarantined += oc.quarantined;
+            plans.push(ObjectPlan {
+                name: obj.name.clone(),
+                state,
+                decoded,
+                counts: oc,
+                ignored_columns: ignored,
+            });
+        }
+        Ok(())
+    }
+    .await;
+    if let Some(b) = &bar {
+        b.finish_and_clear();
+    }
+    plans.sort_by(|a, b| a.name.cmp(&b.name));
+
+    let mut report = RunReport {
+        pipeline: p.name.clone(),
+        run_id: load_id.clone(),
+        status: RunStatus::NoChange,
+        counts: counts.clone(),
+        objects: plans,
+        reasons: ctx.reasons.clone(),
+        examples: ctx.examples.clone(),
+        table_versions: committed.clone(),
+        seconds: 0.0,
+        restored,
+    };
+    let quality = match &result {
+        Ok(()) if counts.read > 0 => {
+            let pct = counts.quarantined as f64 * 100.0 / counts.read as f64;
+            (pct > p.quality.max_quarantined_pct).then(|| RunError::Quality {
+                pipeline: p.name.clone(),
+                quarantined: counts.quarantined,
+                read: counts.read,
+                pct,
+                max: p.quality.max_quarantined_pct,
+                reasons: ctx
+                    .reasons
+                    .iter()
+                    .map(|(k, v)| format!("{k} {v}"))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            })
+        }
+        _ => None,
+    };
+    let failure = match (result, quality) {
+        (Err(e), _) => Some(e),
+        (Ok(()), Some(q)) => Some(q),
+        _ => None,
+    };
+
+    if opts.dry_run {
+        report.seconds = clock.elapsed().as_secs_f64();
+        return match failure {
+            Some(RunError::Quality { .. }) | None => Ok(report),
+            Some(e) => Err(e),
+        };
+    }
+    let mut writers = ctx.writers.take().expect("writers exist outside dry runs");
+    if let Some(e) = failure {
+        discard_all(wh, writers).await;
+        record_failure(wh, p, &load_id, next_seq, started, &counts, &records, objects_skipped, &e).await;
+        return Err(e);
+    }
+
+    let outcome = commit_run(
+        wh,
+        &mut writers,
+        &tables,
+        &table_files,
+        &ctx.to_delete,
+        &load_id,
+    )
+    .await;
+    let (versions, committed_now) = match outcome {
+        Ok(v) => v,
+        Err((e, written, committed_now)) => {
+            for (name, files) in &written {
+                writer::discard(&wh.loc, name, files).await;
+            }
+            rollback(wh, &committed_now).await;
+            record_failure(wh, p, &load_id, next_seq, started, &counts, &records, objects_skipped, &e).await;
+            return Err(e);
+        }
+    };
+    let mut table_versions = committed.clone();
+    for (k, v) in versions {
+        table_versions.insert(k.to_string(), v);
+    }
+    let changed = counts.loaded + counts.updated + counts.quarantined > 0;
+    let status = if changed {
+        RunStatus::Succeeded
+    } else {
+        RunStatus::NoChange
+    };
+    let rec = RunRecord {
+        run_id: load_id.clone(),
+        seq: next_seq,
+        pipeline: p.name.clone(),
+        started_at: started,
+        finished_at: Utc::now(),
+        status,
+        message: None,
+        counts: counts.clone(),
+        objects_read: records.len() as u64,
+        objects_skipped,
+        objects: records.clone(),
+        table_versions: table_versions.clone(),
+        palaute_version: env!("CARGO_PKG_VERSION").to_string(),
+    };
+    let appended = async {
+        failpoint("ledger")?;
+        ledger::append(wh, &rec).await.map_err(RunError::from)
+    }
+    .await;
+    if let Err(e) = appended {
+        rollback(wh, &committed_now).await;
+        record_failure(wh, p, &load_id, next_seq, started, &counts, &records, objects_skipped, &e).await;
+        return Err(e);
+    }
+    report.status = status;
+    report.table_versions = table_versions;
+    report.seconds = clock.elapsed().as_secs_f64();
+    Ok(report)
+}
+
+type Written = Vec<(&'static str, Vec<WrittenFile>)>;
+type CommitFailure = (RunError, Written, Vec<(&'static str, u64)>);
+
+/// Rewrite files holding updated responses, then commit every table that changed.
+async fn commit_run(
+    wh: &Warehouse,
+    writers: &mut Writers,
+    tables: &BTreeMap<&'static str, deltalake_core::DeltaTable>,
+    table_files: &BTreeMap<&'static str, HashMap<Partition, Vec<TableFile>>>,
+    to_delete: &HashMap<Partition, HashSet<u128>>,
+    load_id: &str,
+) -> Result<(BTreeMap<&'static str, u64>, Vec<(&'static str, u64)>), CommitFailure> {
+    let mut removes: BTreeMap<&'static str, Vec<Action>> = BTreeMap::new();
+    let rewrite = async {
+        for name in [RESPONSES, ANSWERS, COMMENTS] {
+            let Some(index) = table_files.get(name) else {
+                continue;
+            };
+            let tw = writers.tables.get_mut(name).expect("writer");
+            let mut parts: Vec<&Partition> = to_delete.keys().collect();
+            parts.sort();
+            for part in parts {
+                let keys = &to_delete[part];
+                for f in index.get(part).into_iter().flatten() {
+                    let batches = wh.read_files(name, std::slice::from_ref(f), &[]).await?;
+                    let mut removed = 0usize;
+                    let mut kept = Vec::new();
+                    for b in batches {
+                        let k = b.column(0).as_string::<i32>();
+                        let mask: BooleanArray = (0..b.num_rows())
+                            .map(|i| Some(!parse_key(k.value(i)).is_some_and(|x| keys.contains(&x))))
+                            .collect();
+                        removed += mask.iter().filter(|m| *m == Some(false)).count();
+                        let fb = arrow::compute::filter_record_batch(&b, &mask).map_err(|e| {
+                            WarehouseError::Read {
+                                path: f.path.clone(),
+                                message: e.to_string(),
+                            }
+                        })?;
+                        if fb.num_rows() > 0 {
+                            kept.push(RecordBatch::try_new(tw.def.file_schema.clone(), fb.columns().to_vec()).map_err(|e| WarehouseError::Read { path: f.path.clone(), message: e.to_string() })?);
+                        }
+                    }
+                    if removed == 0 {
+                        continue;
+                    }
+                    for b in &kept {
+                        tw.write_file(part, b)?;
+                    }
+                    removes
+                        .entry(name)
+                        .or_default()
+                        .push(remove_action(&f.path, f.size, &f.partition_values()));
+                }
+            }
+        }
+        Ok::<(), RunError>(())
+    }
+    .await;
+    let mut written: Written = Vec::new();
+    let mut finish_err = rewrite.err();
+    for (name, tw) in std::mem::take(&mut writers.tables) {
+        match tw.finish() {
+            Ok(files) => written.push((name, files)),
+            Err(e) => {
+                finish_err.get_or_insert(e.into());
+            }
+        }
+    }
+    if let Some(e) = finish_err {
+        return Err((e, written, vec![]));
+    }
+    for (name, files) in &written {
+        if let Err(e) = writer::upload(&wh.loc, name, files, writers.in_place).await {
+            return Err((e.into(), written, vec![]));
+        }
+    }
+    if let Some(s) = &writers.staging {
+        let _ = std::fs::remove_dir_all(s);
+    }
+    let mut versions = BTreeMap::new();
+    let mut committed_now: Vec<(&'static str, u64)> = Vec::new();
+    for (name, files) in &written {
+        let mut actions: Vec<Action> = files.iter().map(add_action).collect();
+        actions.extend(removes.remove(name).unwrap_or_default());
+        if actions.is_empty() {
+            continue;
+        }
+        let t = &tables[name];
+        let before = t.version().unwrap_or(0);
+        match wh.commit(t, name, actions, load_id).await {
+            Ok(v) => {
+                versions.insert(*name, v);
+                committed_now.push((name, before));
+            }
+            Err(e) => return Err((e.into(), written.clone(), committed_now)),
+        }
+        if let Err(e) = failpoint(&format!("commit:{name}")) {
+            return Err((e, vec![], committed_now));
+        }
+    }
+    Ok((versions, committed_now))
+}
+
+async fn discard_all(wh: &Warehouse, writers: Writers) {
+    for (name, tw) in writers.tables {
+        if let Ok(files) = tw.finish() {
+            writer::discard(&wh.loc, name, &files).await;
+        }
+    }
+    if let Some(s) = writers.staging {
+        let _ = std::fs::remove_dir_all(s);
+    }
+}
+
+/// Restore tables this run committed to their versions before the run.
+async fn rollback(wh: &Warehouse, committed_now: &[(&'static str, u64)]) {
+    for (name, before) in committed_now {
+        if let Err(e) = wh.restore(name, *before).await {
+            tracing::error!(table = name, error = %e, "rollback failed; the next run restores the table");
+        }
+    }
+}
+
+/// Record a failed run in the ledger (best effort), naming the tables' current versions, whose
+/// content is the committed one.
+#[allow(clippy::too_many_arguments)]
+async fn record_failure(
+    wh: &Warehouse,
+    p: &Pipeline,
+    load_id: &str,
+    seq: i64,
+    started: chrono::DateTime<Utc>,
+    counts: &Counts,
+    objects: &[ObjectRecord],
+    objects_skipped: u64,
+    e: &RunError,
+) {
+    if matches!(e, RunError::Failpoint(f) if f.starts_with("crash")) {
+        return;
+    }
+    let mut table_versions = BTreeMap::new();
+    for name in crate::warehouse::tables::DATA_TABLES {
+        match wh.table(name, None).await {
+            Ok(t) => {
+                table_versions.insert(name.to_string(), t.version().unwrap_or(0));
+            }
+            Err(_) => return,
+        }
+    }
+    let rec = RunRecord {
+        run_id: load_id.to_string(),
+        seq,
+        pipeline: p.name.clone(),
+        started_at: started,
+        finished_at: Utc::now(),
+        status: RunStatus::Failed,
+        message: Some(e.to_string()),
+        counts: counts.clone(),
+        objects_read: objects.len() as u64,
+        objects_skipped,
+        objects: objects.to_vec(),
+        table_versions,
+        palaute_version: env!("CARGO_PKG_VERSION").to_string(),
+    };
+    if let Err(err) = ledger::append(wh, &rec).await {
+        tracing::error!(error = %err, "could not record the failed run in the ledger");
+    }
+}

@@ -1,0 +1,282 @@
+//! The warehouse: Delta Lake tables on a local folder or an object store (DESIGN.md §3).
+//!
+//! A run commits its data tables one by one and then appends its row to the `runs` ledger; the
+//! ledger row, with the table versions it names, is the run's commit point. Readers
+//! ([`Warehouse::committed_tables`]) open every table at the versions of the last ledger row, so a
+//! run that died between its table commits is invisible; the next run restores such tables to the
+//! committed versions before it starts ([`Warehouse::recover`]).
+
+pub mod ledger;
+pub mod tables;
+pub mod writer;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use arrow::array::RecordBatch;
+use deltalake_core::kernel::Action;
+use deltalake_core::kernel::engine::arrow_conversion::TryIntoKernel;
+use deltalake_core::kernel::transaction::CommitBuilder;
+use deltalake_core::protocol::{DeltaOperation, SaveMode};
+use deltalake_core::{DeltaTable, DeltaTableBuilder, DeltaTableError};
+use futures::{StreamExt, TryStreamExt};
+use object_store::path::Path;
+use parquet::arrow::ParquetRecordBatchStreamBuilder;
+use parquet::arrow::ProjectionMask;
+#[allow(deprecated)]
+use parquet::arrow::async_reader::ParquetObjectReader;
+
+use crate::store::{Location, StoreError};
+pub use ledger::{RunRecord, RunStatus};
+use tables::{ALL_TABLES, table_def};
+
+#[derive(Debug, thiserror::Error)]
+pub enum WarehouseError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("table {table}: {source}")]
+    Delta {
+        table: String,
+        source: DeltaTableError,
+    },
+    #[error("{path}: {message}")]
+    Write { path: String, message: String },
+    #[error("{path}: cannot read: {message}")]
+    Read { path: String, message: String },
+    #[error("the ledger is damaged: {0}")]
+    Ledger(String),
+    #[error("no warehouse at {0} (run a pipeline first, or check --warehouse / PALAUTE_WAREHOUSE)")]
+    Missing(String),
+}
+
+fn delta(table: &str) -> impl Fn(DeltaTableError) -> WarehouseError + '_ {
+    move |source| WarehouseError::Delta {
+        table: table.to_string(),
+        source,
+    }
+}
+
+/// A file of a table version: its path below the table root and its size.
+#[derive(Debug, Clone)]
+pub struct TableFile {
+    pub path: String,
+    pub size: i64,
+}
+
+impl TableFile {
+    /// Hive-style partition values in the path (`period=2024-01/county=08/…`).
+    pub fn partition_values(&self) -> Vec<(String, String)> {
+        let mut v = Vec::new();
+        let parts: Vec<&str> = self.path.split('/').collect();
+        for seg in &parts[..parts.len().saturating_sub(1)] {
+            if let Some((k, val)) = seg.split_once('=') {
+                v.push((k.to_string(), val.to_string()));
+            }
+        }
+        v
+    }
+}
+
+#[derive(Clone)]
+pub struct Warehouse {
+    pub loc: Location,
+}
+
+impl Warehouse {
+    /// Open the warehouse at `spec` (a folder, created when `create`, or `s3://bucket/prefix`).
+    pub fn open(spec: &str, create: bool) -> Result<Warehouse, WarehouseError> {
+        let cwd = std::env::current_dir().unwrap_or_else(|_| ".".into());
+        if !create && !spec.contains("://") && !std::path::Path::new(spec).exists() {
+            return Err(WarehouseError::Missing(spec.to_string()));
+        }
+        Ok(Warehouse {
+            loc: Location::parse(spec, &cwd, create)?,
+        })
+    }
+
+    fn builder(&self, name: &str) -> Result<DeltaTableBuilder, WarehouseError> {
+        let url = self.loc.child_url(name);
+        Ok(DeltaTableBuilder::from_url(url.clone())
+            .map_err(delta(name))?
+            .with_storage_backend(self.loc.store.clone(), url))
+    }
+
+    /// A table at its latest version, or at `version`.
+    pub async fn table(&self, name: &str, version: Option<u64>) -> Result<DeltaTable, WarehouseError> {
+        let mut b = self.builder(name)?;
+        if let Some(v) = version {
+            b = b.with_version(v);
+        }
+        b.load().await.map_err(delta(name))
+    }
+
+    async fn table_exists(&self, name: &str) -> Result<bool, WarehouseError> {
+        let t = self.builder(name)?.build().map_err(delta(name))?;
+        t.verify_deltatable_existence().await.map_err(delta(name))
+    }
+
+    /// Create every table that does not exist yet (each at version 0, empty).
+    pub async fn ensure_tables(&self) -> Result<(), WarehouseError> {
+        for name in ALL_TABLES {
+            if self.table_exists(name).await? {
+                continue;
+            }
+            let def = table_def(name);
+            let st: deltalake_core::kernel::StructType = def
+                .schema
+                .as_ref()
+                .try_into_kernel()
+                .map_err(|e| WarehouseError::Write {
+                    path: name.to_string(),
+                    message: e.to_string(),
+                })?;
+            let t = self.builder(name)?.build().map_err(delta(name))?;
+            let mut c = t
+                .create()
+                .with_table_name(name)
+                .with_columns(st.fields().cloned())
+                .with_comment(format!("palaute warehouse table {name}"));
+            if !def.partition_by.is_empty() {
+                c = c.with_partition_columns(def.partition_by.iter().map(|s| s.to_string()));
+            }
+            c.await.map_err(delta(name))?;
+        }
+        Ok(())
+    }
+
+    /// Whether this location holds a palaute warehouse (its ledger exists).
+    pub async fn exists(&self) -> Result<bool, WarehouseError> {
+        self.table_exists(tables::RUNS).await
+    }
+
+    /// The active files of a table version.
+    pub async fn files(&self, t: &DeltaTable) -> Result<Vec<TableFile>, WarehouseError> {
+        let name = t.table_url().path().trim_end_matches('/').rsplit('/').next().unwrap_or("").to_string();
+        let views: Vec<_> = t
+            .get_active_add_actions_by_predicate(None)
+            .try_collect()
+            .await
+            .map_err(delta(&name))?;
+        Ok(views
+            .into_iter()
+            .map(|v| TableFile {
+                path: v.path().to_string(),
+                size: v.size(),
+            })
+            .collect())
+    }
+
+    /// Read `columns` (all when empty) of the given files of table `name`.
+    pub async fn read_files(
+        &self,
+        name: &str,
+        files: &[TableFile],
+        columns: &[&str],
+    ) -> Result<Vec<RecordBatch>, WarehouseError> {
+        let store = self.loc.store.clone();
+        let loc = self.loc.clone();
+        let reads = files.iter().map(|f| {
+            let store = store.clone();
+            let path: Path = loc.child(&format!("{name}/{}", f.path));
+            let size = f.size as u64;
+            let cols: Vec<String> = columns.iter().map(|s| s.to_string()).collect();
+            async move {
+                let err = |e: String| WarehouseError::Read {
+                    path: path.to_string(),
+                    message: e,
+                };
+                #[allow(deprecated)]
+                let reader = ParquetObjectReader::new(store, path.clone()).with_file_size(size);
+                let b = ParquetRecordBatchStreamBuilder::new(reader)
+                    .await
+                    .map_err(|e| err(e.to_string()))?;
+                let b = if cols.is_empty() {
+                    b
+                } else {
+                    let mask = ProjectionMask::columns(b.parquet_schema(), cols.iter().map(String::as_str));
+                    b.with_projection(mask)
+                };
+                let stream = b.with_batch_size(65536).build().map_err(|e| err(e.to_string()))?;
+                stream.try_collect::<Vec<_>>().await.map_err(|e| err(e.to_string()))
+            }
+        });
+        let out: Vec<Vec<RecordBatch>> = futures::stream::iter(reads)
+            .buffered(8)
+            .try_collect()
+            .await?;
+        Ok(out.into_iter().flatten().collect())
+    }
+
+    /// Commit actions to a table; returns the new version.
+    pub async fn commit(
+        &self,
+        t: &DeltaTable,
+        name: &str,
+        actions: Vec<Action>,
+        load_id: &str,
+    ) -> Result<u64, WarehouseError> {
+        let def = table_def(name);
+        let mut meta = std::collections::HashMap::new();
+        meta.insert("palaute.load_id".to_string(), serde_json::Value::String(load_id.to_string()));
+        let op = DeltaOperation::Write {
+            mode: SaveMode::Append,
+            partition_by: (!def.partition_by.is_empty())
+                .then(|| def.partition_by.iter().map(|s| s.to_string()).collect()),
+            predicate: None,
+        };
+        let snapshot = t.snapshot().map_err(delta(name))?;
+        let done = CommitBuilder::default()
+            .with_actions(actions)
+            .with_app_metadata(meta)
+            .build(Some(snapshot), t.log_store(), op)
+            .await
+            .map_err(delta(name))?;
+        Ok(done.version())
+    }
+
+    /// Restore a table to `version` (a new version with that version's content).
+    pub async fn restore(&self, name: &str, version: u64) -> Result<(), WarehouseError> {
+        let t = self.table(name, None).await?;
+        t.restore()
+            .with_version_to_restore(version)
+            .await
+            .map_err(delta(name))?;
+        Ok(())
+    }
+
+    /// Bring tables that are ahead of the ledger (a run died between its commits) back to the
+    /// committed versions. Returns the tables restored.
+    pub async fn recover(&self) -> Result<Vec<String>, WarehouseError> {
+        let committed = ledger::committed_versions(self).await?;
+        let mut restored = Vec::new();
+        for name in tables::DATA_TABLES {
+            let t = self.table(name, None).await?;
+            let latest = t.version().unwrap_or(0);
+            let want = committed.get(name).copied().unwrap_or(0);
+            if latest > want {
+                tracing::warn!(table = name, from = latest, to = want, "restoring a table an unfinished run left ahead of the ledger");
+                self.restore(name, want).await?;
+                restored.push(name.to_string());
+            }
+        }
+        Ok(restored)
+    }
+
+    /// Every table at its committed version (what readers see).
+    pub async fn committed_tables(&self) -> Result<BTreeMap<String, DeltaTable>, WarehouseError> {
+        let committed = ledger::committed_versions(self).await?;
+        let mut out = BTreeMap::new();
+        for name in ALL_TABLES {
+            let v = if name == tables::RUNS {
+                None
+            } else {
+                Some(committed.get(name).copied().unwrap_or(0))
+            };
+            out.insert(name.to_string(), self.table(name, v).await?);
+        }
+        Ok(out)
+    }
+}
+
+/// Shared handle type for callers that keep a warehouse around.
+pub type WarehouseRef = Arc<Warehouse>;

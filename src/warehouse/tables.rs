@@ -1,0 +1,445 @@
+//! The warehouse's tables: their Arrow schemas, partition columns and row builders.
+//! `docs/warehouse.md` describes every column for the people who query them.
+
+use std::sync::{Arc, OnceLock};
+
+use arrow::array::{
+    ArrayBuilder, ArrayRef, Int8Builder, Int16Builder, Int32Builder, Int64Builder, RecordBatch, StringBuilder,
+    TimestampMicrosecondBuilder,
+};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+
+pub const RESPONSES: &str = "responses";
+pub const ANSWERS: &str = "answers";
+pub const COMMENTS: &str = "comments";
+pub const QUARANTINE: &str = "quarantine";
+pub const RUNS: &str = "runs";
+
+/// The data tables a run writes (the ledger `runs` is written last, as the commit point).
+pub const DATA_TABLES: [&str; 4] = [RESPONSES, ANSWERS, COMMENTS, QUARANTINE];
+pub const ALL_TABLES: [&str; 5] = [RESPONSES, ANSWERS, COMMENTS, QUARANTINE, RUNS];
+
+fn ts() -> DataType {
+    DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()))
+}
+
+fn s(name: &str, nullable: bool) -> Field {
+    Field::new(name, DataType::Utf8, nullable)
+}
+
+/// A table's full schema (partition columns last) and its partition columns.
+pub struct TableDef {
+    pub name: &'static str,
+    pub schema: SchemaRef,
+    pub partition_by: &'static [&'static str],
+    /// the schema of the Parquet files (without partition columns)
+    pub file_schema: SchemaRef,
+}
+
+fn def(name: &'static str, fields: Vec<Field>, partition_by: &'static [&'static str]) -> TableDef {
+    let schema = Arc::new(Schema::new(fields));
+    let file_fields: Vec<Field> = schema
+        .fields()
+        .iter()
+        .filter(|f| !partition_by.contains(&f.name().as_str()))
+        .map(|f| f.as_ref().clone())
+        .collect();
+    TableDef {
+        name,
+        schema,
+        partition_by,
+        file_schema: Arc::new(Schema::new(file_fields)),
+    }
+}
+
+pub fn table_def(name: &str) -> &'static TableDef {
+    static DEFS: OnceLock<Vec<TableDef>> = OnceLock::new();
+    let defs = DEFS.get_or_init(|| {
+        vec![
+            def(
+                RESPONSES,
+                vec![
+                    s("response_key", false),
+                    Field::new("row_hash", DataType::Int64, false),
+                    s("pipeline", false),
+                    s("source_system", false),
+                    s("survey_id", false),
+                    s("instrument", false),
+                    s("instrument_version", false),
+                    Field::new("submitted_at", ts(), false),
+                    Field::new("started_at", ts(), true),
+                    Field::new("classification_year", DataType::Int16, false),
+                    s("municipality", true),
+                    s("cooperation_area", true),
+                    s("local_area", true),
+                    s("org_unit", true),
+                    s("service", true),
+                    s("channel", true),
+                    s("respondent_role", true),
+                    s("language", true),
+                    s("age_group", true),
+                    s("gender", true),
+                    Field::new("nps", DataType::Int8, true),
+                    s("completion", false),
+                    s("load_id", false),
+                    s("source_object", false),
+                    Field::new("source_row", DataType::Int64, false),
+                    s("period", false),
+                    s("county", false),
+                ],
+                &["period", "county"],
+            ),
+            def(
+                ANSWERS,
+                vec![
+                    s("response_key", false),
+                    s("instrument", false),
+                    s("item_code", false),
+                    s("option_code", true),
+                    Field::new("value", DataType::Int16, true),
+                    s("status", false),
+                    s("raw_value", true),
+                    s("load_id", false),
+                    s("period", false),
+                    s("county", false),
+                ],
+                &["period", "county"],
+            ),
+            def(
+                COMMENTS,
+                vec![
+                    s("response_key", false),
+                    s("instrument", false),
+                    s("field", false),
+                    s("text", false),
+                    Field::new("redactions", DataType::Int32, false),
+                    s("redaction_kinds", false),
+                    s("load_id", false),
+                    s("period", false),
+                    s("county", false),
+                ],
+                &["period", "county"],
+            ),
+            def(
+                QUARANTINE,
+                vec![
+                    s("pipeline", false),
+                    s("source_object", false),
+                    Field::new("source_row", DataType::Int64, false),
+                    s("response_key", true),
+                    Field::new("row_hash", DataType::Int64, true),
+                    s("reason_codes", false),
+                    s("message", false),
+                    s("record", false),
+                    Field::new("quarantined_at", ts(), false),
+                    s("load_id", false),
+                ],
+                &["load_id"],
+            ),
+            def(
+                RUNS,
+                vec![
+                    s("run_id", false),
+                    Field::new("seq", DataType::Int64, false),
+                    s("pipeline", false),
+                    Field::new("started_at", ts(), false),
+                    Field::new("finished_at", ts(), false),
+                    s("status", false),
+                    s("message", true),
+                    Field::new("rows_read", DataType::Int64, false),
+                    Field::new("rows_loaded", DataType::Int64, false),
+                    Field::new("rows_updated", DataType::Int64, false),
+                    Field::new("rows_duplicate", DataType::Int64, false),
+                    Field::new("rows_quarantined", DataType::Int64, false),
+                    Field::new("objects_read", DataType::Int64, false),
+                    Field::new("objects_skipped", DataType::Int64, false),
+                    s("objects", false),
+                    s("table_versions", false),
+                    s("palaute_version", false),
+                ],
+                &[],
+            ),
+        ]
+    });
+    defs.iter()
+        .find(|d| d.name == name)
+        .unwrap_or_else(|| panic!("{name} is a warehouse table"))
+}
+
+/// Format a response key as stored (32 lowercase hex digits).
+pub fn key_hex(k: u128) -> String {
+    format!("{k:032x}")
+}
+
+pub fn parse_key(s: &str) -> Option<u128> {
+    u128::from_str_radix(s, 16).ok()
+}
+
+/// Column builders of one table's Parquet file (no partition columns).
+pub enum Rows {
+    Responses(ResponsesRows),
+    Answers(AnswersRows),
+    Comments(CommentsRows),
+    Quarantine(QuarantineRows),
+}
+
+impl Rows {
+    pub fn new(table: &str) -> Rows {
+        match table {
+            RESPONSES => Rows::Responses(ResponsesRows::default()),
+            ANSWERS => Rows::Answers(AnswersRows::default()),
+            COMMENTS => Rows::Comments(CommentsRows::default()),
+            QUARANTINE => Rows::Quarantine(QuarantineRows::default()),
+            other => panic!("no row builder for {other}"),
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        match self {
+            Rows::Responses(r) => r.response_key.len(),
+            Rows::Answers(r) => r.response_key.len(),
+            Rows::Comments(r) => r.response_key.len(),
+            Rows::Quarantine(r) => r.pipeline.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Take the rows built so far as a batch of the table's file schema.
+    pub fn finish(&mut self, schema: &SchemaRef) -> RecordBatch {
+        let cols: Vec<ArrayRef> = match self {
+            Rows::Responses(r) => r.finish(),
+            Rows::Answers(r) => r.finish(),
+            Rows::Comments(r) => r.finish(),
+            Rows::Quarantine(r) => r.finish(),
+        };
+        RecordBatch::try_new(schema.clone(), cols).expect("builders match the table schema")
+    }
+}
+
+fn ts_builder() -> TimestampMicrosecondBuilder {
+    TimestampMicrosecondBuilder::new().with_timezone("UTC")
+}
+
+macro_rules! finish_all {
+    ($($b:expr),* $(,)?) => {
+        vec![$(Arc::new($b.finish()) as ArrayRef),*]
+    };
+}
+
+pub struct ResponsesRows {
+    pub response_key: StringBuilder,
+    pub row_hash: Int64Builder,
+    pub pipeline: StringBuilder,
+    pub source_system: StringBuilder,
+    pub survey_id: StringBuilder,
+    pub instrument: StringBuilder,
+    pub instrument_version: StringBuilder,
+    pub submitted_at: TimestampMicrosecondBuilder,
+    pub started_at: TimestampMicrosecondBuilder,
+    pub classification_year: Int16Builder,
+    pub municipality: StringBuilder,
+    pub cooperation_area: StringBuilder,
+    pub local_area: StringBuilder,
+    pub org_unit: StringBuilder,
+    pub service: StringBuilder,
+    pub channel: StringBuilder,
+    pub respondent_role: StringBuilder,
+    pub language: StringBuilder,
+    pub age_group: StringBuilder,
+    pub gender: StringBuilder,
+    pub nps: Int8Builder,
+    pub completion: StringBuilder,
+    pub load_id: StringBuilder,
+    pub source_object: StringBuilder,
+    pub source_row: Int64Builder,
+}
+
+impl Default for ResponsesRows {
+    fn default() -> Self {
+        ResponsesRows {
+            response_key: StringBuilder::new(),
+            row_hash: Int64Builder::new(),
+            pipeline: StringBuilder::new(),
+            source_system: StringBuilder::new(),
+            survey_id: StringBuilder::new(),
+            instrument: StringBuilder::new(),
+            instrument_version: StringBuilder::new(),
+            submitted_at: ts_builder(),
+            started_at: ts_builder(),
+            classification_year: Int16Builder::new(),
+            municipality: StringBuilder::new(),
+            cooperation_area: StringBuilder::new(),
+            local_area: StringBuilder::new(),
+            org_unit: StringBuilder::new(),
+            service: StringBuilder::new(),
+            channel: StringBuilder::new(),
+            respondent_role: StringBuilder::new(),
+            language: StringBuilder::new(),
+            age_group: StringBuilder::new(),
+            gender: StringBuilder::new(),
+            nps: Int8Builder::new(),
+            completion: StringBuilder::new(),
+            load_id: StringBuilder::new(),
+            source_object: StringBuilder::new(),
+            source_row: Int64Builder::new(),
+        }
+    }
+}
+
+impl ResponsesRows {
+    fn finish(&mut self) -> Vec<ArrayRef> {
+        finish_all![
+            self.response_key,
+            self.row_hash,
+            self.pipeline,
+            self.source_system,
+            self.survey_id,
+            self.instrument,
+            self.instrument_version,
+            self.submitted_at,
+            self.started_at,
+            self.classification_year,
+            self.municipality,
+            self.cooperation_area,
+            self.local_area,
+            self.org_unit,
+            self.service,
+            self.channel,
+            self.respondent_role,
+            self.language,
+            self.age_group,
+            self.gender,
+            self.nps,
+            self.completion,
+            self.load_id,
+            self.source_object,
+            self.source_row,
+        ]
+    }
+}
+
+pub struct AnswersRows {
+    pub response_key: StringBuilder,
+    pub instrument: StringBuilder,
+    pub item_code: StringBuilder,
+    pub option_code: StringBuilder,
+    pub value: Int16Builder,
+    pub status: StringBuilder,
+    pub raw_value: StringBuilder,
+    pub load_id: StringBuilder,
+}
+
+impl Default for AnswersRows {
+    fn default() -> Self {
+        AnswersRows {
+            response_key: StringBuilder::new(),
+            instrument: StringBuilder::new(),
+            item_code: StringBuilder::new(),
+            option_code: StringBuilder::new(),
+            value: Int16Builder::new(),
+            status: StringBuilder::new(),
+            raw_value: StringBuilder::new(),
+            load_id: StringBuilder::new(),
+        }
+    }
+}
+
+impl AnswersRows {
+    fn finish(&mut self) -> Vec<ArrayRef> {
+        finish_all![
+            self.response_key,
+            self.instrument,
+            self.item_code,
+            self.option_code,
+            self.value,
+            self.status,
+            self.raw_value,
+            self.load_id,
+        ]
+    }
+}
+
+pub struct CommentsRows {
+    pub response_key: StringBuilder,
+    pub instrument: StringBuilder,
+    pub field: StringBuilder,
+    pub text: StringBuilder,
+    pub redactions: Int32Builder,
+    pub redaction_kinds: StringBuilder,
+    pub load_id: StringBuilder,
+}
+
+impl Default for CommentsRows {
+    fn default() -> Self {
+        CommentsRows {
+            response_key: StringBuilder::new(),
+            instrument: StringBuilder::new(),
+            field: StringBuilder::new(),
+            text: StringBuilder::new(),
+            redactions: Int32Builder::new(),
+            redaction_kinds: StringBuilder::new(),
+            load_id: StringBuilder::new(),
+        }
+    }
+}
+
+impl CommentsRows {
+    fn finish(&mut self) -> Vec<ArrayRef> {
+        finish_all![
+            self.response_key,
+            self.instrument,
+            self.field,
+            self.text,
+            self.redactions,
+            self.redaction_kinds,
+            self.load_id,
+        ]
+    }
+}
+
+pub struct QuarantineRows {
+    pub pipeline: StringBuilder,
+    pub source_object: StringBuilder,
+    pub source_row: Int64Builder,
+    pub response_key: StringBuilder,
+    pub row_hash: Int64Builder,
+    pub reason_codes: StringBuilder,
+    pub message: StringBuilder,
+    pub record: StringBuilder,
+    pub quarantined_at: TimestampMicrosecondBuilder,
+}
+
+impl Default for QuarantineRows {
+    fn default() -> Self {
+        QuarantineRows {
+            pipeline: StringBuilder::new(),
+            source_object: StringBuilder::new(),
+            source_row: Int64Builder::new(),
+            response_key: StringBuilder::new(),
+            row_hash: Int64Builder::new(),
+            reason_codes: StringBuilder::new(),
+            message: StringBuilder::new(),
+            record: StringBuilder::new(),
+            quarantined_at: ts_builder(),
+        }
+    }
+}
+
+impl QuarantineRows {
+    fn finish(&mut self) -> Vec<ArrayRef> {
+        finish_all![
+            self.pipeline,
+            self.source_object,
+            self.source_row,
+            self.response_key,
+            self.row_hash,
+            self.reason_codes,
+            self.message,
+            self.record,
+            self.quarantined_at,
+        ]
+    }
+}
