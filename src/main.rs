@@ -1,1 +1,304 @@
-fn main() {}
+//! The `palaute` command line: a thin layer over the library's operations.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand, ValueEnum};
+
+use palaute::config::{self, Pipeline};
+use palaute::ops::run::{RunError, RunOptions, render_summary, run_pipeline};
+use palaute::ops::sql::OutputFormat;
+use palaute::ops::{check, demo, exit, history, sql};
+use palaute::warehouse::Warehouse;
+
+#[derive(Parser)]
+#[command(name = "palaute", version, about = "Client feedback ETL and warehouse for Finnish social and health services")]
+struct Cli {
+    /// Log lines as text or JSON (stderr). On a terminal a progress bar is shown instead.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(clap::Args)]
+struct WarehouseArg {
+    /// The warehouse: a folder or s3://bucket/prefix (default: $PALAUTE_WAREHOUSE, else ./warehouse)
+    #[arg(long)]
+    warehouse: Option<String>,
+}
+
+#[derive(clap::Args)]
+struct Pipelines {
+    /// Pipeline files
+    pipelines: Vec<PathBuf>,
+    /// Every pipeline (*.yaml) in this folder
+    #[arg(long)]
+    all: Option<PathBuf>,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Run pipelines into the warehouse
+    Run {
+        #[command(flatten)]
+        p: Pipelines,
+        #[command(flatten)]
+        w: WarehouseArg,
+        /// Print each run's summary as one JSON line
+        #[arg(long)]
+        json: bool,
+    },
+    /// Validate pipelines and show the plan of their next run; writes nothing
+    Check {
+        #[command(flatten)]
+        p: Pipelines,
+        #[command(flatten)]
+        w: WarehouseArg,
+    },
+    /// Query the warehouse with SQL (DataFusion); every table is registered by its name
+    Sql {
+        #[command(flatten)]
+        w: WarehouseArg,
+        #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
+        format: OutputFormat,
+        /// Write the result to this file instead of standard output
+        #[arg(long)]
+        output: Option<PathBuf>,
+        query: String,
+    },
+    /// List runs from the ledger
+    History {
+        #[command(flatten)]
+        w: WarehouseArg,
+        #[arg(long)]
+        pipeline: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Generate the demo exports, run the demo pipelines and show the result
+    Demo {
+        #[arg(long, default_value = "./demo")]
+        dir: PathBuf,
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+    },
+    /// Generate data only: the demo's exports and pipelines, or a benchmark export
+    Generate {
+        #[arg(value_enum)]
+        kind: GenKind,
+        /// Folder (demo) or file (bench)
+        #[arg(long)]
+        out: PathBuf,
+        /// Rows of a benchmark export
+        #[arg(long, default_value_t = 100_000)]
+        rows: usize,
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+    },
+    /// Measure the pipeline on a generated wide export (see README: Performance)
+    Bench(palaute::ops::bench::BenchArgs),
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum GenKind {
+    Demo,
+    Bench,
+}
+
+fn pipeline_files(p: &Pipelines) -> anyhow::Result<Vec<PathBuf>> {
+    let mut files = p.pipelines.clone();
+    if let Some(dir) = &p.all {
+        files.extend(config::pipelines_in(dir)?);
+    }
+    if files.is_empty() {
+        anyhow::bail!(UsageError("give pipeline files, or --all DIR".into()));
+    }
+    Ok(files)
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+struct UsageError(String);
+
+fn load_all(files: &[PathBuf]) -> anyhow::Result<Vec<Pipeline>> {
+    let mut out: Vec<Pipeline> = Vec::new();
+    for f in files {
+        let p = config::load_pipeline(f)?;
+        if let Some(prev) = out.iter().find(|x| x.name == p.name) {
+            anyhow::bail!(UsageError(format!(
+                "{} and {} both name the pipeline '{}'",
+                prev.file.display(),
+                f.display(),
+                p.name
+            )));
+        }
+        out.push(p);
+    }
+    Ok(out)
+}
+
+fn init_logs(format: LogFormat) {
+    let interactive = std::io::stderr().is_terminal();
+    let default = if interactive { "warn" } else { "info" };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("palaute={default},warn")));
+    let b = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false);
+    match format {
+        LogFormat::Json => b.json().init(),
+        LogFormat::Text => b.with_ansi(interactive).init(),
+    }
+}
+
+fn peak_rss_mb() -> Option<f64> {
+    let s = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = s.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb / 1024.0)
+}
+
+async fn main_inner(cli: Cli) -> anyhow::Result<i32> {
+    match cli.cmd {
+        Cmd::Run { p, w, json } => {
+            let pipelines = load_all(&pipeline_files(&p)?)?;
+            let wh = Warehouse::open(&config::resolve_warehouse(w.warehouse.as_deref()), true)?;
+            let opts = RunOptions {
+                dry_run: false,
+                progress: !json,
+            };
+            let mut code = 0;
+            for p in &pipelines {
+                match run_pipeline(&wh, p, &opts).await {
+                    Ok(r) => {
+                        if json {
+                            let v = serde_json::json!({
+                                "pipeline": r.pipeline, "run_id": r.run_id, "status": r.status,
+                                "rows": r.counts, "seconds": r.seconds, "reasons": r.reasons,
+                                "table_versions": r.table_versions, "peak_rss_mb": peak_rss_mb(),
+                            });
+                            println!("{v}");
+                        } else {
+                            print!("{}", render_summary(&r));
+                        }
+                    }
+                    Err(e) => {
+                        eprintln!("palaute: {}: {e}", p.name);
+                        code = code.max(e.exit_code());
+                    }
+                }
+            }
+            Ok(code)
+        }
+        Cmd::Check { p, w } => {
+            let pipelines = load_all(&pipeline_files(&p)?)?;
+            let spec = config::resolve_warehouse(w.warehouse.as_deref());
+            let wh = match Warehouse::open(&spec, false) {
+                Ok(wh) => wh,
+                // no warehouse yet: plan against an empty one, creating nothing
+                Err(_) => Warehouse::open(
+                    &std::env::temp_dir()
+                        .join(format!("palaute-empty-{}", std::process::id()))
+                        .display()
+                        .to_string(),
+                    true,
+                )?,
+            };
+            let mut code = 0;
+            for p in &pipelines {
+                let opts = RunOptions {
+                    dry_run: true,
+                    progress: false,
+                };
+                match run_pipeline(&wh, p, &opts).await {
+                    Ok(r) => print!("{}", check::render(&r)),
+                    Err(e) => {
+                        eprintln!("palaute: {}: {e}", p.name);
+                        code = code.max(e.exit_code());
+                    }
+                }
+            }
+            Ok(code)
+        }
+        Cmd::Sql {
+            w,
+            format,
+            output,
+            query,
+        } => {
+            let wh = Warehouse::open(&config::resolve_warehouse(w.warehouse.as_deref()), false)?;
+            let batches = sql::query(&wh, &query).await?;
+            sql::write_result(&batches, format, output.as_deref())?;
+            Ok(0)
+        }
+        Cmd::History { w, pipeline, json } => {
+            let wh = Warehouse::open(&config::resolve_warehouse(w.warehouse.as_deref()), false)?;
+            let runs = history::runs(&wh, pipeline.as_deref()).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&runs)?);
+            } else {
+                print!("{}", history::render(&runs));
+            }
+            Ok(0)
+        }
+        Cmd::Demo { dir, seed } => {
+            let out = demo::run(&dir, seed).await?;
+            print!("{out}");
+            Ok(0)
+        }
+        Cmd::Generate {
+            kind,
+            out,
+            rows,
+            seed,
+        } => {
+            match kind {
+                GenKind::Demo => demo::generate(&out, seed, palaute::demo::county::MONTHS.len())?,
+                GenKind::Bench => palaute::demo::bench_data::write(&out, rows, seed)?,
+            }
+            println!("wrote {}", out.display());
+            Ok(0)
+        }
+        Cmd::Bench(args) => {
+            palaute::ops::bench::run(&args).await?;
+            Ok(0)
+        }
+    }
+}
+
+fn code_of(e: &anyhow::Error) -> i32 {
+    if e.downcast_ref::<UsageError>().is_some() || e.downcast_ref::<config::ConfigError>().is_some() {
+        exit::CONFIG
+    } else if let Some(r) = e.downcast_ref::<RunError>() {
+        r.exit_code()
+    } else {
+        exit::FAILURE
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logs(cli.log_format);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the runtime");
+    let result = rt.and_then(|rt| rt.block_on(main_inner(cli)));
+    match result {
+        Ok(code) => ExitCode::from(code as u8),
+        Err(e) => {
+            eprintln!("palaute: {e:#}");
+            ExitCode::from(code_of(&e) as u8)
+        }
+    }
+}

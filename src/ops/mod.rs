@@ -2,7 +2,9 @@
 //! `history`, `demo` and `bench`.
 
 
+pub mod bench;
 pub mod check;
+pub mod demo;
 
 pub mod history;
 pub mod run;

@@ -239,6 +239,10 @@ impl Ctx<'_> {
             return Ok(());
         }
         counts.quarantined += 1;
+        if let Some(k) = key {
+            // the same row repeated by an older cumulative export of this run is a duplicate
+            self.quarantined_before.insert((k, hash));
+        }
         let mut codes: Vec<&str> = problems.iter().map(|p| p.code).collect();
         codes.dedup();
         for c in &codes {
@@ -907,4 +911,43 @@ async fn record_failure(
     if let Err(err) = ledger::append(wh, &rec).await {
         tracing::error!(error = %err, "could not record the failed run in the ledger");
     }
+}
+
+/// A run's summary for people.
+pub fn render_summary(r: &RunReport) -> String {
+    let c = &r.counts;
+    let read = r.objects.iter().filter(|o| o.state != "unchanged").count();
+    let mut s = format!(
+        "{}: {} in {:.2} s — objects: {} read, {} unchanged (skipped unread); rows: {} read, {} new, {} updated, {} duplicate, {} quarantined\n",
+        r.pipeline,
+        r.status.as_str(),
+        r.seconds,
+        read,
+        r.objects.len() - read,
+        c.read,
+        c.loaded,
+        c.updated,
+        c.duplicate,
+        c.quarantined
+    );
+    if !r.reasons.is_empty() {
+        s.push_str(&format!(
+            "  quarantined: {}\n",
+            r.reasons
+                .iter()
+                .map(|(k, v)| format!("{k} {v}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+        for e in &r.examples {
+            s.push_str(&format!("    {e}\n"));
+        }
+    }
+    if !r.restored.is_empty() {
+        s.push_str(&format!(
+            "  restored to the committed version first (an earlier run did not finish): {}\n",
+            r.restored.join(", ")
+        ));
+    }
+    s
 }

@@ -1,0 +1,225 @@
+//! `palaute bench`: measure the pipeline on a wide export (the layout of shared/bench/gen.py), each
+//! step in a fresh child process so that its peak memory is its own:
+//!
+//! 1. full load of N responses into a fresh warehouse;
+//! 2. the same run again with nothing new (the object is skipped unread);
+//! 3. a cumulative export: the same N rows plus 10,000 new ones, under a new name;
+//!
+//! and, when given a Python with duckdb, DuckDB's W1 (shared/bench/run_duckdb.py) on the same file
+//! in the same sitting, so that the figures are ratios against a baseline measured alongside.
+//! Each input is read once, untimed, right before each timed step (the page cache is warm).
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
+
+use crate::demo::bench_data;
+
+const BENCH_YAML: &str = include_str!("../../pipelines/bench.yaml");
+const EXTRA: usize = 10_000;
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct BenchArgs {
+    /// Responses in the generated export
+    #[arg(long, default_value_t = 1_000_000)]
+    pub rows: usize,
+    /// Working folder (exports, warehouse, DuckDB output)
+    #[arg(long, default_value = "./bench-data")]
+    pub dir: PathBuf,
+    /// Use this export instead of generating one (e.g. gen.py's survey_N.csv)
+    #[arg(long)]
+    pub csv: Option<PathBuf>,
+    /// The cumulative export: the same rows plus 10,000 more (generated when --csv is not given)
+    #[arg(long)]
+    pub cumulative: Option<PathBuf>,
+    /// A Python that has duckdb: also time DuckDB's W1 on the same export
+    #[arg(long)]
+    pub duckdb_python: Option<PathBuf>,
+    /// DuckDB's workload script
+    #[arg(long, default_value = "../shared/bench/run_duckdb.py")]
+    pub duckdb_script: PathBuf,
+    /// Repeat each step this many times and report the median
+    #[arg(long, default_value_t = 1)]
+    pub repeat: usize,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum BenchError {
+    #[error(transparent)]
+    Gen(#[from] crate::demo::GenError),
+    #[error("{0}")]
+    Step(String),
+    #[error("{0}: {1}")]
+    Io(String, std::io::Error),
+}
+
+fn io(p: &Path) -> impl Fn(std::io::Error) -> BenchError + '_ {
+    move |e| BenchError::Io(p.display().to_string(), e)
+}
+
+fn warm(path: &Path) -> Result<(), BenchError> {
+    let mut f = std::fs::File::open(path).map_err(io(path))?;
+    let mut buf = vec![0u8; 1 << 20];
+    while f.read(&mut buf).map_err(io(path))? > 0 {}
+    Ok(())
+}
+
+fn place(src: &Path, dir: &Path, name: &str) -> Result<(), BenchError> {
+    if dir.exists() {
+        std::fs::remove_dir_all(dir).map_err(io(dir))?;
+    }
+    std::fs::create_dir_all(dir).map_err(io(dir))?;
+    let dest = dir.join(name);
+    if std::fs::hard_link(src, &dest).is_err() {
+        std::fs::copy(src, &dest).map_err(io(&dest))?;
+    }
+    Ok(())
+}
+
+struct Step {
+    seconds: f64,
+    rss_mb: Option<f64>,
+    rows: Option<serde_json::Value>,
+}
+
+fn run_palaute(args: &[&str]) -> Result<Step, BenchError> {
+    let exe = std::env::current_exe().map_err(|e| BenchError::Io("current_exe".into(), e))?;
+    let t = Instant::now();
+    let out = Command::new(exe)
+        .args(args)
+        .env("RUST_LOG", "warn")
+        .output()
+        .map_err(|e| BenchError::Io("palaute run".into(), e))?;
+    let seconds = t.elapsed().as_secs_f64();
+    if !out.status.success() {
+        return Err(BenchError::Step(format!(
+            "palaute {} failed: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr)
+        )));
+    }
+    let line = String::from_utf8_lossy(&out.stdout);
+    let v: serde_json::Value = serde_json::from_str(line.lines().last().unwrap_or("{}"))
+        .map_err(|e| BenchError::Step(format!("unexpected run output: {e}")))?;
+    Ok(Step {
+        seconds,
+        rss_mb: v.get("peak_rss_mb").and_then(|x| x.as_f64()),
+        rows: v.get("rows").cloned(),
+    })
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[v.len() / 2]
+}
+
+fn write_regions(path: &Path) -> Result<(), BenchError> {
+    let c = crate::schema::Catalog::embedded();
+    let mut s = String::from("municipality_code,municipality_name,county_code,county_name\n");
+    for m in c.municipalities.municipality_codes(2024) {
+        let cn = c.municipalities.county_name(&m.county).unwrap_or("");
+        s.push_str(&format!("{},{},{},{}\n", m.code, m.name_fi, m.county, cn));
+    }
+    std::fs::write(path, s).map_err(io(path))
+}
+
+pub async fn run(a: &BenchArgs) -> Result<(), BenchError> {
+    let dir = &a.dir;
+    std::fs::create_dir_all(dir).map_err(io(dir))?;
+    let dir = std::fs::canonicalize(dir).map_err(io(dir))?;
+    let (base, cumulative) = match &a.csv {
+        Some(c) => (c.clone(), a.cumulative.clone()),
+        None => {
+            let base = dir.join(format!("survey_{}.csv", a.rows));
+            let cum = dir.join(format!("survey_{}.csv", a.rows + EXTRA));
+            for (p, n) in [(&base, a.rows), (&cum, a.rows + EXTRA)] {
+                if !p.exists() {
+                    eprintln!("generating {} ({n} rows)", p.display());
+                    bench_data::write(p, n, 42)?;
+                }
+            }
+            (base, Some(cum))
+        }
+    };
+    let base = std::fs::canonicalize(&base).map_err(io(&base))?;
+    let yaml = dir.join("bench.yaml");
+    let text = BENCH_YAML.replace("location: ../bench-data/in", &format!("location: {}", dir.join("in").display()));
+    std::fs::write(&yaml, text).map_err(io(&yaml))?;
+    let wh = dir.join("warehouse");
+    let wh_s = wh.display().to_string();
+    let yaml_s = yaml.display().to_string();
+    let run_args = ["run", "--json", "--warehouse", wh_s.as_str(), yaml_s.as_str()];
+
+    let mut duck = Vec::new();
+    let mut full = Vec::new();
+    let mut again = Vec::new();
+    let mut cum = Vec::new();
+    let mut rss = Vec::new();
+    let mut rows = None;
+    for i in 0..a.repeat.max(1) {
+        eprintln!("round {} of {}", i + 1, a.repeat.max(1));
+        if let Some(py) = &a.duckdb_python {
+            let regions = dir.join("regions.csv");
+            write_regions(&regions)?;
+            let pq = dir.join("duckdb_pq");
+            let _ = std::fs::remove_dir_all(&pq);
+            warm(&base)?;
+            let t = Instant::now();
+            let st = Command::new(py)
+                .arg(&a.duckdb_script)
+                .args(["w1", "--csv"])
+                .arg(&base)
+                .arg("--regions")
+                .arg(&regions)
+                .arg("--parquet")
+                .arg(&pq)
+                .status()
+                .map_err(|e| BenchError::Io(py.display().to_string(), e))?;
+            if !st.success() {
+                return Err(BenchError::Step("DuckDB W1 failed".into()));
+            }
+            duck.push(t.elapsed().as_secs_f64());
+        }
+        let _ = std::fs::remove_dir_all(&wh);
+        place(&base, &dir.join("in"), "survey.csv")?;
+        warm(&base)?;
+        let s = run_palaute(&run_args)?;
+        full.push(s.seconds);
+        if let Some(r) = s.rss_mb {
+            rss.push(r);
+        }
+        rows = s.rows;
+        let s = run_palaute(&run_args)?;
+        again.push(s.seconds);
+        if let Some(c) = &cumulative {
+            place(c, &dir.join("in"), "survey_cumulative.csv")?;
+            warm(c)?;
+            let s = run_palaute(&run_args)?;
+            cum.push(s.seconds);
+        }
+    }
+    let full_m = median(full);
+    println!("palaute bench: {} ({} bytes)", base.display(), std::fs::metadata(&base).map(|m| m.len()).unwrap_or(0));
+    if let Some(r) = rows {
+        println!("  rows of the full load: {r}");
+    }
+    println!("  step                                   wall s   peak RSS MB   ratio");
+    let d = (!duck.is_empty()).then(|| median(duck));
+    if let Some(d) = d {
+        println!("  DuckDB W1 (baseline)                   {d:>6.2}            -     1.00");
+    }
+    let ratio = |x: f64| d.map(|d| format!("{:>7.2}", x / d)).unwrap_or_else(|| "      -".into());
+    println!(
+        "  full load                              {full_m:>6.2}   {:>11}  {} (vs DuckDB W1)",
+        rss.first().map(|r| format!("{r:.0}")).unwrap_or("-".into()),
+        ratio(full_m)
+    );
+    let again_m = median(again);
+    println!("  rerun, nothing new                     {again_m:>6.2}            -  {:>7.3} (vs full load)", again_m / full_m);
+    if !cum.is_empty() {
+        let c = median(cum);
+        println!("  cumulative export (+{EXTRA} rows)        {c:>6.2}            -  {:>7.3} (vs full load)", c / full_m);
+    }
+    Ok(())
+}

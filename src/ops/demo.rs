@@ -1,0 +1,99 @@
+//! `palaute demo`: generate the demo exports, run the demo pipelines twice around a new cumulative
+//! export, and show what the warehouse holds. No server, no credentials, no network.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use crate::config::load_pipeline;
+use crate::demo::{GenError, county, project};
+use crate::warehouse::Warehouse;
+
+use super::run::{RunError, RunOptions, render_summary, run_pipeline};
+use super::sql::{self, SqlError};
+
+const COUNTY_YAML: &str = include_str!("../../pipelines/demo_county.yaml");
+const PROJECT_YAML: &str = include_str!("../../pipelines/demo_project.yaml");
+/// Responses per month in the demo county's survey.
+pub const PER_MONTH: usize = 150;
+
+#[derive(Debug, thiserror::Error)]
+pub enum DemoError {
+    #[error(transparent)]
+    Gen(#[from] GenError),
+    #[error(transparent)]
+    Run(#[from] RunError),
+    #[error(transparent)]
+    Sql(#[from] SqlError),
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    #[error(transparent)]
+    Warehouse(#[from] crate::warehouse::WarehouseError),
+    #[error("{0}: {1}")]
+    Io(String, std::io::Error),
+}
+
+/// Write the demo's exports and pipeline files under `dir` (exports of the first `months` months).
+pub fn generate(dir: &Path, seed: u64, months: usize) -> Result<(), DemoError> {
+    for m in 0..months {
+        county::write_export(&dir.join("exports/county"), seed, m, PER_MONTH)?;
+    }
+    project::write(&dir.join("exports/project"), seed)?;
+    let pdir = dir.join("pipelines");
+    std::fs::create_dir_all(&pdir).map_err(|e| DemoError::Io(pdir.display().to_string(), e))?;
+    for (name, text) in [("demo_county.yaml", COUNTY_YAML), ("demo_project.yaml", PROJECT_YAML)] {
+        let t = text.replace("location: ../demo/exports/", "location: ../exports/");
+        let p = pdir.join(name);
+        std::fs::write(&p, t).map_err(|e| DemoError::Io(p.display().to_string(), e))?;
+    }
+    Ok(())
+}
+
+async fn table(wh: &Warehouse, q: &str) -> Result<String, DemoError> {
+    let b = sql::query(wh, q).await?;
+    Ok(arrow::util::pretty::pretty_format_batches(&b)
+        .map(|t| t.to_string())
+        .unwrap_or_default())
+}
+
+/// Run the whole demo; returns what it prints.
+pub async fn run(dir: &Path, seed: u64) -> Result<String, DemoError> {
+    for sub in ["exports", "warehouse", "pipelines"] {
+        let p = dir.join(sub);
+        if p.exists() {
+            std::fs::remove_dir_all(&p).map_err(|e| DemoError::Io(p.display().to_string(), e))?;
+        }
+    }
+    let mut out = String::new();
+    generate(dir, seed, 3)?;
+    let wh_dir: PathBuf = dir.join("warehouse");
+    let wh = Warehouse::open(&wh_dir.display().to_string(), true)?;
+    let county = load_pipeline(&dir.join("pipelines/demo_county.yaml"))?;
+    let project = load_pipeline(&dir.join("pipelines/demo_project.yaml"))?;
+    let opts = RunOptions { dry_run: false, progress: true };
+    let _ = writeln!(out, "palaute demo in {}\n", dir.display());
+    let _ = writeln!(out, "1. First load: three monthly cumulative exports of the county survey and the project survey");
+    out.push_str(&render_summary(&run_pipeline(&wh, &county, &opts).await?));
+    out.push_str(&render_summary(&run_pipeline(&wh, &project, &opts).await?));
+
+    let _ = writeln!(out, "\n2. The survey tool delivers April's cumulative export (all responses to date; one response was edited at the source)");
+    county::write_export(&dir.join("exports/county"), seed, 3, PER_MONTH)?;
+    out.push_str(&render_summary(&run_pipeline(&wh, &county, &opts).await?));
+
+    let _ = writeln!(out, "\n3. Run again: nothing new");
+    out.push_str(&render_summary(&run_pipeline(&wh, &county, &opts).await?));
+    out.push_str(&render_summary(&run_pipeline(&wh, &project, &opts).await?));
+
+    let _ = writeln!(out, "\n4. The warehouse (palaute sql --warehouse {} \"…\")", wh_dir.display());
+    out.push_str(&table(&wh, "SELECT pipeline, period, county, count(*) AS responses, round(avg(nps), 2) AS mean_recommend_0_10 FROM responses GROUP BY pipeline, period, county ORDER BY pipeline, period, county").await?);
+    out.push('\n');
+    out.push_str(&table(&wh, "SELECT item_code, status, count(*) AS answers FROM answers WHERE instrument = 'thl_national' AND item_code = 'availability' GROUP BY item_code, status ORDER BY status").await?);
+    out.push('\n');
+    out.push_str(&table(&wh, "SELECT reason_codes, source_object, source_row FROM quarantine ORDER BY source_row").await?);
+    out.push('\n');
+    out.push_str(&table(&wh, "SELECT redaction_kinds, count(*) AS comments, sum(redactions) AS redactions FROM comments WHERE redactions > 0 GROUP BY redaction_kinds ORDER BY redaction_kinds").await?);
+    out.push('\n');
+    out.push_str(&table(&wh, "SELECT field, text FROM comments WHERE redactions > 0 ORDER BY response_key, field LIMIT 3").await?);
+    out.push('\n');
+    let _ = writeln!(out, "Try: palaute history --warehouse {}", wh_dir.display());
+    Ok(out)
+}
