@@ -11,7 +11,7 @@ use palaute::config::{self, Pipeline};
 use palaute::ops::run::{RunError, RunOptions, render_summary, run_pipeline};
 use palaute::ops::sql::OutputFormat;
 use palaute::ops::{check, demo, exit, history, sql};
-use palaute::warehouse::Warehouse;
+use palaute::warehouse::{Warehouse, WarehouseError};
 
 #[derive(Parser)]
 #[command(name = "palaute", version, about = "Client feedback ETL and warehouse for Finnish social and health services")]
@@ -203,16 +203,17 @@ async fn main_inner(cli: Cli) -> anyhow::Result<i32> {
         Cmd::Check { p, w } => {
             let pipelines = load_all(&pipeline_files(&p)?)?;
             let spec = config::resolve_warehouse(w.warehouse.as_deref());
+            let mut scratch = None;
             let wh = match Warehouse::open(&spec, false) {
                 Ok(wh) => wh,
-                // no warehouse yet: plan against an empty one, creating nothing
-                Err(_) => Warehouse::open(
-                    &std::env::temp_dir()
-                        .join(format!("palaute-empty-{}", std::process::id()))
-                        .display()
-                        .to_string(),
-                    true,
-                )?,
+                // no warehouse yet: plan against an empty folder, removed afterwards
+                Err(WarehouseError::Missing(_)) => {
+                    let d = std::env::temp_dir().join(format!("palaute-empty-{}", std::process::id()));
+                    let wh = Warehouse::open(&d.display().to_string(), true)?;
+                    scratch = Some(d);
+                    wh
+                }
+                Err(e) => return Err(e.into()),
             };
             let mut code = 0;
             for p in &pipelines {
@@ -227,6 +228,9 @@ async fn main_inner(cli: Cli) -> anyhow::Result<i32> {
                         code = code.max(e.exit_code());
                     }
                 }
+            }
+            if let Some(d) = scratch {
+                let _ = std::fs::remove_dir_all(d);
             }
             Ok(code)
         }

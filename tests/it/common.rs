@@ -1,0 +1,147 @@
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+pub struct Fixture {
+    pub dir: tempfile::TempDir,
+}
+
+pub struct Ran {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Ran {
+    fn from(o: Output) -> Ran {
+        Ran {
+            code: o.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&o.stdout).to_string(),
+            stderr: String::from_utf8_lossy(&o.stderr).to_string(),
+        }
+    }
+}
+
+pub fn palaute(args: &[&str], envs: &[(&str, &str)]) -> Ran {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_palaute"));
+    c.args(args).env_remove("PALAUTE_WAREHOUSE").env_remove("PALAUTE_FAILPOINT");
+    for (k, v) in envs {
+        c.env(k, v);
+    }
+    Ran::from(c.output().expect("palaute runs"))
+}
+
+/// The standard test pipeline's mapping, for a source with columns
+/// id, time, kunta, q1, q2, nps, teksti.
+pub const MAPPING: &str = r#"mapping:
+  instrument: thl_national
+  version: 2
+  response_id: id
+  submitted_at: time
+  municipality: kunta
+  items:
+    availability: q1
+    encounter: q2
+    recommend: nps
+    open: teksti
+"#;
+
+impl Fixture {
+    pub fn new() -> Fixture {
+        let dir = tempfile::tempdir().expect("temp dir");
+        std::fs::create_dir_all(dir.path().join("in")).unwrap();
+        Fixture { dir }
+    }
+
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.dir.path().join(rel)
+    }
+
+    pub fn warehouse(&self) -> String {
+        self.path("wh").display().to_string()
+    }
+
+    /// Write `pipeline.yaml` with the given format block and mapping.
+    pub fn pipeline(&self, format: &str, mapping: &str) -> PathBuf {
+        self.pipeline_named("t", format, mapping, "")
+    }
+
+    pub fn pipeline_named(&self, name: &str, format: &str, mapping: &str, extra: &str) -> PathBuf {
+        let text = format!(
+            "name: {name}\nsource:\n  kind: files\n  location: in\n  glob: \"*.csv\"\n  system: test\n  survey: s1\n{format}{mapping}{extra}"
+        );
+        let p = self.path(&format!("{name}.yaml"));
+        std::fs::write(&p, text).unwrap();
+        p
+    }
+
+    pub fn input(&self, name: &str, bytes: &[u8]) {
+        std::fs::write(self.path(&format!("in/{name}")), bytes).unwrap();
+    }
+
+    pub fn remove_input(&self, name: &str) {
+        std::fs::remove_file(self.path(&format!("in/{name}"))).unwrap();
+    }
+
+    pub fn run(&self, pipeline: &Path) -> Ran {
+        self.run_env(pipeline, &[])
+    }
+
+    pub fn run_env(&self, pipeline: &Path, envs: &[(&str, &str)]) -> Ran {
+        palaute(
+            &["run", "--warehouse", &self.warehouse(), pipeline.to_str().unwrap()],
+            envs,
+        )
+    }
+
+    pub fn check(&self, pipeline: &Path) -> Ran {
+        palaute(
+            &["check", "--warehouse", &self.warehouse(), pipeline.to_str().unwrap()],
+            &[],
+        )
+    }
+
+    /// Rows of a query as JSON objects, through `palaute sql --format json`.
+    pub fn sql(&self, q: &str) -> Vec<serde_json::Map<String, serde_json::Value>> {
+        let r = palaute(&["sql", "--warehouse", &self.warehouse(), "--format", "json", q], &[]);
+        assert_eq!(r.code, 0, "sql failed: {}", r.stderr);
+        let v: serde_json::Value = serde_json::from_str(r.stdout.trim()).unwrap_or_else(|e| {
+            panic!("sql output is not JSON ({e}): {}", r.stdout)
+        });
+        v.as_array()
+            .expect("an array")
+            .iter()
+            .map(|x| x.as_object().expect("an object").clone())
+            .collect()
+    }
+
+    /// A query's result as CSV text (for comparing whole tables).
+    pub fn sql_csv(&self, q: &str) -> String {
+        let r = palaute(&["sql", "--warehouse", &self.warehouse(), "--format", "csv", q], &[]);
+        assert_eq!(r.code, 0, "sql failed: {}", r.stderr);
+        r.stdout
+    }
+
+    pub fn count(&self, table: &str) -> i64 {
+        self.sql(&format!("SELECT count(*) AS n FROM {table}"))[0]["n"]
+            .as_i64()
+            .unwrap()
+    }
+
+    /// Every data table's content, in a stable order (run-specific columns left out).
+    pub fn dump(&self) -> String {
+        let mut s = String::new();
+        for q in [
+            "SELECT response_key, row_hash, submitted_at, municipality, county, period, nps FROM responses ORDER BY response_key",
+            "SELECT response_key, item_code, option_code, value, status, raw_value FROM answers ORDER BY response_key, item_code, option_code",
+            "SELECT response_key, field, text, redactions FROM comments ORDER BY response_key, field",
+            "SELECT source_object, source_row, reason_codes FROM quarantine ORDER BY source_object, source_row",
+        ] {
+            s.push_str(&self.sql_csv(q));
+        }
+        s
+    }
+}
+
+pub fn s<'a>(row: &'a serde_json::Map<String, serde_json::Value>, k: &str) -> Option<&'a str> {
+    row.get(k).and_then(|v| v.as_str())
+}

@@ -1,0 +1,10 @@
+//! The one integration-test binary: every test drives `palaute` the way a user does (the CLI on
+//! real files, reading results back through `palaute sql`).
+
+mod common;
+mod decoding;
+mod demo;
+mod idempotency;
+mod mapping;
+mod privacy;
+mod transactions;
