@@ -3,6 +3,7 @@
 //! → warehouse → ops (run, check, sql, history, demo, bench).
 
 pub mod config;
+pub mod demo;
 pub mod format;
 pub mod normalize;
 pub mod ops;
@@ -11,4 +12,3 @@ pub mod schema;
 pub mod source;
 pub mod store;
 pub mod warehouse;
-pub mod demo;

@@ -14,7 +14,11 @@ use palaute::ops::{check, demo, exit, history, sql};
 use palaute::warehouse::{Warehouse, WarehouseError};
 
 #[derive(Parser)]
-#[command(name = "palaute", version, about = "Client feedback ETL and warehouse for Finnish social and health services")]
+#[command(
+    name = "palaute",
+    version,
+    about = "Client feedback ETL and warehouse for Finnish social and health services"
+)]
 struct Cli {
     /// Log lines as text or JSON (stderr). On a terminal a progress bar is shown instead.
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
@@ -208,7 +212,8 @@ async fn main_inner(cli: Cli) -> anyhow::Result<i32> {
                 Ok(wh) => wh,
                 // no warehouse yet: plan against an empty folder, removed afterwards
                 Err(WarehouseError::Missing(_)) => {
-                    let d = std::env::temp_dir().join(format!("palaute-empty-{}", std::process::id()));
+                    let d =
+                        std::env::temp_dir().join(format!("palaute-empty-{}", std::process::id()));
                     let wh = Warehouse::open(&d.display().to_string(), true)?;
                     scratch = Some(d);
                     wh
@@ -281,7 +286,8 @@ async fn main_inner(cli: Cli) -> anyhow::Result<i32> {
 }
 
 fn code_of(e: &anyhow::Error) -> i32 {
-    if e.downcast_ref::<UsageError>().is_some() || e.downcast_ref::<config::ConfigError>().is_some() {
+    if e.downcast_ref::<UsageError>().is_some() || e.downcast_ref::<config::ConfigError>().is_some()
+    {
         exit::CONFIG
     } else if let Some(r) = e.downcast_ref::<RunError>() {
         r.exit_code()

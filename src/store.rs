@@ -53,7 +53,8 @@ impl Location {
                 .build()
                 .map_err(|e| err(e.to_string()))?;
             let prefix = prefix.trim_end_matches('/');
-            let url = Url::parse(&format!("s3://{bucket}/{prefix}")).map_err(|e| err(e.to_string()))?;
+            let url =
+                Url::parse(&format!("s3://{bucket}/{prefix}")).map_err(|e| err(e.to_string()))?;
             return Ok(Location {
                 store: Arc::new(store),
                 prefix: Path::from(prefix),

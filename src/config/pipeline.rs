@@ -392,7 +392,7 @@ impl Pipeline {
         }
         for (code, it) in &m.items {
             let s = &it.0;
-            if s.column.is_some() == !s.columns.is_empty() {
+            if s.column.is_some() != s.columns.is_empty() {
                 return Err(format!(
                     "mapping.items.{code}: give exactly one of `column` and `columns`"
                 ));

@@ -20,9 +20,32 @@ use crate::schema::Catalog;
 pub const CHUNK: usize = 10_000;
 
 pub const HEADER: &[&str] = &[
-    "response_id", "submitted_at", "municipality_code", "service_code", "channel",
-    "respondent_type", "age_group", "gender", "q1", "q2", "q3", "q4", "q5", "q6", "q7", "nps",
-    "act_1", "act_2", "act_3", "act_4", "act_5", "act_6", "act_7", "act_8", "good", "improve",
+    "response_id",
+    "submitted_at",
+    "municipality_code",
+    "service_code",
+    "channel",
+    "respondent_type",
+    "age_group",
+    "gender",
+    "q1",
+    "q2",
+    "q3",
+    "q4",
+    "q5",
+    "q6",
+    "q7",
+    "nps",
+    "act_1",
+    "act_2",
+    "act_3",
+    "act_4",
+    "act_5",
+    "act_6",
+    "act_7",
+    "act_8",
+    "good",
+    "improve",
 ];
 
 const CHANNELS: &[(&str, u32)] = &[("web", 70), ("paper", 15), ("sms", 10), ("kiosk", 5)];
@@ -32,8 +55,16 @@ const ACT_P: [f64; 8] = [0.45, 0.30, 0.22, 0.15, 0.12, 0.08, 0.05, 0.03];
 
 fn services() -> Vec<String> {
     let areas = [
-        ("SH", "AIK"), ("SH", "LAP"), ("SH", "VAN"), ("SH", "VAM"), ("SH", "MTP"),
-        ("TH", "VOS"), ("TH", "SUU"), ("TH", "KUN"), ("TH", "ERI"), ("TH", "PAI"),
+        ("SH", "AIK"),
+        ("SH", "LAP"),
+        ("SH", "VAN"),
+        ("SH", "VAM"),
+        ("SH", "MTP"),
+        ("TH", "VOS"),
+        ("TH", "SUU"),
+        ("TH", "KUN"),
+        ("TH", "ERI"),
+        ("TH", "PAI"),
     ];
     areas
         .iter()
@@ -69,11 +100,15 @@ pub fn write(path: &Path, rows: usize, seed: u64) -> Result<(), GenError> {
         .collect();
     let services = services();
     let tz = chrono_tz::Europe::Helsinki;
-    let start = tz.with_ymd_and_hms(2023, 1, 1, 0, 0, 0).single().expect("valid");
+    let start = tz
+        .with_ymd_and_hms(2023, 1, 1, 0, 0, 0)
+        .single()
+        .expect("valid");
     let span_minutes = 2 * 365 * 24 * 60;
     let tmp = path.with_extension("tmp");
     let f = std::fs::File::create(&tmp).map_err(err)?;
-    let mut w = csv::WriterBuilder::new().from_writer(std::io::BufWriter::with_capacity(1 << 20, f));
+    let mut w =
+        csv::WriterBuilder::new().from_writer(std::io::BufWriter::with_capacity(1 << 20, f));
     let cerr = |e: csv::Error| GenError {
         path: path.display().to_string(),
         message: e.to_string(),
@@ -93,18 +128,45 @@ pub fn write(path: &Path, rows: usize, seed: u64) -> Result<(), GenError> {
             } else if r < 0.0025 {
                 "999".into()
             } else {
-                munis.choose_weighted(&mut rng, |m| m.1).expect("non-empty").0.clone()
+                munis
+                    .choose_weighted(&mut rng, |m| m.1)
+                    .expect("non-empty")
+                    .0
+                    .clone()
             });
             row.push(services.choose(&mut rng).expect("non-empty").clone());
-            row.push(CHANNELS.choose_weighted(&mut rng, |c| c.1).expect("non-empty").0.into());
-            row.push(ROLES.choose_weighted(&mut rng, |c| c.1).expect("non-empty").0.into());
+            row.push(
+                CHANNELS
+                    .choose_weighted(&mut rng, |c| c.1)
+                    .expect("non-empty")
+                    .0
+                    .into(),
+            );
+            row.push(
+                ROLES
+                    .choose_weighted(&mut rng, |c| c.1)
+                    .expect("non-empty")
+                    .0
+                    .into(),
+            );
             row.push(if rng.random_bool(0.04) {
                 String::new()
             } else {
                 AGES.choose(&mut rng).expect("non-empty").to_string()
             });
             let g: f64 = rng.random();
-            row.push(if g < 0.06 { "" } else if g < 0.46 { "1" } else if g < 0.96 { "2" } else { "3" }.into());
+            row.push(
+                if g < 0.06 {
+                    ""
+                } else if g < 0.46 {
+                    "1"
+                } else if g < 0.96 {
+                    "2"
+                } else {
+                    "3"
+                }
+                .into(),
+            );
             let lat: f64 = 3.9 + rng.random_range(-1.2..1.2);
             for _ in 0..7 {
                 let r: f64 = rng.random();
@@ -119,10 +181,17 @@ pub fn write(path: &Path, rows: usize, seed: u64) -> Result<(), GenError> {
             row.push(if rng.random_bool(0.06) {
                 String::new()
             } else {
-                (((lat - 1.0) * 2.5 + rng.random_range(-2.0..2.0)).round().clamp(0.0, 10.0) as i32).to_string()
+                (((lat - 1.0) * 2.5 + rng.random_range(-2.0..2.0))
+                    .round()
+                    .clamp(0.0, 10.0) as i32)
+                    .to_string()
             });
             for p in ACT_P {
-                row.push(if rng.random_bool(p) { "Y".into() } else { String::new() });
+                row.push(if rng.random_bool(p) {
+                    "Y".into()
+                } else {
+                    String::new()
+                });
             }
             row.push(text::answer(&mut rng, 0.4, 0.08));
             row.push(text::answer(&mut rng, 0.4, 0.08));

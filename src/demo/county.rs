@@ -41,7 +41,14 @@ const ROLES: &[(&str, u32)] = &[
     ("Omainen tai läheinen", 15),
     ("Asiakas työntekijän avustamana", 5),
 ];
-const AGES: &[&str] = &["13–17 v", "18–29 v", "30–49 v", "50–64 v", "65–74 v", "75 v tai yli"];
+const AGES: &[&str] = &[
+    "13–17 v",
+    "18–29 v",
+    "30–49 v",
+    "50–64 v",
+    "65–74 v",
+    "75 v tai yli",
+];
 const GENDERS: &[&str] = &["Mies", "Nainen", "Muu", ""];
 const AGREE: &[&str] = &[
     "Täysin eri mieltä",
@@ -60,7 +67,10 @@ const QUESTIONS: &[(&str, &str)] = &[
     ("Kuka vastaa?", "vastaaja"),
     ("Ikäryhmä", "ika"),
     ("Sukupuoli", "sukupuoli"),
-    ("Kuinka todennäköisesti suosittelisit saamaasi palvelua läheisellesi tai ystävällesi?", "suositus"),
+    (
+        "Kuinka todennäköisesti suosittelisit saamaasi palvelua läheisellesi tai ystävällesi?",
+        "suositus",
+    ),
     ("Sain palvelua riittävän nopeasti.", "q_saatavuus"),
     ("Minua kohdeltiin arvostavasti.", "q_kohtaaminen"),
     ("Asioitani käsiteltiin yhdessä kanssani.", "q_osallisuus"),
@@ -130,12 +140,21 @@ fn responses(seed: u64, months: &[(i32, u32)], per_month: usize) -> Vec<Response
             let rec = if rng.random_bool(0.05) {
                 String::new()
             } else {
-                (((lat - 1.0) * 2.5 + rng.random_range(-1.5..1.5)).round().clamp(0.0, 10.0) as i32)
+                (((lat - 1.0) * 2.5 + rng.random_range(-1.5..1.5))
+                    .round()
+                    .clamp(0.0, 10.0) as i32)
                     .to_string()
             };
             let mut fields = vec![
                 id.to_string(),
-                format!("{}.{}.{} {}.{:02}", at.day(), at.month(), at.year(), chrono::Timelike::hour(&at), chrono::Timelike::minute(&at)),
+                format!(
+                    "{}.{}.{} {}.{:02}",
+                    at.day(),
+                    at.month(),
+                    at.year(),
+                    chrono::Timelike::hour(&at),
+                    chrono::Timelike::minute(&at)
+                ),
                 weighted(&mut rng, MUNICIPALITIES).to_string(),
                 SERVICES.choose(&mut rng).expect("non-empty").to_string(),
                 weighted(&mut rng, CHANNELS).to_string(),
@@ -148,8 +167,17 @@ fn responses(seed: u64, months: &[(i32, u32)], per_month: usize) -> Vec<Response
                 fields.push(likert(&mut rng));
             }
             fields.push(text::answer(&mut rng, 0.5, 0.2));
-            fields.push(format!("10.{}.{}.{}", rng.random_range(0..255), rng.random_range(0..255), rng.random_range(1..255)));
-            fields.push(if rng.random_bool(0.05) { "Maija Meikäläinen".into() } else { String::new() });
+            fields.push(format!(
+                "10.{}.{}.{}",
+                rng.random_range(0..255),
+                rng.random_range(0..255),
+                rng.random_range(1..255)
+            ));
+            fields.push(if rng.random_bool(0.05) {
+                "Maija Meikäläinen".into()
+            } else {
+                String::new()
+            });
             match id {
                 10007 => fields[1] = "31.2.2025 12.00".into(),
                 10023 => fields[2] = "Tuntematon".into(),

@@ -67,11 +67,20 @@ pub fn write(dir: &Path, seed: u64) -> Result<usize, GenError> {
             },
         ];
         for p in probs {
-            row.push(if rng.random_bool(p) { "x".into() } else { String::new() });
+            row.push(if rng.random_bool(p) {
+                "x".into()
+            } else {
+                String::new()
+            });
         }
         let lat: f64 = rng.random_range(3.0..5.0);
         row.push(((lat + rng.random_range(-1.0..1.0)).round().clamp(1.0, 5.0) as i32).to_string());
-        row.push(((lat * 2.0 + rng.random_range(-1.5..1.5)).round().clamp(0.0, 10.0) as i32).to_string());
+        row.push(
+            ((lat * 2.0 + rng.random_range(-1.5..1.5))
+                .round()
+                .clamp(0.0, 10.0) as i32)
+                .to_string(),
+        );
         row.push(text::answer(&mut rng, 0.7, 0.15));
         row.push(text::answer(&mut rng, 0.5, 0.1));
         w.write_record(&row).map_err(err)?;

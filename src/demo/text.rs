@@ -4,16 +4,70 @@ use rand::Rng;
 use rand::seq::IndexedRandom;
 
 const WORDS: &[&str] = &[
-    "hoitaja", "palvelu", "oli", "erittäin", "hyvä", "ystävällinen", "odotusaika", "liian", "pitkä",
-    "kiitos", "lääkäri", "ajanvaraus", "puhelin", "jonotus", "selkeä", "tieto", "kuunteli",
-    "ammattitaitoinen", "henkilökunta", "nopea", "hidas", "vastaanotto", "kotihoito", "omainen",
-    "käynti", "aika", "tuntui", "että", "ei", "mutta", "kyllä", "hyvin", "sai", "apua", "kun",
-    "soitin", "takaisin", "päätös", "kesti", "viikkoa", "asiointi", "helppoa", "ohjeet",
-    "epäselvät", "neuvonta", "terveysasema", "kuntoutus", "palveluohjaus", "kiire", "näkyi",
-    "toivoisin", "enemmän", "aikaa", "keskustelulle", "ryhmä", "retki", "vertaistuki",
+    "hoitaja",
+    "palvelu",
+    "oli",
+    "erittäin",
+    "hyvä",
+    "ystävällinen",
+    "odotusaika",
+    "liian",
+    "pitkä",
+    "kiitos",
+    "lääkäri",
+    "ajanvaraus",
+    "puhelin",
+    "jonotus",
+    "selkeä",
+    "tieto",
+    "kuunteli",
+    "ammattitaitoinen",
+    "henkilökunta",
+    "nopea",
+    "hidas",
+    "vastaanotto",
+    "kotihoito",
+    "omainen",
+    "käynti",
+    "aika",
+    "tuntui",
+    "että",
+    "ei",
+    "mutta",
+    "kyllä",
+    "hyvin",
+    "sai",
+    "apua",
+    "kun",
+    "soitin",
+    "takaisin",
+    "päätös",
+    "kesti",
+    "viikkoa",
+    "asiointi",
+    "helppoa",
+    "ohjeet",
+    "epäselvät",
+    "neuvonta",
+    "terveysasema",
+    "kuntoutus",
+    "palveluohjaus",
+    "kiire",
+    "näkyi",
+    "toivoisin",
+    "enemmän",
+    "aikaa",
+    "keskustelulle",
+    "ryhmä",
+    "retki",
+    "vertaistuki",
 ];
-const NAMES: &[&str] = &["matti", "liisa", "juha", "anna", "mikko", "sanna", "pekka", "aino"];
-const SURNAMES: &[&str] = &["virtanen", "korhonen", "nieminen", "makinen", "laine", "koskinen"];
+const NAMES: &[&str] = &[
+    "matti", "liisa", "juha", "anna", "mikko", "sanna", "pekka", "aino",
+];
+const SURNAMES: &[&str] = &[
+    "virtanen", "korhonen", "nieminen", "makinen", "laine", "koskinen",
+];
 const HETU_CHECK: &[u8; 31] = b"0123456789ABCDEFHJKLMNPRSTUVWXY";
 
 /// A henkilötunnus-shaped code with a valid check character (individual numbers 900–999 are the
@@ -24,7 +78,10 @@ pub fn synthetic_hetu<R: Rng>(rng: &mut R) -> String {
     let y = rng.random_range(30..=99u32);
     let n = rng.random_range(900..=999u32);
     let v = (d * 10_000 + m * 100 + y) as u64 * 1000 + n as u64;
-    format!("{d:02}{m:02}{y:02}-{n:03}{}", HETU_CHECK[(v % 31) as usize] as char)
+    format!(
+        "{d:02}{m:02}{y:02}-{n:03}{}",
+        HETU_CHECK[(v % 31) as usize] as char
+    )
 }
 
 /// Which contact detail a generated text carries.
@@ -61,7 +118,9 @@ pub fn sentence<R: Rng>(rng: &mut R, pii: Pii) -> String {
             s.push_str(&format!(" Ottakaa yhteyttä {f}.{l}@example.fi"));
         }
         Pii::Phone => {
-            let p = ["040", "050", "044", "+358 40"].choose(rng).expect("non-empty");
+            let p = ["040", "050", "044", "+358 40"]
+                .choose(rng)
+                .expect("non-empty");
             s.push_str(&format!(
                 " Soittakaa {p} {} {}",
                 rng.random_range(100..999),
@@ -79,7 +138,9 @@ pub fn answer<R: Rng>(rng: &mut R, fill: f64, pii_share: f64) -> String {
         return String::new();
     }
     let pii = if rng.random_bool(pii_share) {
-        *[Pii::Email, Pii::Phone, Pii::Hetu].choose(rng).expect("non-empty")
+        *[Pii::Email, Pii::Phone, Pii::Hetu]
+            .choose(rng)
+            .expect("non-empty")
     } else {
         Pii::None
     };

@@ -145,7 +145,9 @@ fn detect_delimiter(sample: &[u8]) -> u8 {
         }
         let first = counts.first().copied().unwrap_or(0);
         // allow one extra (empty) trailing field on header or data rows
-        let consistent = counts.iter().all(|&c| c == first || c + 1 == first || c == first + 1);
+        let consistent = counts
+            .iter()
+            .all(|&c| c == first || c + 1 == first || c == first + 1);
         let better = match (consistent, best.2) {
             (true, false) => first > 1,
             (false, true) => false,
@@ -173,8 +175,11 @@ impl CsvObject {
                 detect_delimiter(&sample)
             }
         };
+        // LF ends a record, so that line numbers count every line; the CR of a CRLF stays at the
+        // end of the last field and is trimmed with the rest of its white space
         let mut reader = csv::ReaderBuilder::new()
             .delimiter(delimiter)
+            .terminator(csv::Terminator::Any(b'\n'))
             .has_headers(false)
             .flexible(true)
             .buffer_capacity(1 << 18)
@@ -215,11 +220,10 @@ impl CsvObject {
 
     /// The next data record and the line it starts on (1-based), or None at the end.
     pub fn next_record(&mut self) -> Result<Option<(u64, &ByteRecord)>, String> {
+        // the reader's position before the read is where the record starts
+        let line = self.reader.position().line();
         match self.reader.read_byte_record(&mut self.record) {
-            Ok(true) => {
-                let line = self.record.position().map(|p| p.line()).unwrap_or(0);
-                Ok(Some((line, &self.record)))
-            }
+            Ok(true) => Ok(Some((line, &self.record))),
             Ok(false) => Ok(None),
             Err(e) => Err(e.to_string()),
         }

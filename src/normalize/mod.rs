@@ -255,7 +255,12 @@ impl<'a> Binder<'a> {
         }
     }
 
-    fn coded(&mut self, key: &str, f: &Option<Field>, list: Option<&'static CodeList>) -> Option<Coded> {
+    fn coded(
+        &mut self,
+        key: &str,
+        f: &Option<Field>,
+        list: Option<&'static CodeList>,
+    ) -> Option<Coded> {
         let f = f.as_ref()?;
         let from = self.from(key, f)?;
         let mut values = HashMap::new();
@@ -271,7 +276,10 @@ impl<'a> Binder<'a> {
             values.insert(fold(&k), v);
         }
         if let (From::Constant(c), Some(l)) = (&from, list) {
-            let code = values.get(&fold(c)).map(String::as_str).or_else(|| l.lookup(c));
+            let code = values
+                .get(&fold(c))
+                .map(String::as_str)
+                .or_else(|| l.lookup(c));
             if code.is_none() {
                 self.errors.push(format!(
                     "mapping.{key}.constant: '{c}' is not a {key} code (codes: {})",
@@ -336,7 +344,10 @@ impl Normalizer {
         let tz: Tz = match m.timezone.parse() {
             Ok(t) => t,
             Err(_) => {
-                errors.push(format!("mapping.timezone: unknown time zone '{}'", m.timezone));
+                errors.push(format!(
+                    "mapping.timezone: unknown time zone '{}'",
+                    m.timezone
+                ));
                 chrono_tz::Europe::Helsinki
             }
         };
@@ -349,7 +360,10 @@ impl Normalizer {
                 Some(From::Column(i, _)) => Some((i, time_format(f))),
                 _ => None,
             });
-        let municipality = m.municipality.as_ref().and_then(|f| b.from("municipality", f));
+        let municipality = m
+            .municipality
+            .as_ref()
+            .and_then(|f| b.from("municipality", f));
         let county = m.county.as_ref().and_then(|f| b.from("county", f));
         if let Some(From::Constant(c)) = &county
             && !catalog.municipalities.is_county(c)
@@ -361,17 +375,26 @@ impl Normalizer {
         if let Some(From::Constant(c)) = &municipality {
             let y = *catalog.municipalities.years().last().unwrap_or(&2026);
             if catalog.municipalities.resolve(c, y).is_none()
-                && catalog.municipalities.years().iter().all(|y| catalog.municipalities.resolve(c, *y).is_none())
+                && catalog
+                    .municipalities
+                    .years()
+                    .iter()
+                    .all(|y| catalog.municipalities.resolve(c, *y).is_none())
             {
-                errors.push(format!("mapping.municipality.constant: '{c}' is not a municipality code or name"));
+                errors.push(format!(
+                    "mapping.municipality.constant: '{c}' is not a municipality code or name"
+                ));
             }
         }
         let local_area = b.coded("local_area", &m.local_area, None);
         let org_unit = b.coded("org_unit", &m.org_unit, None);
         let service = b.coded("service", &m.service, None);
         let channel = b.coded("channel", &m.channel, Some(catalog.list("channel")));
-        let respondent_role =
-            b.coded("respondent_role", &m.respondent_role, Some(catalog.list("respondent_role")));
+        let respondent_role = b.coded(
+            "respondent_role",
+            &m.respondent_role,
+            Some(catalog.list("respondent_role")),
+        );
         let language = b.coded("language", &m.language, Some(catalog.list("language")));
         let age_group = b.coded("age_group", &m.age_group, Some(catalog.list("age_group")));
         let birth_year = m.birth_year.as_ref().and_then(|f| b.from("birth_year", f));
@@ -381,34 +404,49 @@ impl Normalizer {
         let mut items = Vec::new();
         let mut text_cols = HashSet::new();
         for (code, spec) in &m.items {
-            let (scale_name, options): (String, Vec<(String, Labels)>) =
-                if let Some(own) = m.own_items.get(code) {
-                    if instrument.is_some_and(|i| i.items.contains_key(code)) {
-                        errors.push(format!(
+            let (scale_name, options): (String, Vec<(String, Labels)>) = if let Some(own) =
+                m.own_items.get(code)
+            {
+                if instrument.is_some_and(|i| i.items.contains_key(code)) {
+                    errors.push(format!(
                             "mapping.own_items.{code}: the instrument already has an item with this code"
                         ));
-                    }
-                    (own.scale.clone(), own.options.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
-                } else {
-                    match (instrument, version) {
-                        (Some(i), Some(v)) => {
-                            if !v.items.contains(code) {
-                                errors.push(format!(
+                }
+                (
+                    own.scale.clone(),
+                    own.options
+                        .iter()
+                        .map(|(k, v)| (k.clone(), v.clone()))
+                        .collect(),
+                )
+            } else {
+                match (instrument, version) {
+                    (Some(i), Some(v)) => {
+                        if !v.items.contains(code) {
+                            errors.push(format!(
                                     "mapping.items.{code}: not an item of {} version {} (items: {}; a region's own statements go under own_items)",
                                     i.code,
                                     v.version,
                                     v.items.join(", ")
                                 ));
-                                continue;
-                            }
-                            let it = &i.items[code];
-                            (it.scale.clone(), it.options.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+                            continue;
                         }
-                        _ => continue,
+                        let it = &i.items[code];
+                        (
+                            it.scale.clone(),
+                            it.options
+                                .iter()
+                                .map(|(k, v)| (k.clone(), v.clone()))
+                                .collect(),
+                        )
                     }
-                };
+                    _ => continue,
+                }
+            };
             let Some(scale) = catalog.scales.get(&scale_name) else {
-                errors.push(format!("mapping.own_items.{code}: unknown scale '{scale_name}'"));
+                errors.push(format!(
+                    "mapping.own_items.{code}: unknown scale '{scale_name}'"
+                ));
                 continue;
             };
             let key = format!("items.{code}");
@@ -418,7 +456,8 @@ impl Normalizer {
                 ScaleKind::Ordinal => {
                     let Some(col) = s.column.as_ref().and_then(|c| b.column(&key, c)) else {
                         if s.column.is_none() {
-                            errors.push(format!("mapping.{key}: an ordinal item reads one `column`"));
+                            errors
+                                .push(format!("mapping.{key}: an ordinal item reads one `column`"));
                         }
                         continue;
                     };
@@ -437,7 +476,9 @@ impl Normalizer {
                     for (k, v) in scalar_map(&s.values) {
                         let t = if let Some(st) = Status::parse(&v) {
                             Target::Status(st)
-                        } else if let Some(n) = parse_integral(&v).filter(|n| (scale.min as i64..=scale.max as i64).contains(n)) {
+                        } else if let Some(n) = parse_integral(&v)
+                            .filter(|n| (scale.min as i64..=scale.max as i64).contains(n))
+                        {
                             Target::Value(n as i16)
                         } else {
                             errors.push(format!(
@@ -517,8 +558,9 @@ impl Normalizer {
                 options: option_codes,
             });
         }
-        errors.extend(b.errors.drain(..));
-        let (Some(From::Column(id_col, _)), Some(From::Column(sub_col, _))) = (id_col, submitted) else {
+        errors.append(&mut b.errors);
+        let (Some(From::Column(id_col, _)), Some(From::Column(sub_col, _))) = (id_col, submitted)
+        else {
             return Err(errors);
         };
         if !errors.is_empty() {
@@ -587,7 +629,12 @@ impl Normalizer {
         }
     }
 
-    fn coded(&self, rec: &ByteRecord, c: &Option<Coded>, what: &str) -> Result<Option<String>, Problem> {
+    fn coded(
+        &self,
+        rec: &ByteRecord,
+        c: &Option<Coded>,
+        what: &str,
+    ) -> Result<Option<String>, Problem> {
         let Some(c) = c else { return Ok(None) };
         let raw = self.value_of(rec, &c.from)?;
         if raw.is_empty() {
@@ -599,21 +646,28 @@ impl Normalizer {
         }
         match c.list {
             None => Ok(Some(raw)),
-            Some(l) => l.lookup(&raw).map(|s| Some(s.to_string())).ok_or_else(|| Problem {
-                code: "invalid_code",
-                column: match &c.from {
-                    From::Column(_, n) => Some(n.clone()),
-                    From::Constant(_) => None,
-                },
-                message: format!("not a {what} code or label (codes: {})", l.codes().join(", ")),
-            }),
+            Some(l) => l
+                .lookup(&raw)
+                .map(|s| Some(s.to_string()))
+                .ok_or_else(|| Problem {
+                    code: "invalid_code",
+                    column: match &c.from {
+                        From::Column(_, n) => Some(n.clone()),
+                        From::Constant(_) => None,
+                    },
+                    message: format!(
+                        "not a {what} code or label (codes: {})",
+                        l.codes().join(", ")
+                    ),
+                }),
         }
     }
 
     /// Check the field count, then derive key, hash, time and partition.
     pub fn head(&self, rec: &ByteRecord) -> Result<Head, Vec<Problem>> {
         let n = self.names.len();
-        if rec.len() < n || (rec.len() > n && rec.iter().skip(n).any(|f| !f.is_empty())) {
+        let blank = |f: &[u8]| f.iter().all(u8::is_ascii_whitespace);
+        if rec.len() < n || (rec.len() > n && rec.iter().skip(n).any(|f| !blank(f))) {
             return Err(vec![Problem {
                 code: "field_count",
                 column: None,
@@ -641,7 +695,11 @@ impl Normalizer {
                 Some(t) => Some(t),
                 None => {
                     problems.push(Problem {
-                        code: if s.is_empty() { "missing_time" } else { "invalid_time" },
+                        code: if s.is_empty() {
+                            "missing_time"
+                        } else {
+                            "invalid_time"
+                        },
                         column: Some(self.names[self.submitted.0].clone()),
                         message: if s.is_empty() {
                             "no submission time".into()
@@ -668,14 +726,22 @@ impl Normalizer {
             match self.value_of(rec, m) {
                 Ok(v) if v.is_empty() => {}
                 Ok(v) => match munis.resolve(&v, cyear) {
-                    Some(g) => geo = (Some(g.municipality), Some(g.county), Some(g.cooperation_area)),
+                    Some(g) => {
+                        geo = (
+                            Some(g.municipality),
+                            Some(g.county),
+                            Some(g.cooperation_area),
+                        )
+                    }
                     None => problems.push(Problem {
                         code: "unknown_municipality",
                         column: match m {
                             From::Column(_, n) => Some(n.clone()),
                             From::Constant(_) => None,
                         },
-                        message: format!("not a municipality code or name of classification year {cyear}"),
+                        message: format!(
+                            "not a municipality code or name of classification year {cyear}"
+                        ),
                     }),
                 },
                 Err(p) => problems.push(p),
@@ -805,7 +871,13 @@ impl Normalizer {
         for (ii, item) in self.items.iter().enumerate() {
             let ii = ii as u16;
             match &item.kind {
-                ItemKind::Ordinal { col, min, max, lookup, nps } => {
+                ItemKind::Ordinal {
+                    col,
+                    min,
+                    max,
+                    lookup,
+                    nps,
+                } => {
                     let raw = match self.field(rec, *col) {
                         Ok(s) => s,
                         Err(p) => {
@@ -815,7 +887,9 @@ impl Normalizer {
                     };
                     let (value, status, keep_raw) = if raw.is_empty() {
                         (None, Status::Missing, false)
-                    } else if let Some(n) = parse_integral(raw).filter(|_| !lookup.contains_key(&fold(raw))) {
+                    } else if let Some(n) =
+                        parse_integral(raw).filter(|_| !lookup.contains_key(&fold(raw)))
+                    {
                         if n < *min as i64 || n > *max as i64 {
                             problems.push(Problem {
                                 code: "out_of_range",
@@ -866,7 +940,10 @@ impl Normalizer {
                             Some(set) => set.contains(&fold(v)),
                             None => {
                                 !v.is_empty()
-                                    && !matches!(fold(v).as_str(), "0" | "n" | "no" | "ei" | "false" | "nej")
+                                    && !matches!(
+                                        fold(v).as_str(),
+                                        "0" | "n" | "no" | "ei" | "false" | "nej"
+                                    )
                             }
                         };
                         if chosen {
@@ -918,7 +995,11 @@ impl Normalizer {
                 },
             }
         }
-        if problems.is_empty() { Ok(body) } else { Err(problems) }
+        if problems.is_empty() {
+            Ok(body)
+        } else {
+            Err(problems)
+        }
     }
 
     /// The mapped fields of a rejected row as JSON (column → text), with open text scrubbed and
@@ -978,11 +1059,11 @@ fn split_options(cell: &str, sep: &str, options: &[(String, u16)]) -> Result<Vec
             return Ok(out);
         }
         let hit = options.iter().find(|(text, _)| {
-            rest.starts_with(text.as_str())
-                && rest[text.len()..]
-                    .trim_start()
-                    .strip_prefix(sep.trim())
-                    .is_some_or_empty(&rest[text.len()..])
+            // the option text must end at a separator or at the end of the cell
+            rest.starts_with(text.as_str()) && {
+                let after = rest[text.len()..].trim_start();
+                after.is_empty() || after.starts_with(sep.trim())
+            }
         });
         match hit {
             Some((text, oi)) => {
@@ -993,17 +1074,6 @@ fn split_options(cell: &str, sep: &str, options: &[(String, u16)]) -> Result<Vec
             }
             None => return Err(()),
         }
-    }
-}
-
-trait SomeOrEmpty {
-    fn is_some_or_empty(self, rest: &str) -> bool;
-}
-
-impl SomeOrEmpty for Option<&str> {
-    /// the option text ends at a separator or at the end of the cell
-    fn is_some_or_empty(self, rest: &str) -> bool {
-        self.is_some() || rest.trim().is_empty()
     }
 }
 
@@ -1019,8 +1089,11 @@ mod tests {
             (fold("Muu"), 2),
         ];
         let mut o = opts.clone();
-        o.sort_by(|a, b| b.0.len().cmp(&a.0.len()));
-        assert_eq!(split_options("Ryhmät, kurssit ja kerhot, Retket", ",", &o), Ok(vec![0, 1]));
+        o.sort_by_key(|a| std::cmp::Reverse(a.0.len()));
+        assert_eq!(
+            split_options("Ryhmät, kurssit ja kerhot, Retket", ",", &o),
+            Ok(vec![0, 1])
+        );
         assert_eq!(split_options("Retket", ",", &o), Ok(vec![1]));
         assert_eq!(split_options("", ",", &o), Ok(vec![]));
         assert_eq!(split_options("Retket, Uinti", ",", &o), Err(()));

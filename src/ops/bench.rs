@@ -144,12 +144,21 @@ pub async fn run(a: &BenchArgs) -> Result<(), BenchError> {
     };
     let base = std::fs::canonicalize(&base).map_err(io(&base))?;
     let yaml = dir.join("bench.yaml");
-    let text = BENCH_YAML.replace("location: ../bench-data/in", &format!("location: {}", dir.join("in").display()));
+    let text = BENCH_YAML.replace(
+        "location: ../bench-data/in",
+        &format!("location: {}", dir.join("in").display()),
+    );
     std::fs::write(&yaml, text).map_err(io(&yaml))?;
     let wh = dir.join("warehouse");
     let wh_s = wh.display().to_string();
     let yaml_s = yaml.display().to_string();
-    let run_args = ["run", "--json", "--warehouse", wh_s.as_str(), yaml_s.as_str()];
+    let run_args = [
+        "run",
+        "--json",
+        "--warehouse",
+        wh_s.as_str(),
+        yaml_s.as_str(),
+    ];
 
     let mut duck = Vec::new();
     let mut full = Vec::new();
@@ -200,7 +209,11 @@ pub async fn run(a: &BenchArgs) -> Result<(), BenchError> {
         }
     }
     let full_m = median(full);
-    println!("palaute bench: {} ({} bytes)", base.display(), std::fs::metadata(&base).map(|m| m.len()).unwrap_or(0));
+    println!(
+        "palaute bench: {} ({} bytes)",
+        base.display(),
+        std::fs::metadata(&base).map(|m| m.len()).unwrap_or(0)
+    );
     if let Some(r) = rows {
         println!("  rows of the full load: {r}");
     }
@@ -209,17 +222,26 @@ pub async fn run(a: &BenchArgs) -> Result<(), BenchError> {
     if let Some(d) = d {
         println!("  DuckDB W1 (baseline)                   {d:>6.2}            -     1.00");
     }
-    let ratio = |x: f64| d.map(|d| format!("{:>7.2}", x / d)).unwrap_or_else(|| "      -".into());
+    let ratio = |x: f64| {
+        d.map(|d| format!("{:>7.2}", x / d))
+            .unwrap_or_else(|| "      -".into())
+    };
     println!(
         "  full load                              {full_m:>6.2}   {:>11}  {} (vs DuckDB W1)",
         rss.first().map(|r| format!("{r:.0}")).unwrap_or("-".into()),
         ratio(full_m)
     );
     let again_m = median(again);
-    println!("  rerun, nothing new                     {again_m:>6.2}            -  {:>7.3} (vs full load)", again_m / full_m);
+    println!(
+        "  rerun, nothing new                     {again_m:>6.2}            -  {:>7.3} (vs full load)",
+        again_m / full_m
+    );
     if !cum.is_empty() {
         let c = median(cum);
-        println!("  cumulative export (+{EXTRA} rows)        {c:>6.2}            -  {:>7.3} (vs full load)", c / full_m);
+        println!(
+            "  cumulative export (+{EXTRA} rows)        {c:>6.2}            -  {:>7.3} (vs full load)",
+            c / full_m
+        );
     }
     Ok(())
 }

@@ -10,12 +10,22 @@ pub fn render(r: &RunReport) -> String {
     }
     for o in &r.objects {
         if o.state == "unchanged" {
-            out.push_str(&format!("  {:<40} unchanged (already loaded; will not be read)\n", o.name));
+            out.push_str(&format!(
+                "  {:<40} unchanged (already loaded; will not be read)\n",
+                o.name
+            ));
             continue;
         }
         out.push_str(&format!(
             "  {:<40} {:<9} {} rows: {} new, {} updated, {} duplicate, {} quarantined  [{}]\n",
-            o.name, o.state, o.counts.read, o.counts.loaded, o.counts.updated, o.counts.duplicate, o.counts.quarantined, o.decoded
+            o.name,
+            o.state,
+            o.counts.read,
+            o.counts.loaded,
+            o.counts.updated,
+            o.counts.duplicate,
+            o.counts.quarantined,
+            o.decoded
         ));
         if !o.ignored_columns.is_empty() {
             out.push_str(&format!(
@@ -32,7 +42,11 @@ pub fn render(r: &RunReport) -> String {
     if !r.reasons.is_empty() {
         out.push_str(&format!(
             "  quarantine reasons: {}\n",
-            r.reasons.iter().map(|(k, v)| format!("{k} {v}")).collect::<Vec<_>>().join(", ")
+            r.reasons
+                .iter()
+                .map(|(k, v)| format!("{k} {v}"))
+                .collect::<Vec<_>>()
+                .join(", ")
         ));
         for e in &r.examples {
             out.push_str(&format!("    {e}\n"));

@@ -40,7 +40,10 @@ pub fn generate(dir: &Path, seed: u64, months: usize) -> Result<(), DemoError> {
     project::write(&dir.join("exports/project"), seed)?;
     let pdir = dir.join("pipelines");
     std::fs::create_dir_all(&pdir).map_err(|e| DemoError::Io(pdir.display().to_string(), e))?;
-    for (name, text) in [("demo_county.yaml", COUNTY_YAML), ("demo_project.yaml", PROJECT_YAML)] {
+    for (name, text) in [
+        ("demo_county.yaml", COUNTY_YAML),
+        ("demo_project.yaml", PROJECT_YAML),
+    ] {
         let t = text.replace("location: ../demo/exports/", "location: ../exports/");
         let p = pdir.join(name);
         std::fs::write(&p, t).map_err(|e| DemoError::Io(p.display().to_string(), e))?;
@@ -69,13 +72,22 @@ pub async fn run(dir: &Path, seed: u64) -> Result<String, DemoError> {
     let wh = Warehouse::open(&wh_dir.display().to_string(), true)?;
     let county = load_pipeline(&dir.join("pipelines/demo_county.yaml"))?;
     let project = load_pipeline(&dir.join("pipelines/demo_project.yaml"))?;
-    let opts = RunOptions { dry_run: false, progress: true };
+    let opts = RunOptions {
+        dry_run: false,
+        progress: true,
+    };
     let _ = writeln!(out, "palaute demo in {}\n", dir.display());
-    let _ = writeln!(out, "1. First load: three monthly cumulative exports of the county survey and the project survey");
+    let _ = writeln!(
+        out,
+        "1. First load: three monthly cumulative exports of the county survey and the project survey"
+    );
     out.push_str(&render_summary(&run_pipeline(&wh, &county, &opts).await?));
     out.push_str(&render_summary(&run_pipeline(&wh, &project, &opts).await?));
 
-    let _ = writeln!(out, "\n2. The survey tool delivers April's cumulative export (all responses to date; one response was edited at the source)");
+    let _ = writeln!(
+        out,
+        "\n2. The survey tool delivers April's cumulative export (all responses to date; one response was edited at the source)"
+    );
     county::write_export(&dir.join("exports/county"), seed, 3, PER_MONTH)?;
     out.push_str(&render_summary(&run_pipeline(&wh, &county, &opts).await?));
 
@@ -83,12 +95,22 @@ pub async fn run(dir: &Path, seed: u64) -> Result<String, DemoError> {
     out.push_str(&render_summary(&run_pipeline(&wh, &county, &opts).await?));
     out.push_str(&render_summary(&run_pipeline(&wh, &project, &opts).await?));
 
-    let _ = writeln!(out, "\n4. The warehouse (palaute sql --warehouse {} \"…\")", wh_dir.display());
+    let _ = writeln!(
+        out,
+        "\n4. The warehouse (palaute sql --warehouse {} \"…\")",
+        wh_dir.display()
+    );
     out.push_str(&table(&wh, "SELECT pipeline, period, county, count(*) AS responses, round(avg(nps), 2) AS mean_recommend_0_10 FROM responses GROUP BY pipeline, period, county ORDER BY pipeline, period, county").await?);
     out.push('\n');
     out.push_str(&table(&wh, "SELECT item_code, status, count(*) AS answers FROM answers WHERE instrument = 'thl_national' AND item_code = 'availability' GROUP BY item_code, status ORDER BY status").await?);
     out.push('\n');
-    out.push_str(&table(&wh, "SELECT reason_codes, source_object, source_row FROM quarantine ORDER BY source_row").await?);
+    out.push_str(
+        &table(
+            &wh,
+            "SELECT reason_codes, source_object, source_row FROM quarantine ORDER BY source_row",
+        )
+        .await?,
+    );
     out.push('\n');
     out.push_str(&table(&wh, "SELECT redaction_kinds, count(*) AS comments, sum(redactions) AS redactions FROM comments WHERE redactions > 0 GROUP BY redaction_kinds ORDER BY redaction_kinds").await?);
     out.push('\n');

@@ -3,7 +3,10 @@
 use crate::warehouse::ledger::{RunRecord, read_runs};
 use crate::warehouse::{Warehouse, WarehouseError};
 
-pub async fn runs(wh: &Warehouse, pipeline: Option<&str>) -> Result<Vec<RunRecord>, WarehouseError> {
+pub async fn runs(
+    wh: &Warehouse,
+    pipeline: Option<&str>,
+) -> Result<Vec<RunRecord>, WarehouseError> {
     Ok(read_runs(wh)
         .await?
         .into_iter()
@@ -15,7 +18,17 @@ pub async fn runs(wh: &Warehouse, pipeline: Option<&str>) -> Result<Vec<RunRecor
 pub fn render(runs: &[RunRecord]) -> String {
     let mut out = format!(
         "{:<4} {:<26} {:<20} {:<10} {:>8} {:>8} {:>8} {:>9} {:>11} {:>7} {:>8}\n",
-        "seq", "run", "pipeline", "status", "read", "loaded", "updated", "duplicate", "quarantined", "objects", "seconds"
+        "seq",
+        "run",
+        "pipeline",
+        "status",
+        "read",
+        "loaded",
+        "updated",
+        "duplicate",
+        "quarantined",
+        "objects",
+        "seconds"
     );
     for r in runs {
         let secs = (r.finished_at - r.started_at).num_milliseconds() as f64 / 1000.0;

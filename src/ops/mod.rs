@@ -1,7 +1,6 @@
 //! User-visible operations, one file each: `run` (and its dry form behind `check`), `sql`,
 //! `history`, `demo` and `bench`.
 
-
 pub mod bench;
 pub mod check;
 pub mod demo;

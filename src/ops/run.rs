@@ -177,7 +177,11 @@ fn index_by_partition(files: Vec<TableFile>) -> HashMap<Partition, Vec<TableFile
 }
 
 impl Existing {
-    async fn load(&mut self, wh: &Warehouse, parts: BTreeSet<Partition>) -> Result<(), WarehouseError> {
+    async fn load(
+        &mut self,
+        wh: &Warehouse,
+        parts: BTreeSet<Partition>,
+    ) -> Result<(), WarehouseError> {
         let mut files = Vec::new();
         for p in &parts {
             if let Some(f) = self.files.get(p) {
@@ -190,7 +194,11 @@ impl Existing {
         }
         for (p, f) in files {
             let batches = wh
-                .read_files(RESPONSES, std::slice::from_ref(&f), &["response_key", "row_hash"])
+                .read_files(
+                    RESPONSES,
+                    std::slice::from_ref(&f),
+                    &["response_key", "row_hash"],
+                )
                 .await?;
             for b in batches {
                 let keys = b.column(0).as_string::<i32>();
@@ -254,7 +262,8 @@ impl Ctx<'_> {
             .collect::<Vec<_>>()
             .join("; ");
         if self.examples.len() < 10 {
-            self.examples.push(format!("{object} row {line}: {message}"));
+            self.examples
+                .push(format!("{object} row {line}: {message}"));
         }
         let Some(w) = self.writers.as_mut() else {
             return Ok(());
@@ -274,7 +283,8 @@ impl Ctx<'_> {
         r.row_hash.append_value(hash);
         r.reason_codes.append_value(codes.join(","));
         r.message.append_value(&message);
-        r.record.append_value(norm.quarantine_json(rec, &self.scrubber));
+        r.record
+            .append_value(norm.quarantine_json(rec, &self.scrubber));
         r.quarantined_at.append_value(self.now_micros);
         tw.pushed(&part)?;
         Ok(())
@@ -305,7 +315,8 @@ impl Ctx<'_> {
             r.survey_id.append_value(&norm.survey);
             r.instrument.append_value(&norm.instrument);
             r.instrument_version.append_value(&norm.version);
-            r.submitted_at.append_value(head.submitted_at.timestamp_micros());
+            r.submitted_at
+                .append_value(head.submitted_at.timestamp_micros());
             r.started_at
                 .append_option(body.started_at.map(|t| t.timestamp_micros()));
             r.classification_year.append_value(head.classification_year);
@@ -485,17 +496,26 @@ pub async fn run_pipeline(
         loaded: HashSet::new(),
         keys: HashMap::new(),
     };
-    let mut table_files: BTreeMap<&'static str, HashMap<Partition, Vec<TableFile>>> = BTreeMap::new();
+    let mut table_files: BTreeMap<&'static str, HashMap<Partition, Vec<TableFile>>> =
+        BTreeMap::new();
     let mut quarantined_before = HashSet::new();
     let mut tables = BTreeMap::new();
     if (exists || !opts.dry_run) && !to_read.is_empty() {
         for name in [RESPONSES, ANSWERS, COMMENTS, QUARANTINE] {
-            let v = committed.get(name).copied().unwrap_or(0);
-            let t = wh.table(name, Some(v)).await?;
+            // a plan reads the committed versions; a run, after recovery, the latest (whose
+            // content is the committed one) so that its commits follow them
+            let v = opts
+                .dry_run
+                .then(|| committed.get(name).copied().unwrap_or(0));
+            let t = wh.table(name, v).await?;
             let files = wh.files(&t).await?;
             if name == QUARANTINE {
                 let batches = wh
-                    .read_files(QUARANTINE, &files, &["pipeline", "response_key", "row_hash"])
+                    .read_files(
+                        QUARANTINE,
+                        &files,
+                        &["pipeline", "response_key", "row_hash"],
+                    )
                     .await?;
                 for b in batches {
                     let pl = b.column(0).as_string::<i32>();
@@ -678,7 +698,18 @@ pub async fn run_pipeline(
     let mut writers = ctx.writers.take().expect("writers exist outside dry runs");
     if let Some(e) = failure {
         discard_all(wh, writers).await;
-        record_failure(wh, p, &load_id, next_seq, started, &counts, &records, objects_skipped, &e).await;
+        record_failure(
+            wh,
+            p,
+            &load_id,
+            next_seq,
+            started,
+            &counts,
+            &records,
+            objects_skipped,
+            &e,
+        )
+        .await;
         return Err(e);
     }
 
@@ -698,7 +729,18 @@ pub async fn run_pipeline(
                 writer::discard(&wh.loc, name, files).await;
             }
             rollback(wh, &committed_now).await;
-            record_failure(wh, p, &load_id, next_seq, started, &counts, &records, objects_skipped, &e).await;
+            record_failure(
+                wh,
+                p,
+                &load_id,
+                next_seq,
+                started,
+                &counts,
+                &records,
+                objects_skipped,
+                &e,
+            )
+            .await;
             return Err(e);
         }
     };
@@ -734,7 +776,18 @@ pub async fn run_pipeline(
     .await;
     if let Err(e) = appended {
         rollback(wh, &committed_now).await;
-        record_failure(wh, p, &load_id, next_seq, started, &counts, &records, objects_skipped, &e).await;
+        record_failure(
+            wh,
+            p,
+            &load_id,
+            next_seq,
+            started,
+            &counts,
+            &records,
+            objects_skipped,
+            &e,
+        )
+        .await;
         return Err(e);
     }
     report.status = status;
@@ -773,7 +826,9 @@ async fn commit_run(
                     for b in batches {
                         let k = b.column(0).as_string::<i32>();
                         let mask: BooleanArray = (0..b.num_rows())
-                            .map(|i| Some(!parse_key(k.value(i)).is_some_and(|x| keys.contains(&x))))
+                            .map(|i| {
+                                Some(!parse_key(k.value(i)).is_some_and(|x| keys.contains(&x)))
+                            })
                             .collect();
                         removed += mask.iter().filter(|m| *m == Some(false)).count();
                         let fb = arrow::compute::filter_record_batch(&b, &mask).map_err(|e| {
@@ -783,7 +838,18 @@ async fn commit_run(
                             }
                         })?;
                         if fb.num_rows() > 0 {
-                            kept.push(RecordBatch::try_new(tw.def.file_schema.clone(), fb.columns().to_vec()).map_err(|e| WarehouseError::Read { path: f.path.clone(), message: e.to_string() })?);
+                            kept.push(
+                                RecordBatch::try_new(
+                                    tw.def.file_schema.clone(),
+                                    fb.columns().to_vec(),
+                                )
+                                .map_err(|e| {
+                                    WarehouseError::Read {
+                                        path: f.path.clone(),
+                                        message: e.to_string(),
+                                    }
+                                })?,
+                            );
                         }
                     }
                     if removed == 0 {
@@ -792,10 +858,11 @@ async fn commit_run(
                     for b in &kept {
                         tw.write_file(part, b)?;
                     }
-                    removes
-                        .entry(name)
-                        .or_default()
-                        .push(remove_action(&f.path, f.size, &f.partition_values()));
+                    removes.entry(name).or_default().push(remove_action(
+                        &f.path,
+                        f.size,
+                        &f.partition_values(),
+                    ));
                 }
             }
         }
@@ -815,6 +882,12 @@ async fn commit_run(
     if let Some(e) = finish_err {
         return Err((e, written, vec![]));
     }
+    // commit in the order of DATA_TABLES: responses first, quarantine last
+    written.sort_by_key(|(n, _)| {
+        crate::warehouse::tables::DATA_TABLES
+            .iter()
+            .position(|t| t == n)
+    });
     for (name, files) in &written {
         if let Err(e) = writer::upload(&wh.loc, name, files, writers.in_place).await {
             return Err((e.into(), written, vec![]));
@@ -838,10 +911,24 @@ async fn commit_run(
                 versions.insert(*name, v);
                 committed_now.push((name, before));
             }
-            Err(e) => return Err((e.into(), written.clone(), committed_now)),
+            Err(e) => {
+                // files of tables already committed stay: the versions before the rollback
+                // refer to them (vacuum removes them once the retention has passed)
+                let uncommitted = written
+                    .iter()
+                    .filter(|(n, _)| !committed_now.iter().any(|(c, _)| c == n))
+                    .cloned()
+                    .collect();
+                return Err((e.into(), uncommitted, committed_now));
+            }
         }
         if let Err(e) = failpoint(&format!("commit:{name}")) {
-            return Err((e, vec![], committed_now));
+            let uncommitted = written
+                .iter()
+                .filter(|(n, _)| !committed_now.iter().any(|(c, _)| c == n))
+                .cloned()
+                .collect();
+            return Err((e, uncommitted, committed_now));
         }
     }
     Ok((versions, committed_now))

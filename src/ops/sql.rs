@@ -53,9 +53,10 @@ pub fn write_result(
 ) -> Result<(), SqlError> {
     let err = |e: &dyn std::fmt::Display| SqlError::Output(e.to_string());
     let mut sink: Box<dyn Write + Send> = match output {
-        Some(p) => Box::new(std::fs::File::create(p).map_err(|e| {
-            SqlError::Output(format!("{}: {e}", p.display()))
-        })?),
+        Some(p) => Box::new(
+            std::fs::File::create(p)
+                .map_err(|e| SqlError::Output(format!("{}: {e}", p.display())))?,
+        ),
         None => Box::new(std::io::stdout()),
     };
     match format {
@@ -64,13 +65,17 @@ pub fn write_result(
             writeln!(sink, "{s}").map_err(|e| err(&e))?;
         }
         OutputFormat::Csv => {
-            let mut w = arrow::csv::WriterBuilder::new().with_header(true).build(sink);
+            let mut w = arrow::csv::WriterBuilder::new()
+                .with_header(true)
+                .build(sink);
             for b in batches {
                 w.write(b).map_err(|e| err(&e))?;
             }
         }
         OutputFormat::Json => {
-            let mut w = arrow::json::ArrayWriter::new(sink);
+            let mut w = arrow::json::WriterBuilder::new()
+                .with_explicit_nulls(true)
+                .build::<_, arrow::json::writer::JsonArray>(sink);
             let refs: Vec<&RecordBatch> = batches.iter().collect();
             w.write_batches(&refs).map_err(|e| err(&e))?;
             w.finish().map_err(|e| err(&e))?;

@@ -29,7 +29,10 @@ fn pattern(kind: PiiKind) -> (&'static str, &'static str) {
     match kind {
         PiiKind::Url => ("url", r#"(?i:https?://|www\.)[^\s<>"']+\?[^\s<>"']+"#),
         PiiKind::Email => ("email", r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}"),
-        PiiKind::Iban => ("iban", r"(?-u:\b)[A-Z]{2}[0-9]{2}(?: ?[A-Z0-9]){11,30}(?-u:\b)"),
+        PiiKind::Iban => (
+            "iban",
+            r"(?-u:\b)[A-Z]{2}[0-9]{2}(?: ?[A-Z0-9]){11,30}(?-u:\b)",
+        ),
         PiiKind::Hetu => (
             "hetu",
             r"(?-u:\b)[0-3][0-9][01][0-9][0-9]{2}[-+A-FU-Y][0-9]{3}[0-9A-FHJ-NPR-Y](?-u:\b)",
@@ -53,9 +56,7 @@ pub fn valid_hetu(s: &str) -> bool {
     if b.len() != 11 {
         return false;
     }
-    let digits = |r: std::ops::Range<usize>| -> Option<u32> {
-        s.get(r)?.parse().ok()
-    };
+    let digits = |r: std::ops::Range<usize>| -> Option<u32> { s.get(r)?.parse().ok() };
     let (Some(dd), Some(mm), Some(yy), Some(nnn)) =
         (digits(0..2), digits(2..4), digits(4..6), digits(7..10))
     else {
@@ -181,19 +182,31 @@ mod tests {
 
     #[test]
     fn each_kind_is_replaced() {
-        assert_eq!(s("Ottakaa yhteyttä matti.virtanen@example.fi kiitos"), "Ottakaa yhteyttä [email] kiitos");
+        assert_eq!(
+            s("Ottakaa yhteyttä matti.virtanen@example.fi kiitos"),
+            "Ottakaa yhteyttä [email] kiitos"
+        );
         assert_eq!(s("soittakaa 040 1234567"), "soittakaa [phone]");
         assert_eq!(s("soittakaa 040-123 4567."), "soittakaa [phone].");
-        assert_eq!(s("numero +358 40 123 4567 iltaisin"), "numero [phone] iltaisin");
+        assert_eq!(
+            s("numero +358 40 123 4567 iltaisin"),
+            "numero [phone] iltaisin"
+        );
         assert_eq!(s("numero +35840 1234567"), "numero [phone]");
         assert_eq!(s("call +44 20 7946 0958"), "call [phone]");
         assert_eq!(s("hetu 131052-308T ok"), "hetu [hetu] ok");
-        assert_eq!(s("tili FI21 1234 5600 0007 85 kiitos"), "tili [iban] kiitos");
+        assert_eq!(
+            s("tili FI21 1234 5600 0007 85 kiitos"),
+            "tili [iban] kiitos"
+        );
         assert_eq!(
             s("katso https://example.fi/lomake?id=123&user=5 tästä"),
             "katso [url] tästä"
         );
-        assert_eq!(s("asun Mannerheimintie 12 B 5 Helsinki"), "asun [address] Helsinki");
+        assert_eq!(
+            s("asun Mannerheimintie 12 B 5 Helsinki"),
+            "asun [address] Helsinki"
+        );
     }
 
     #[test]

@@ -116,10 +116,22 @@ pub struct MunicipalityLists {
 }
 
 const MUNICIPALITY_FILES: &[(i16, &str)] = &[
-    (2023, include_str!("../../schemas/codes/municipalities_2023.csv")),
-    (2024, include_str!("../../schemas/codes/municipalities_2024.csv")),
-    (2025, include_str!("../../schemas/codes/municipalities_2025.csv")),
-    (2026, include_str!("../../schemas/codes/municipalities_2026.csv")),
+    (
+        2023,
+        include_str!("../../schemas/codes/municipalities_2023.csv"),
+    ),
+    (
+        2024,
+        include_str!("../../schemas/codes/municipalities_2024.csv"),
+    ),
+    (
+        2025,
+        include_str!("../../schemas/codes/municipalities_2025.csv"),
+    ),
+    (
+        2026,
+        include_str!("../../schemas/codes/municipalities_2026.csv"),
+    ),
 ];
 const COUNTIES: &str = include_str!("../../schemas/codes/counties.csv");
 

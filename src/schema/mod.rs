@@ -170,7 +170,10 @@ impl Catalog {
             for v in &ins.versions {
                 for it in &v.items {
                     let item = ins.items.get(it).ok_or_else(|| {
-                        invalid(file, format!("version {} lists unknown item {it}", v.version))
+                        invalid(
+                            file,
+                            format!("version {} lists unknown item {it}", v.version),
+                        )
                     })?;
                     if !scales.contains_key(&item.scale) {
                         return Err(invalid(
@@ -195,7 +198,11 @@ impl Catalog {
         self.instruments.get(code).ok_or_else(|| {
             SchemaError::UnknownInstrument(
                 code.to_string(),
-                self.instruments.keys().cloned().collect::<Vec<_>>().join(", "),
+                self.instruments
+                    .keys()
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .join(", "),
             )
         })
     }

@@ -4,8 +4,8 @@
 use std::path::Path as FsPath;
 
 use futures::TryStreamExt;
-use object_store::ObjectStoreExt;
 use globset::{Glob, GlobMatcher};
+use object_store::ObjectStoreExt;
 use tokio::io::AsyncWriteExt;
 
 use super::{LocalCopy, SourceError, SourceObject, tempfile_lite::TempFile};
@@ -86,7 +86,9 @@ impl FilesReader {
             .await
             .map_err(|e| err(e.to_string()))?;
         while let Some(chunk) = stream.try_next().await.map_err(|e| err(e.to_string()))? {
-            file.write_all(&chunk).await.map_err(|e| err(e.to_string()))?;
+            file.write_all(&chunk)
+                .await
+                .map_err(|e| err(e.to_string()))?;
         }
         file.flush().await.map_err(|e| err(e.to_string()))?;
         Ok(LocalCopy {

@@ -184,10 +184,13 @@ pub async fn append(w: &Warehouse, r: &RunRecord) -> Result<u64, WarehouseError>
         .map_err(|e| WarehouseError::Ledger(e.to_string()))?;
     let mut buf = Vec::new();
     {
-        let mut wr = ArrowWriter::try_new(&mut buf, def.file_schema.clone(), Some(writer_properties()))
+        let mut wr =
+            ArrowWriter::try_new(&mut buf, def.file_schema.clone(), Some(writer_properties()))
+                .map_err(|e| WarehouseError::Ledger(e.to_string()))?;
+        wr.write(&batch)
             .map_err(|e| WarehouseError::Ledger(e.to_string()))?;
-        wr.write(&batch).map_err(|e| WarehouseError::Ledger(e.to_string()))?;
-        wr.close().map_err(|e| WarehouseError::Ledger(e.to_string()))?;
+        wr.close()
+            .map_err(|e| WarehouseError::Ledger(e.to_string()))?;
     }
     let rel = format!("part-{}-{:08}.zstd.parquet", r.run_id, r.seq);
     let size = buf.len() as i64;

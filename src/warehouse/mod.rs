@@ -37,7 +37,7 @@ pub enum WarehouseError {
     #[error("table {table}: {source}")]
     Delta {
         table: String,
-        source: DeltaTableError,
+        source: Box<DeltaTableError>,
     },
     #[error("{path}: {message}")]
     Write { path: String, message: String },
@@ -52,7 +52,7 @@ pub enum WarehouseError {
 fn delta(table: &str) -> impl Fn(DeltaTableError) -> WarehouseError + '_ {
     move |source| WarehouseError::Delta {
         table: table.to_string(),
-        source,
+        source: Box::new(source),
     }
 }
 
@@ -102,7 +102,11 @@ impl Warehouse {
     }
 
     /// A table at its latest version, or at `version`.
-    pub async fn table(&self, name: &str, version: Option<u64>) -> Result<DeltaTable, WarehouseError> {
+    pub async fn table(
+        &self,
+        name: &str,
+        version: Option<u64>,
+    ) -> Result<DeltaTable, WarehouseError> {
         let mut b = self.builder(name)?;
         if let Some(v) = version {
             b = b.with_version(v);
@@ -151,7 +155,14 @@ impl Warehouse {
 
     /// The active files of a table version.
     pub async fn files(&self, t: &DeltaTable) -> Result<Vec<TableFile>, WarehouseError> {
-        let name = t.table_url().path().trim_end_matches('/').rsplit('/').next().unwrap_or("").to_string();
+        let name = t
+            .table_url()
+            .path()
+            .trim_end_matches('/')
+            .rsplit('/')
+            .next()
+            .unwrap_or("")
+            .to_string();
         let views: Vec<_> = t
             .get_active_add_actions_by_predicate(None)
             .try_collect()
@@ -193,11 +204,20 @@ impl Warehouse {
                 let b = if cols.is_empty() {
                     b
                 } else {
-                    let mask = ProjectionMask::columns(b.parquet_schema(), cols.iter().map(String::as_str));
+                    let mask = ProjectionMask::columns(
+                        b.parquet_schema(),
+                        cols.iter().map(String::as_str),
+                    );
                     b.with_projection(mask)
                 };
-                let stream = b.with_batch_size(65536).build().map_err(|e| err(e.to_string()))?;
-                stream.try_collect::<Vec<_>>().await.map_err(|e| err(e.to_string()))
+                let stream = b
+                    .with_batch_size(65536)
+                    .build()
+                    .map_err(|e| err(e.to_string()))?;
+                stream
+                    .try_collect::<Vec<_>>()
+                    .await
+                    .map_err(|e| err(e.to_string()))
             }
         });
         let out: Vec<Vec<RecordBatch>> = futures::stream::iter(reads)
@@ -217,7 +237,10 @@ impl Warehouse {
     ) -> Result<u64, WarehouseError> {
         let def = table_def(name);
         let mut meta = std::collections::HashMap::new();
-        meta.insert("palaute.load_id".to_string(), serde_json::Value::String(load_id.to_string()));
+        meta.insert(
+            "palaute.load_id".to_string(),
+            serde_json::Value::String(load_id.to_string()),
+        );
         let op = DeltaOperation::Write {
             mode: SaveMode::Append,
             partition_by: (!def.partition_by.is_empty())
@@ -254,7 +277,12 @@ impl Warehouse {
             let latest = t.version().unwrap_or(0);
             let want = committed.get(name).copied().unwrap_or(0);
             if latest > want {
-                tracing::warn!(table = name, from = latest, to = want, "restoring a table an unfinished run left ahead of the ledger");
+                tracing::warn!(
+                    table = name,
+                    from = latest,
+                    to = want,
+                    "restoring a table an unfinished run left ahead of the ledger"
+                );
                 self.restore(name, want).await?;
                 restored.push(name.to_string());
             }

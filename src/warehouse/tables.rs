@@ -4,8 +4,8 @@
 use std::sync::{Arc, OnceLock};
 
 use arrow::array::{
-    ArrayBuilder, ArrayRef, Int8Builder, Int16Builder, Int32Builder, Int64Builder, RecordBatch, StringBuilder,
-    TimestampMicrosecondBuilder,
+    ArrayBuilder, ArrayRef, Int8Builder, Int16Builder, Int32Builder, Int64Builder, RecordBatch,
+    StringBuilder, TimestampMicrosecondBuilder,
 };
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 
@@ -175,7 +175,9 @@ pub fn parse_key(s: &str) -> Option<u128> {
     u128::from_str_radix(s, 16).ok()
 }
 
-/// Column builders of one table's Parquet file (no partition columns).
+/// Column builders of one table's Parquet file (no partition columns). Kept inline: one value
+/// per open partition file, and the variant is matched on every row.
+#[allow(clippy::large_enum_variant)]
 pub enum Rows {
     Responses(ResponsesRows),
     Answers(AnswersRows),

@@ -86,7 +86,10 @@ impl TableWriter {
 
     fn partition_values(&self, p: &Partition) -> Vec<(String, String)> {
         match self.def.partition_by {
-            [a, b] => vec![(a.to_string(), p.period.clone()), (b.to_string(), p.county.clone())],
+            [a, b] => vec![
+                (a.to_string(), p.period.clone()),
+                (b.to_string(), p.county.clone()),
+            ],
             [a] => vec![(a.to_string(), p.period.clone())],
             _ => vec![],
         }

@@ -23,7 +23,9 @@ impl Ran {
 
 pub fn palaute(args: &[&str], envs: &[(&str, &str)]) -> Ran {
     let mut c = Command::new(env!("CARGO_BIN_EXE_palaute"));
-    c.args(args).env_remove("PALAUTE_WAREHOUSE").env_remove("PALAUTE_FAILPOINT");
+    c.args(args)
+        .env_remove("PALAUTE_WAREHOUSE")
+        .env_remove("PALAUTE_FAILPOINT");
     for (k, v) in envs {
         c.env(k, v);
     }
@@ -88,25 +90,44 @@ impl Fixture {
 
     pub fn run_env(&self, pipeline: &Path, envs: &[(&str, &str)]) -> Ran {
         palaute(
-            &["run", "--warehouse", &self.warehouse(), pipeline.to_str().unwrap()],
+            &[
+                "run",
+                "--warehouse",
+                &self.warehouse(),
+                pipeline.to_str().unwrap(),
+            ],
             envs,
         )
     }
 
     pub fn check(&self, pipeline: &Path) -> Ran {
         palaute(
-            &["check", "--warehouse", &self.warehouse(), pipeline.to_str().unwrap()],
+            &[
+                "check",
+                "--warehouse",
+                &self.warehouse(),
+                pipeline.to_str().unwrap(),
+            ],
             &[],
         )
     }
 
     /// Rows of a query as JSON objects, through `palaute sql --format json`.
     pub fn sql(&self, q: &str) -> Vec<serde_json::Map<String, serde_json::Value>> {
-        let r = palaute(&["sql", "--warehouse", &self.warehouse(), "--format", "json", q], &[]);
+        let r = palaute(
+            &[
+                "sql",
+                "--warehouse",
+                &self.warehouse(),
+                "--format",
+                "json",
+                q,
+            ],
+            &[],
+        );
         assert_eq!(r.code, 0, "sql failed: {}", r.stderr);
-        let v: serde_json::Value = serde_json::from_str(r.stdout.trim()).unwrap_or_else(|e| {
-            panic!("sql output is not JSON ({e}): {}", r.stdout)
-        });
+        let v: serde_json::Value = serde_json::from_str(r.stdout.trim())
+            .unwrap_or_else(|e| panic!("sql output is not JSON ({e}): {}", r.stdout));
         v.as_array()
             .expect("an array")
             .iter()
@@ -116,7 +137,17 @@ impl Fixture {
 
     /// A query's result as CSV text (for comparing whole tables).
     pub fn sql_csv(&self, q: &str) -> String {
-        let r = palaute(&["sql", "--warehouse", &self.warehouse(), "--format", "csv", q], &[]);
+        let r = palaute(
+            &[
+                "sql",
+                "--warehouse",
+                &self.warehouse(),
+                "--format",
+                "csv",
+                q,
+            ],
+            &[],
+        );
         assert_eq!(r.code, 0, "sql failed: {}", r.stderr);
         r.stdout
     }

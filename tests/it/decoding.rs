@@ -23,7 +23,11 @@ fn utf8_bom_comma_iso_offsets_and_finnish_periods() {
     assert_eq!(rows[0]["nps"].as_i64(), Some(9));
     assert_eq!(s(&rows[1], "municipality"), Some("092"));
     assert_eq!(s(&rows[1], "county"), Some("04"));
-    assert!(s(&rows[1], "t").unwrap().starts_with("2024-07-05T11:22:01"), "{:?}", rows[1]);
+    assert!(
+        s(&rows[1], "t").unwrap().starts_with("2024-07-05T11:22:01"),
+        "{:?}",
+        rows[1]
+    );
     let c = f.sql("SELECT text FROM comments");
     assert_eq!(s(&c[0], "text"), Some("Hyvä palvelu"));
 }
@@ -46,15 +50,34 @@ fn windows_1252_semicolons_two_header_rows_crlf_and_finnish_dates() {
     assert!(s(&rows[0], "t").unwrap().starts_with("2024-03-05T12:22:00"));
     assert_eq!(s(&rows[1], "municipality"), Some("989"));
     assert!(s(&rows[1], "t").unwrap().starts_with("2024-03-05T07:05:00"));
-    let a = f.sql("SELECT item_code, value, status, raw_value FROM answers ORDER BY item_code, status");
+    let a =
+        f.sql("SELECT item_code, value, status, raw_value FROM answers ORDER BY item_code, status");
     let got: Vec<(String, Option<i64>, String)> = a
         .iter()
-        .map(|r| (s(r, "item_code").unwrap().to_string(), r["value"].as_i64(), s(r, "status").unwrap().to_string()))
+        .map(|r| {
+            (
+                s(r, "item_code").unwrap().to_string(),
+                r["value"].as_i64(),
+                s(r, "status").unwrap().to_string(),
+            )
+        })
         .collect();
-    assert!(got.contains(&("availability".into(), Some(5), "answered".into())), "{got:?}");
-    assert!(got.contains(&("availability".into(), Some(2), "answered".into())), "{got:?}");
-    assert!(got.contains(&("encounter".into(), None, "cant_say".into())), "{got:?}");
-    assert!(got.contains(&("encounter".into(), None, "not_applicable".into())), "{got:?}");
+    assert!(
+        got.contains(&("availability".into(), Some(5), "answered".into())),
+        "{got:?}"
+    );
+    assert!(
+        got.contains(&("availability".into(), Some(2), "answered".into())),
+        "{got:?}"
+    );
+    assert!(
+        got.contains(&("encounter".into(), None, "cant_say".into())),
+        "{got:?}"
+    );
+    assert!(
+        got.contains(&("encounter".into(), None, "not_applicable".into())),
+        "{got:?}"
+    );
     let c = f.sql("SELECT text FROM comments");
     assert_eq!(s(&c[0], "text"), Some("Äiti sai hyvää hoitoa"));
     // check shows how the object was decoded
@@ -71,7 +94,10 @@ fn tab_delimiter_three_header_rows_names_in_the_middle() {
                 x\tx\tx\tx\tx\tx\tx\n\
                 1\t2024-02-01 10:00\t837\t4\t4\t8\tok, hyvä\n";
     f.input("lime.csv", text.as_bytes());
-    let p = f.pipeline("format:\n  kind: csv\n  header_rows: 3\n  names_row: 2\n", MAPPING);
+    let p = f.pipeline(
+        "format:\n  kind: csv\n  header_rows: 3\n  names_row: 2\n",
+        MAPPING,
+    );
     let r = f.run(&p);
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert_eq!(f.count("responses"), 1);
@@ -92,10 +118,16 @@ fn quoted_fields_with_newlines_quotes_and_mixed_line_ends() {
     assert_eq!(f.count("responses"), 3);
     let c = f.sql("SELECT text FROM comments ORDER BY text");
     let texts: Vec<&str> = c.iter().map(|r| s(r, "text").unwrap()).collect();
-    assert_eq!(texts, vec!["a;b\r\nc", "loppu", "rivi yksi\nrivi \"kaksi\", kolme"]);
+    assert_eq!(
+        texts,
+        vec!["a;b\r\nc", "loppu", "rivi yksi\nrivi \"kaksi\", kolme"]
+    );
     // the source row is the line a record starts on
     let rows = f.sql("SELECT source_row FROM responses ORDER BY source_row");
-    let lines: Vec<i64> = rows.iter().map(|r| r["source_row"].as_i64().unwrap()).collect();
+    let lines: Vec<i64> = rows
+        .iter()
+        .map(|r| r["source_row"].as_i64().unwrap())
+        .collect();
     assert_eq!(lines, vec![2, 4, 6]);
 }
 
@@ -111,7 +143,10 @@ fn decimal_comma_and_padded_numbers() {
     assert_eq!(a[0]["value"].as_i64(), Some(4));
     assert_eq!(s(&a[0], "raw_value"), Some("4,0"));
     assert_eq!(a[1]["value"].as_i64(), Some(3));
-    assert_eq!(f.sql("SELECT nps FROM responses")[0]["nps"].as_i64(), Some(8));
+    assert_eq!(
+        f.sql("SELECT nps FROM responses")[0]["nps"].as_i64(),
+        Some(8)
+    );
 }
 
 #[test]
@@ -121,7 +156,10 @@ fn declared_encoding_and_delimiter_and_trailing_separators() {
     let text = "id;time;kunta;q1;q2;nps;teksti;\n1;1.2.2024;Närpiö;5;5;10;Kiitos;\n";
     let (bytes, _, _) = encoding_rs::WINDOWS_1252.encode(text);
     f.input("l.csv", &bytes);
-    let p = f.pipeline("format:\n  kind: csv\n  encoding: iso-8859-1\n  delimiter: \";\"\n", MAPPING);
+    let p = f.pipeline(
+        "format:\n  kind: csv\n  encoding: iso-8859-1\n  delimiter: \";\"\n",
+        MAPPING,
+    );
     let r = f.run(&p);
     assert_eq!(r.code, 0, "{}", r.stderr);
     let rows = f.sql("SELECT municipality FROM responses");

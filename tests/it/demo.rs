@@ -10,35 +10,67 @@ fn demo_shows_quarantine_dedupe_and_scrubbing() {
     assert_eq!(r.code, 0, "{}", r.stderr);
     let out = &r.stdout;
     // first load: 3 exports of 150, 300 and 450 rows; 446 distinct good rows, 4 broken
-    assert!(out.contains("rows: 900 read, 446 new, 0 updated, 450 duplicate, 4 quarantined"), "{out}");
-    assert!(out.contains("county_mismatch 1, invalid_time 1, out_of_range 1, unknown_municipality 1"), "{out}");
+    assert!(
+        out.contains("rows: 900 read, 446 new, 0 updated, 450 duplicate, 4 quarantined"),
+        "{out}"
+    );
+    assert!(
+        out.contains("county_mismatch 1, invalid_time 1, out_of_range 1, unknown_municipality 1"),
+        "{out}"
+    );
     // April's cumulative export: 150 new, the edited response updated, the rest duplicates
-    assert!(out.contains("rows: 600 read, 150 new, 1 updated, 449 duplicate, 0 quarantined"), "{out}");
+    assert!(
+        out.contains("rows: 600 read, 150 new, 1 updated, 449 duplicate, 0 quarantined"),
+        "{out}"
+    );
     assert!(out.contains("no_change"), "{out}");
-    assert!(out.contains("[email]") || out.contains("[phone]") || out.contains("[hetu]"), "{out}");
+    assert!(
+        out.contains("[email]") || out.contains("[phone]") || out.contains("[hetu]"),
+        "{out}"
+    );
     // the warehouse agrees, read through palaute sql
     let wh = d.join("warehouse");
     let q = palaute(
-        &["sql", "--warehouse", wh.to_str().unwrap(), "--format", "json",
-          "SELECT pipeline, count(*) AS n FROM responses GROUP BY pipeline ORDER BY pipeline"],
+        &[
+            "sql",
+            "--warehouse",
+            wh.to_str().unwrap(),
+            "--format",
+            "json",
+            "SELECT pipeline, count(*) AS n FROM responses GROUP BY pipeline ORDER BY pipeline",
+        ],
         &[],
     );
     assert_eq!(q.code, 0, "{}", q.stderr);
-    let v: Vec<serde_json::Map<String, serde_json::Value>> = serde_json::from_str::<serde_json::Value>(&q.stdout)
-        .unwrap()
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|x| x.as_object().unwrap().clone())
-        .collect();
+    let v: Vec<serde_json::Map<String, serde_json::Value>> =
+        serde_json::from_str::<serde_json::Value>(&q.stdout)
+            .unwrap()
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x.as_object().unwrap().clone())
+            .collect();
     assert_eq!(s(&v[0], "pipeline"), Some("demo_county"));
     assert_eq!(v[0]["n"].as_i64(), Some(596));
     assert_eq!(s(&v[1], "pipeline"), Some("demo_project"));
     let n_project = v[1]["n"].as_i64().unwrap();
     assert!((15..=200).contains(&n_project));
     // no comment still holds an e-mail address or a phone number
-    let c = palaute(&["sql", "--warehouse", wh.to_str().unwrap(), "--format", "csv", "SELECT text FROM comments"], &[]);
-    assert!(!c.stdout.contains("@example.fi"), "an e-mail address survived");
+    let c = palaute(
+        &[
+            "sql",
+            "--warehouse",
+            wh.to_str().unwrap(),
+            "--format",
+            "csv",
+            "SELECT text FROM comments",
+        ],
+        &[],
+    );
+    assert!(
+        !c.stdout.contains("@example.fi"),
+        "an e-mail address survived"
+    );
     assert!(!c.stdout.contains("Soittakaa 0"), "a phone number survived");
     // history lists the five runs
     let h = palaute(&["history", "--warehouse", wh.to_str().unwrap()], &[]);

@@ -14,14 +14,21 @@ fn export(rows: &[(u32, &str, u32)]) -> String {
 #[test]
 fn rerun_is_identical_and_skips_unchanged_objects() {
     let f = Fixture::new();
-    f.input("a.csv", export(&[(1, "01-10", 4), (2, "02-10", 5)]).as_bytes());
+    f.input(
+        "a.csv",
+        export(&[(1, "01-10", 4), (2, "02-10", 5)]).as_bytes(),
+    );
     let p = f.pipeline("", MAPPING);
     assert_eq!(f.run(&p).code, 0);
     let first = f.dump();
     let r = f.run(&p);
     assert_eq!(r.code, 0);
     assert!(r.stdout.contains("no_change"), "{}", r.stdout);
-    assert!(r.stdout.contains("0 read, 1 unchanged (skipped unread)"), "{}", r.stdout);
+    assert!(
+        r.stdout.contains("0 read, 1 unchanged (skipped unread)"),
+        "{}",
+        r.stdout
+    );
     assert_eq!(f.dump(), first);
     let runs = f.sql("SELECT status, rows_read FROM runs ORDER BY seq");
     assert_eq!(s(&runs[1], "status"), Some("no_change"));
@@ -31,15 +38,25 @@ fn rerun_is_identical_and_skips_unchanged_objects() {
 #[test]
 fn cumulative_export_adds_only_new_rows_and_updates_edited_ones() {
     let f = Fixture::new();
-    f.input("export_01.csv", export(&[(1, "01-10", 4), (2, "01-20", 5)]).as_bytes());
+    f.input(
+        "export_01.csv",
+        export(&[(1, "01-10", 4), (2, "01-20", 5)]).as_bytes(),
+    );
     let p = f.pipeline("", MAPPING);
     assert_eq!(f.run(&p).code, 0);
     assert_eq!(f.count("responses"), 2);
     // February's export repeats January's rows, edits response 1 and adds response 3
-    f.input("export_02.csv", export(&[(1, "01-10", 1), (2, "01-20", 5), (3, "02-05", 3)]).as_bytes());
+    f.input(
+        "export_02.csv",
+        export(&[(1, "01-10", 1), (2, "01-20", 5), (3, "02-05", 3)]).as_bytes(),
+    );
     let r = f.run(&p);
     assert_eq!(r.code, 0, "{}", r.stderr);
-    assert!(r.stdout.contains("1 new, 1 updated, 1 duplicate"), "{}", r.stdout);
+    assert!(
+        r.stdout.contains("1 new, 1 updated, 1 duplicate"),
+        "{}",
+        r.stdout
+    );
     assert_eq!(f.count("responses"), 3);
     let a = f.sql("SELECT r.source_object, a.value FROM answers a JOIN responses r ON a.response_key = r.response_key WHERE a.item_code = 'availability' ORDER BY r.submitted_at");
     let vals: Vec<i64> = a.iter().map(|r| r["value"].as_i64().unwrap()).collect();
@@ -51,10 +68,17 @@ fn cumulative_export_adds_only_new_rows_and_updates_edited_ones() {
 
     // both exports again under new names, in one run: the newest wins, nothing changes
     let before = f.dump();
-    f.input("export_02b.csv", export(&[(1, "01-10", 1), (2, "01-20", 5), (3, "02-05", 3)]).as_bytes());
+    f.input(
+        "export_02b.csv",
+        export(&[(1, "01-10", 1), (2, "01-20", 5), (3, "02-05", 3)]).as_bytes(),
+    );
     let r = f.run(&p);
     assert_eq!(r.code, 0);
-    assert!(r.stdout.contains("0 new, 0 updated, 3 duplicate"), "{}", r.stdout);
+    assert!(
+        r.stdout.contains("0 new, 0 updated, 3 duplicate"),
+        "{}",
+        r.stdout
+    );
     assert_eq!(f.dump(), before);
 }
 
@@ -65,10 +89,17 @@ fn a_changed_object_is_read_again() {
     let p = f.pipeline("", MAPPING);
     assert_eq!(f.run(&p).code, 0);
     // the tool overwrites the same file with a cumulative export
-    f.input("all.csv", export(&[(1, "01-10", 4), (2, "03-01", 2)]).as_bytes());
+    f.input(
+        "all.csv",
+        export(&[(1, "01-10", 4), (2, "03-01", 2)]).as_bytes(),
+    );
     let r = f.run(&p);
     assert_eq!(r.code, 0);
-    assert!(r.stdout.contains("1 new, 0 updated, 1 duplicate"), "{}", r.stdout);
+    assert!(
+        r.stdout.contains("1 new, 0 updated, 1 duplicate"),
+        "{}",
+        r.stdout
+    );
     assert_eq!(f.count("responses"), 2);
     let h = crate::common::palaute(&["history", "--warehouse", &f.warehouse(), "--json"], &[]);
     let v: serde_json::Value = serde_json::from_str(&h.stdout).unwrap();

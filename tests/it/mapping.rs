@@ -12,23 +12,55 @@ fn check_reports_every_configuration_error_with_exit_2() {
     let f = Fixture::new();
     f.input("a.csv", GOOD.as_bytes());
     // an unknown key
-    let p = f.pipeline("", &MAPPING.replace("  municipality: kunta\n", "  municipality: kunta\n  munincipality: x\n"));
+    let p = f.pipeline(
+        "",
+        &MAPPING.replace(
+            "  municipality: kunta\n",
+            "  municipality: kunta\n  munincipality: x\n",
+        ),
+    );
     let r = f.check(&p);
     assert_eq!(r.code, 2, "{}{}", r.stdout, r.stderr);
-    assert!(r.stderr.contains("unknown field `munincipality`"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("unknown field `munincipality`"),
+        "{}",
+        r.stderr
+    );
 
     // an unknown item, a missing column and a bad code constant, all at once
     let m = MAPPING
-        .replace("    encounter: q2\n", "    encounter: q2\n    kindness: q2\n    safety: q9\n")
-        .replace("  municipality: kunta\n", "  municipality: kunta\n  channel: {constant: pigeon}\n");
+        .replace(
+            "    encounter: q2\n",
+            "    encounter: q2\n    kindness: q2\n    safety: q9\n",
+        )
+        .replace(
+            "  municipality: kunta\n",
+            "  municipality: kunta\n  channel: {constant: pigeon}\n",
+        );
     let p = f.pipeline("", &m);
     let r = f.check(&p);
     assert_eq!(r.code, 2, "{}{}", r.stdout, r.stderr);
     assert!(r.stderr.contains("a.csv"), "names the object: {}", r.stderr);
-    assert!(r.stderr.contains("mapping.items.kindness: not an item of thl_national version 2"), "{}", r.stderr);
-    assert!(r.stderr.contains("column 'q9' is not in the source"), "{}", r.stderr);
-    assert!(r.stderr.contains("'pigeon' is not a channel code"), "{}", r.stderr);
-    assert!(!f.path("wh").join("responses").exists(), "check wrote nothing");
+    assert!(
+        r.stderr
+            .contains("mapping.items.kindness: not an item of thl_national version 2"),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        r.stderr.contains("column 'q9' is not in the source"),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        r.stderr.contains("'pigeon' is not a channel code"),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        !f.path("wh").join("responses").exists(),
+        "check wrote nothing"
+    );
 }
 
 #[test]
@@ -40,20 +72,46 @@ fn check_lists_ignored_columns_and_plans_without_writing() {
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert!(r.stdout.contains("a.csv"), "{}", r.stdout);
     assert!(r.stdout.contains("new"), "{}", r.stdout);
-    assert!(r.stdout.contains("2 rows: 2 new, 0 updated, 0 duplicate, 0 quarantined"), "{}", r.stdout);
-    assert!(r.stdout.contains("ignored (not mapped; will not enter the warehouse): ip, email"), "{}", r.stdout);
+    assert!(
+        r.stdout
+            .contains("2 rows: 2 new, 0 updated, 0 duplicate, 0 quarantined"),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        r.stdout
+            .contains("ignored (not mapped; will not enter the warehouse): ip, email"),
+        "{}",
+        r.stdout
+    );
 
     assert_eq!(f.run(&p).code, 0);
     let versions = f.sql("SELECT max(seq) AS s FROM runs")[0]["s"].as_i64();
     // a new export: check plans it, but the warehouse stays as it was
-    f.input("b.csv", format!("{GOOD}3,2024-02-03,837,1,1,0,,10.0.0.3,\n").as_bytes());
+    f.input(
+        "b.csv",
+        format!("{GOOD}3,2024-02-03,837,1,1,0,,10.0.0.3,\n").as_bytes(),
+    );
     let r = f.check(&p);
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert!(r.stdout.contains("a.csv"), "{}", r.stdout);
-    assert!(r.stdout.contains("unchanged (already loaded; will not be read)"), "{}", r.stdout);
-    assert!(r.stdout.contains("3 rows: 1 new, 0 updated, 2 duplicate, 0 quarantined"), "{}", r.stdout);
+    assert!(
+        r.stdout
+            .contains("unchanged (already loaded; will not be read)"),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        r.stdout
+            .contains("3 rows: 1 new, 0 updated, 2 duplicate, 0 quarantined"),
+        "{}",
+        r.stdout
+    );
     assert_eq!(f.count("responses"), 2);
-    assert_eq!(f.sql("SELECT max(seq) AS s FROM runs")[0]["s"].as_i64(), versions);
+    assert_eq!(
+        f.sql("SELECT max(seq) AS s FROM runs")[0]["s"].as_i64(),
+        versions
+    );
 
     // listing the identifiers under `ignore` silences them
     let p = f.pipeline("", &format!("{MAPPING}  ignore: [ip, email]\n"));
@@ -66,7 +124,11 @@ fn bad_rows_go_to_quarantine_with_reason_row_and_column() {
     let f = Fixture::new();
     let mut csv = String::from("id,time,kunta,q1,q2,nps,teksti,email\n");
     for i in 0..40 {
-        csv.push_str(&format!("{},2024-03-{:02} 12:00,837,4,4,8,,x{i}@example.fi\n", 100 + i, i % 28 + 1));
+        csv.push_str(&format!(
+            "{},2024-03-{:02} 12:00,837,4,4,8,,x{i}@example.fi\n",
+            100 + i,
+            i % 28 + 1
+        ));
     }
     csv.push_str("200,31.2.2024 12.00,837,4,4,8,,\n"); // line 42: invalid_time
     csv.push_str("201,2024-03-01,Atlantis,4,4,8,,\n"); // 43: unknown_municipality
@@ -76,14 +138,30 @@ fn bad_rows_go_to_quarantine_with_reason_row_and_column() {
     csv.push_str("205,2024-03-01,837\n"); // 47: field_count
     csv.push_str("206,2024-03-01,837,4,4,11,,\n"); // 48: out_of_range (nps)
     f.input("export.csv", csv.as_bytes());
-    let p = f.pipeline("", &format!("{MAPPING}  ignore: [email]\nquality:\n  max_quarantined_pct: 20\n"));
+    let p = f.pipeline(
+        "",
+        &format!("{MAPPING}  ignore: [email]\nquality:\n  max_quarantined_pct: 20\n"),
+    );
     let r = f.run(&p);
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert!(r.stdout.contains("7 quarantined"), "{}", r.stdout);
-    assert!(r.stdout.contains("export.csv row 44: column 'q1': outside the scale 1–5 (out_of_range)"), "{}", r.stdout);
+    assert!(
+        r.stdout
+            .contains("export.csv row 44: column 'q1': outside the scale 1–5 (out_of_range)"),
+        "{}",
+        r.stdout
+    );
     assert_eq!(f.count("responses"), 40);
     let q = f.sql("SELECT source_object, source_row, reason_codes, message, record FROM quarantine ORDER BY source_row");
-    let got: Vec<(i64, &str)> = q.iter().map(|r| (r["source_row"].as_i64().unwrap(), s(r, "reason_codes").unwrap())).collect();
+    let got: Vec<(i64, &str)> = q
+        .iter()
+        .map(|r| {
+            (
+                r["source_row"].as_i64().unwrap(),
+                s(r, "reason_codes").unwrap(),
+            )
+        })
+        .collect();
     assert_eq!(
         got,
         vec![
@@ -101,10 +179,17 @@ fn bad_rows_go_to_quarantine_with_reason_row_and_column() {
     for r in &q {
         assert_eq!(s(r, "source_object"), Some("export.csv"));
         let rec = s(r, "record").unwrap();
-        assert!(!rec.contains("email") && !rec.contains("example.fi"), "unmapped columns stay out: {rec}");
+        assert!(
+            !rec.contains("email") && !rec.contains("example.fi"),
+            "unmapped columns stay out: {rec}"
+        );
     }
     // the quarantined row's free text is scrubbed, and errors never echo it
-    assert!(s(&q[3], "record").unwrap().contains("[phone]"), "{:?}", q[3]);
+    assert!(
+        s(&q[3], "record").unwrap().contains("[phone]"),
+        "{:?}",
+        q[3]
+    );
     assert!(!s(&q[3], "message").unwrap().contains("loistava"));
     assert!(!r.stdout.contains("loistava") && !r.stderr.contains("loistava"));
 }
@@ -126,7 +211,10 @@ fn quality_threshold_fails_the_run_and_writes_nothing() {
     assert_eq!(s(runs.last().unwrap(), "status"), Some("failed"));
     // the failed object is read again next time
     f.remove_input("b.csv");
-    f.input("b.csv", b"id,time,kunta,q1,q2,nps,teksti\n9,2024-02-01,837,4,4,8,\n");
+    f.input(
+        "b.csv",
+        b"id,time,kunta,q1,q2,nps,teksti\n9,2024-02-01,837,4,4,8,\n",
+    );
     assert_eq!(f.run(&p).code, 0);
     assert_eq!(f.count("responses"), 3);
 }

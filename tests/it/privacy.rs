@@ -7,15 +7,43 @@ use crate::common::{Fixture, MAPPING, s};
 fn open_text_is_scrubbed_of_each_kind() {
     let f = Fixture::new();
     let cases = [
-        ("Ottakaa yhteyttä matti.virtanen@example.fi kiitos", "Ottakaa yhteyttä [email] kiitos", "email"),
-        ("soittakaa 040 123 4567 iltaisin", "soittakaa [phone] iltaisin", "phone"),
+        (
+            "Ottakaa yhteyttä matti.virtanen@example.fi kiitos",
+            "Ottakaa yhteyttä [email] kiitos",
+            "email",
+        ),
+        (
+            "soittakaa 040 123 4567 iltaisin",
+            "soittakaa [phone] iltaisin",
+            "phone",
+        ),
         ("numero +358 50 1234567", "numero [phone]", "phone"),
         ("hetu 131052-308T", "hetu [hetu]", "hetu"),
-        ("tilille FI21 1234 5600 0007 85 kiitos", "tilille [iban] kiitos", "iban"),
-        ("lomake https://kysely.example.fi/s?id=42&t=abc auki", "lomake [url] auki", "url"),
-        ("asun Hämeenkatu 12 B 5 Tampereella", "asun [address] Tampereella", "address"),
-        ("käyn 3 kertaa viikossa klo 14.30, maksoin 1 200 euroa 5.3.2024", "käyn 3 kertaa viikossa klo 14.30, maksoin 1 200 euroa 5.3.2024", ""),
-        ("koodi 131052-308U ei ole tunnus", "koodi 131052-308U ei ole tunnus", ""),
+        (
+            "tilille FI21 1234 5600 0007 85 kiitos",
+            "tilille [iban] kiitos",
+            "iban",
+        ),
+        (
+            "lomake https://kysely.example.fi/s?id=42&t=abc auki",
+            "lomake [url] auki",
+            "url",
+        ),
+        (
+            "asun Hämeenkatu 12 B 5 Tampereella",
+            "asun [address] Tampereella",
+            "address",
+        ),
+        (
+            "käyn 3 kertaa viikossa klo 14.30, maksoin 1 200 euroa 5.3.2024",
+            "käyn 3 kertaa viikossa klo 14.30, maksoin 1 200 euroa 5.3.2024",
+            "",
+        ),
+        (
+            "koodi 131052-308U ei ole tunnus",
+            "koodi 131052-308U ei ole tunnus",
+            "",
+        ),
     ];
     let mut csv = String::from("id,time,kunta,q1,q2,nps,teksti\n");
     for (i, (t, _, _)) in cases.iter().enumerate() {
@@ -30,7 +58,10 @@ fn open_text_is_scrubbed_of_each_kind() {
     for (row, (_, want, kind)) in rows.iter().zip(cases) {
         assert_eq!(s(row, "text"), Some(want));
         assert_eq!(s(row, "redaction_kinds"), Some(kind));
-        assert_eq!(row["redactions"].as_i64(), Some(if kind.is_empty() { 0 } else { 1 }));
+        assert_eq!(
+            row["redactions"].as_i64(),
+            Some(if kind.is_empty() { 0 } else { 1 })
+        );
     }
     // nothing printed names answer text
     assert!(!r.stdout.contains("matti") && !r.stderr.contains("matti"));
@@ -74,11 +105,16 @@ fn birth_year_becomes_an_age_group_and_is_not_stored() {
     let m = "mapping:\n  instrument: local_everyday\n  version: 1\n  response_id: id\n  submitted_at: time\n  county: {constant: \"08\"}\n  birth_year: by\n  items: {}\n";
     let p = f.pipeline("", m);
     let r = f.run(&p);
-    assert_eq!(r.code, 3, "one of three rows is bad: over the 5 % default: {}", r.stderr);
+    assert_eq!(
+        r.code, 3,
+        "one of three rows is bad: over the 5 % default: {}",
+        r.stderr
+    );
     let p = f.pipeline_named("t", "", m, "quality:\n  max_quarantined_pct: 50\n");
     let r = f.run(&p);
     assert_eq!(r.code, 0, "{}", r.stderr);
-    let rows = f.sql("SELECT age_group, county, cooperation_area FROM responses ORDER BY source_row");
+    let rows =
+        f.sql("SELECT age_group, county, cooperation_area FROM responses ORDER BY source_row");
     assert_eq!(s(&rows[0], "age_group"), Some("65-74"));
     assert_eq!(s(&rows[1], "age_group"), Some("18-29"));
     assert_eq!(s(&rows[0], "county"), Some("08"));

@@ -6,7 +6,12 @@ use crate::common::{Fixture, MAPPING, s};
 fn export(ids: std::ops::Range<u32>) -> String {
     let mut csv = String::from("id,time,kunta,q1,q2,nps,teksti\n");
     for id in ids {
-        csv.push_str(&format!("{id},2024-{:02}-10 10:00,{},{},4,8,teksti {id}\n", id % 12 + 1, ["837", "091", "564"][id as usize % 3], id % 5 + 1));
+        csv.push_str(&format!(
+            "{id},2024-{:02}-10 10:00,{},{},4,8,teksti {id}\n",
+            id % 12 + 1,
+            ["837", "091", "564"][id as usize % 3],
+            id % 5 + 1
+        ));
     }
     csv
 }
@@ -19,7 +24,9 @@ fn parquet_files(f: &Fixture) -> Vec<String> {
             let p = e.unwrap().path();
             if p.is_dir() {
                 stack.push(p);
-            } else if p.extension().is_some_and(|x| x == "parquet") && !p.to_string_lossy().contains("/runs/") {
+            } else if p.extension().is_some_and(|x| x == "parquet")
+                && !p.to_string_lossy().contains("/runs/")
+            {
                 out.push(p.display().to_string());
             }
         }
@@ -47,14 +54,25 @@ fn an_error_after_a_table_commit_is_rolled_back() {
     assert_eq!(f.run(&p).code, 0);
     let before = f.dump();
     f.input("b.csv", export(20..60).as_bytes());
-    for fp in ["error:commit:responses", "error:commit:answers", "error:commit:comments", "error:ledger", "error:write"] {
+    for fp in [
+        "error:commit:responses",
+        "error:commit:answers",
+        "error:commit:comments",
+        "error:ledger",
+        "error:write",
+    ] {
         let r = f.run_env(&p, &[("PALAUTE_FAILPOINT", fp)]);
         assert_eq!(r.code, 1, "{fp}: {}", r.stderr);
         assert!(r.stderr.contains("failpoint"), "{}", r.stderr);
         assert_eq!(f.dump(), before, "{fp} left the warehouse changed");
     }
     let runs = f.sql("SELECT status FROM runs ORDER BY seq");
-    assert_eq!(runs.iter().filter(|r| s(r, "status") == Some("failed")).count(), 5);
+    assert_eq!(
+        runs.iter()
+            .filter(|r| s(r, "status") == Some("failed"))
+            .count(),
+        5
+    );
     // the next run loads b.csv as if nothing had happened
     let r = f.run(&p);
     assert_eq!(r.code, 0, "{}", r.stderr);
@@ -77,7 +95,11 @@ fn a_crash_between_commits_is_invisible_and_recovered() {
     assert_eq!(f.dump(), before);
     let r = f.run(&p);
     assert_eq!(r.code, 0, "{}", r.stderr);
-    assert!(r.stdout.contains("restored to the committed version first"), "{}", r.stdout);
+    assert!(
+        r.stdout.contains("restored to the committed version first"),
+        "{}",
+        r.stdout
+    );
     assert_eq!(f.dump(), reference());
 }
 
@@ -93,9 +115,13 @@ fn a_failed_write_leaves_no_files_behind() {
     assert_eq!(r.code, 1);
     let r = f.run_env(&p, &[("PALAUTE_FAILPOINT", "error:write")]);
     assert_eq!(r.code, 1);
-    // files the failed runs wrote are gone, except those a rollback keeps for time travel
+    // files the failed runs wrote are gone, except those of the table that was committed and
+    // rolled back: its earlier version still refers to them (vacuum removes them later)
     let now = parquet_files(&f);
     let added: Vec<&String> = now.iter().filter(|x| !files.contains(x)).collect();
-    let log_refs = std::fs::read_dir(f.path("wh/responses/_delta_log")).unwrap().count();
-    assert!(added.len() <= 3, "stray files: {added:?} ({log_refs} log entries)");
+    assert!(!added.is_empty());
+    assert!(
+        added.iter().all(|x| x.contains("/responses/")),
+        "stray files: {added:?}"
+    );
 }
