@@ -229,6 +229,16 @@ impl CsvObject {
         }
     }
 
+    /// Read the next data record into `rec` (reusing its memory); returns the line it starts on.
+    pub fn read_into(&mut self, rec: &mut ByteRecord) -> Result<Option<u64>, String> {
+        let line = self.reader.position().line();
+        match self.reader.read_byte_record(rec) {
+            Ok(true) => Ok(Some(line)),
+            Ok(false) => Ok(None),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+
     /// Bytes of the decoded input consumed so far (for progress).
     pub fn bytes_read(&self) -> u64 {
         self.reader.position().byte()

@@ -61,6 +61,13 @@ impl Records {
         }
     }
 
+    /// Read the next record into `rec`, reusing its memory; returns its row number.
+    pub fn read_into(&mut self, rec: &mut ::csv::ByteRecord) -> Result<Option<u64>, String> {
+        match self {
+            Records::Csv(c) => c.read_into(rec),
+        }
+    }
+
     pub fn bytes_read(&self) -> u64 {
         match self {
             Records::Csv(c) => c.bytes_read(),

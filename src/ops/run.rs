@@ -16,6 +16,9 @@
 //!    after the first table commit, the committed tables are restored and the failure is recorded.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+
+type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
+type FastSet<K> = HashSet<K, foldhash::fast::RandomState>;
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::time::Instant;
@@ -36,7 +39,9 @@ use crate::warehouse::ledger::{self, Counts, ObjectRecord, RunRecord, RunStatus}
 use crate::warehouse::tables::{
     ANSWERS, COMMENTS, QUARANTINE, RESPONSES, Rows, key_hex, parse_key, table_def,
 };
-use crate::warehouse::writer::{self, TableWriter, WrittenFile, add_action, remove_action};
+use crate::warehouse::writer::{
+    self, SPILL_BUDGET, TableWriter, WrittenFile, add_action, remove_action,
+};
 use crate::warehouse::{TableFile, Warehouse, WarehouseError};
 
 use super::exit;
@@ -159,7 +164,7 @@ impl Writers {
 struct Existing {
     files: HashMap<Partition, Vec<TableFile>>,
     loaded: HashSet<Partition>,
-    keys: HashMap<u128, (i64, Partition)>,
+    keys: FastMap<u128, (i64, Partition)>,
 }
 
 fn index_by_partition(files: Vec<TableFile>) -> HashMap<Partition, Vec<TableFile>> {
@@ -192,15 +197,16 @@ impl Existing {
         if files.is_empty() {
             return Ok(());
         }
-        for (p, f) in files {
+        use futures::StreamExt;
+        let mut reads = futures::stream::iter(files.into_iter().map(|(p, f)| async move {
             let batches = wh
-                .read_files(
-                    RESPONSES,
-                    std::slice::from_ref(&f),
-                    &["response_key", "row_hash"],
-                )
-                .await?;
-            for b in batches {
+                .read_files(RESPONSES, std::slice::from_ref(&f), &["response_key", "row_hash"])
+                .await;
+            (p, batches)
+        }))
+        .buffer_unordered(8);
+        while let Some((p, batches)) = reads.next().await {
+            for b in batches? {
                 let keys = b.column(0).as_string::<i32>();
                 let hashes = b.column(1).as_primitive::<Int64Type>();
                 for i in 0..b.num_rows() {
@@ -219,8 +225,8 @@ struct Ctx<'a> {
     load_id: String,
     scrubber: Scrubber,
     writers: Option<Writers>,
-    seen: HashMap<u128, i64>,
-    quarantined_before: HashSet<(u128, i64)>,
+    seen: FastMap<u128, i64>,
+    quarantined_before: FastSet<(u128, i64)>,
     existing: Existing,
     to_delete: HashMap<Partition, HashSet<u128>>,
     reasons: BTreeMap<String, u64>,
@@ -286,7 +292,7 @@ impl Ctx<'_> {
         r.record
             .append_value(norm.quarantine_json(rec, &self.scrubber));
         r.quarantined_at.append_value(self.now_micros);
-        tw.pushed(&part)?;
+        tw.pushed(&part, 300 + message.len());
         Ok(())
     }
 
@@ -337,7 +343,7 @@ impl Ctx<'_> {
             r.load_id.append_value(&self.load_id);
             r.source_object.append_value(object);
             r.source_row.append_value(line as i64);
-            tw.pushed(part)?;
+            tw.pushed(part, 260 + object.len());
         }
         if !body.answers.is_empty() {
             let tw = w.tables.get_mut(ANSWERS).expect("answers writer");
@@ -354,7 +360,7 @@ impl Ctx<'_> {
                 r.status.append_value(a.status.as_str());
                 r.raw_value.append_option(a.raw.as_deref());
                 r.load_id.append_value(&self.load_id);
-                tw.pushed(part)?;
+                tw.pushed(part, 110);
             }
         }
         if !body.texts.is_empty() {
@@ -371,7 +377,12 @@ impl Ctx<'_> {
                 r.redactions.append_value(s.redactions as i32);
                 r.redaction_kinds.append_value(&s.kinds);
                 r.load_id.append_value(&self.load_id);
-                tw.pushed(part)?;
+                tw.pushed(part, 120 + s.text.len());
+            }
+        }
+        if w.tables.values().map(|t| t.buffered).sum::<usize>() > SPILL_BUDGET {
+            for t in w.tables.values_mut() {
+                t.spill()?;
             }
         }
         Ok(())
@@ -494,11 +505,11 @@ pub async fn run_pipeline(
     let mut existing = Existing {
         files: HashMap::new(),
         loaded: HashSet::new(),
-        keys: HashMap::new(),
+        keys: FastMap::default(),
     };
     let mut table_files: BTreeMap<&'static str, HashMap<Partition, Vec<TableFile>>> =
         BTreeMap::new();
-    let mut quarantined_before = HashSet::new();
+    let mut quarantined_before = FastSet::default();
     let mut tables = BTreeMap::new();
     if (exists || !opts.dry_run) && !to_read.is_empty() {
         for name in [RESPONSES, ANSWERS, COMMENTS, QUARANTINE] {
@@ -543,7 +554,7 @@ pub async fn run_pipeline(
         load_id: load_id.clone(),
         scrubber: Scrubber::new(&p.privacy.scrub),
         writers: (!opts.dry_run).then(|| Writers::new(wh, &load_id)),
-        seen: HashMap::new(),
+        seen: FastMap::default(),
         quarantined_before,
         existing,
         to_delete: HashMap::new(),
@@ -584,12 +595,19 @@ pub async fn run_pipeline(
             let ignored = unmapped_columns(&p.mapping, recs.names());
             let decoded = recs.describe();
             tracing::info!(pipeline = %p.name, object = %obj.name, state, %decoded, "reading");
-            let mut chunk: Vec<(u64, ByteRecord)> = Vec::with_capacity(CHUNK);
+            // records are read into reused buffers, a chunk at a time, so that the keys of the
+            // partitions a chunk touches can be loaded together
+            let mut chunk: Vec<(u64, ByteRecord)> =
+                (0..CHUNK).map(|_| (0, ByteRecord::new())).collect();
             loop {
-                chunk.clear();
-                while chunk.len() < CHUNK {
-                    match recs.next_record() {
-                        Ok(Some((line, r))) => chunk.push((line, r.clone())),
+                let mut n = 0;
+                while n < CHUNK {
+                    let (line, rec) = &mut chunk[n];
+                    match recs.read_into(rec) {
+                        Ok(Some(l)) => {
+                            *line = l;
+                            n += 1;
+                        }
                         Ok(None) => break,
                         Err(e) => {
                             return Err(RunError::Format(FormatError::Unreadable {
@@ -599,9 +617,10 @@ pub async fn run_pipeline(
                         }
                     }
                 }
-                if chunk.is_empty() {
+                if n == 0 {
                     break;
                 }
+                let chunk = &chunk[..n];
                 let heads: Vec<Result<Head, Vec<Problem>>> =
                     chunk.iter().map(|(_, r)| norm.head(r)).collect();
                 let missing: BTreeSet<Partition> = heads
@@ -855,8 +874,8 @@ async fn commit_run(
                     if removed == 0 {
                         continue;
                     }
-                    for b in &kept {
-                        tw.write_file(part, b)?;
+                    for b in kept {
+                        tw.push_batch(part, b);
                     }
                     removes.entry(name).or_default().push(remove_action(
                         &f.path,
@@ -936,9 +955,7 @@ async fn commit_run(
 
 async fn discard_all(wh: &Warehouse, writers: Writers) {
     for (name, tw) in writers.tables {
-        if let Ok(files) = tw.finish() {
-            writer::discard(&wh.loc, name, &files).await;
-        }
+        writer::discard(&wh.loc, name, tw.written()).await;
     }
     if let Some(s) = writers.staging {
         let _ = std::fs::remove_dir_all(s);

@@ -1,9 +1,11 @@
 //! Writing one table's new Parquet files, partition by partition, with bounded memory.
 //!
-//! Rows arrive in any order (survey exports are not sorted by time), so every partition a run
-//! touches has an open file. Memory stays flat as the input grows: each partition's pending rows
-//! are encoded once they reach a batch, all pending rows are encoded when their total passes a
-//! limit, and open row groups are closed when their encoded size passes a budget.
+//! Rows arrive in any order (survey exports are not sorted by time), so a run touches many
+//! partitions at once. Rows are built into Arrow batches per partition and kept in memory until the
+//! run's buffered data passes a budget ([`SPILL_BUDGET`]); then every partition's buffered rows are
+//! encoded into one new file each, the partitions spread over the machine's cores, and the memory is
+//! freed. A small load writes one file per partition; a load larger than the budget writes one file
+//! per partition per spill (`optimize` compacts them). Memory stays flat as the input grows.
 //! Files are written beside the table (local warehouse) or staged on local disk and uploaded
 //! (object store); either way they are invisible until the run commits them to the Delta log.
 
@@ -11,6 +13,7 @@ use std::collections::HashMap;
 use std::fs::File;
 use std::path::PathBuf;
 
+use arrow::array::RecordBatch;
 use deltalake_core::kernel::{Action, Add, Remove};
 use object_store::ObjectStoreExt;
 use parquet::arrow::ArrowWriter;
@@ -22,10 +25,11 @@ use super::tables::{Rows, TableDef};
 use crate::normalize::Partition;
 use crate::store::Location;
 
+/// Rows built per partition before they become an Arrow batch.
 const BATCH_ROWS: usize = 8192;
-const PENDING_LIMIT: usize = 200_000;
-const IN_PROGRESS_BUDGET: usize = 192 << 20;
-const MAX_ROW_GROUP: usize = 131_072;
+/// Approximate bytes of buffered rows (all tables of a run) that trigger a spill to files.
+pub const SPILL_BUDGET: usize = 384 << 20;
+const MAX_ROW_GROUP: usize = 1 << 20;
 
 pub fn writer_properties() -> WriterProperties {
     WriterProperties::builder()
@@ -39,10 +43,7 @@ pub fn writer_properties() -> WriterProperties {
 
 struct Part {
     rows: Rows,
-    writer: Option<ArrowWriter<File>>,
-    rel_path: String,
-    local_path: PathBuf,
-    count: i64,
+    batches: Vec<RecordBatch>,
 }
 
 /// A file written by this run, not yet committed.
@@ -60,12 +61,20 @@ pub struct TableWriter {
     pub def: &'static TableDef,
     table_dir: PathBuf,
     load_id: String,
-    parts: HashMap<Partition, Part>,
+    parts: HashMap<Partition, Part, foldhash::fast::RandomState>,
     seq: usize,
-    pending: usize,
-    flushes: usize,
+    /// approximate bytes buffered since the last spill
+    pub buffered: usize,
     written: Vec<WrittenFile>,
     props: WriterProperties,
+}
+
+fn partition_values(def: &TableDef, p: &Partition) -> Vec<(String, String)> {
+    match def.partition_by {
+        [a, b] => vec![(a.to_string(), p.period.clone()), (b.to_string(), p.county.clone())],
+        [a] => vec![(a.to_string(), p.period.clone())],
+        _ => vec![],
+    }
 }
 
 impl TableWriter {
@@ -75,171 +84,146 @@ impl TableWriter {
             def,
             table_dir,
             load_id: load_id.to_string(),
-            parts: HashMap::new(),
+            parts: HashMap::default(),
             seq: 0,
-            pending: 0,
-            flushes: 0,
+            buffered: 0,
             written: Vec::new(),
             props: writer_properties(),
-        }
-    }
-
-    fn partition_values(&self, p: &Partition) -> Vec<(String, String)> {
-        match self.def.partition_by {
-            [a, b] => vec![
-                (a.to_string(), p.period.clone()),
-                (b.to_string(), p.county.clone()),
-            ],
-            [a] => vec![(a.to_string(), p.period.clone())],
-            _ => vec![],
         }
     }
 
     /// The builders of partition `p`; call [`TableWriter::pushed`] after adding one row.
     pub fn rows(&mut self, p: &Partition) -> &mut Rows {
         if !self.parts.contains_key(p) {
-            self.seq += 1;
-            let dir: String = self
-                .partition_values(p)
-                .iter()
-                .map(|(k, v)| format!("{k}={v}/"))
-                .collect();
-            let rel_path = format!("{dir}part-{}-{:05}.zstd.parquet", self.load_id, self.seq);
-            let local_path = self.table_dir.join(&rel_path);
             self.parts.insert(
                 p.clone(),
                 Part {
                     rows: Rows::new(self.def.name),
-                    writer: None,
-                    rel_path,
-                    local_path,
-                    count: 0,
+                    batches: Vec::new(),
                 },
             );
         }
         &mut self.parts.get_mut(p).expect("inserted above").rows
     }
 
-    pub fn pushed(&mut self, p: &Partition) -> Result<(), WarehouseError> {
-        self.pending += 1;
+    /// One row of about `bytes` bytes was added to partition `p`.
+    pub fn pushed(&mut self, p: &Partition, bytes: usize) {
+        self.buffered += bytes;
         let part = self.parts.get_mut(p).expect("rows() was called first");
-        part.count += 1;
         if part.rows.len() >= BATCH_ROWS {
-            self.pending -= part.rows.len();
-            encode(self.def, &self.props, part)?;
+            let b = part.rows.finish(&self.def.file_schema);
+            part.batches.push(b);
         }
-        if self.pending >= PENDING_LIMIT {
-            self.encode_all()?;
-        }
-        Ok(())
     }
 
-    fn encode_all(&mut self) -> Result<(), WarehouseError> {
-        for part in self.parts.values_mut() {
+    /// Add a whole batch to partition `p` (used when rewriting files).
+    pub fn push_batch(&mut self, p: &Partition, batch: RecordBatch) {
+        self.rows(p);
+        self.buffered += batch.get_array_memory_size();
+        self.parts
+            .get_mut(p)
+            .expect("created above")
+            .batches
+            .push(batch);
+    }
+
+    /// Encode everything buffered: one new file per partition, spread over the cores.
+    pub fn spill(&mut self) -> Result<(), WarehouseError> {
+        let mut jobs: Vec<(String, PathBuf, Vec<(String, String)>, Vec<RecordBatch>)> = Vec::new();
+        let mut keys: Vec<Partition> = self.parts.keys().cloned().collect();
+        keys.sort();
+        for p in keys {
+            let part = self.parts.get_mut(&p).expect("listed above");
             if !part.rows.is_empty() {
-                encode(self.def, &self.props, part)?;
+                let b = part.rows.finish(&self.def.file_schema);
+                part.batches.push(b);
             }
+            if part.batches.is_empty() {
+                continue;
+            }
+            self.seq += 1;
+            let pv = partition_values(self.def, &p);
+            let dir: String = pv.iter().map(|(k, v)| format!("{k}={v}/")).collect();
+            let rel = format!("{dir}part-{}-{:05}.zstd.parquet", self.load_id, self.seq);
+            let local = self.table_dir.join(&rel);
+            jobs.push((rel, local, pv, std::mem::take(&mut part.batches)));
         }
-        self.pending = 0;
-        self.flushes += 1;
-        let in_progress: usize = self
-            .parts
-            .values()
-            .filter_map(|p| p.writer.as_ref().map(|w| w.in_progress_size()))
-            .sum();
-        if in_progress > IN_PROGRESS_BUDGET {
-            for part in self.parts.values_mut() {
-                if let Some(w) = part.writer.as_mut() {
-                    w.flush().map_err(|e| WarehouseError::Write {
-                        path: part.local_path.display().to_string(),
-                        message: e.to_string(),
-                    })?;
-                }
+        self.buffered = 0;
+        let threads = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+            .min(jobs.len().max(1));
+        let def = self.def;
+        let props = &self.props;
+        let mut results: Vec<Result<WrittenFile, WarehouseError>> = Vec::new();
+        std::thread::scope(|s| {
+            let mut handles = Vec::new();
+            for t in 0..threads {
+                let mine: Vec<&(String, PathBuf, Vec<(String, String)>, Vec<RecordBatch>)> =
+                    jobs.iter().skip(t).step_by(threads).collect();
+                handles.push(s.spawn(move || {
+                    mine.into_iter()
+                        .map(|(rel, local, pv, batches)| write_one(def, props, rel, local, pv, batches))
+                        .collect::<Vec<_>>()
+                }));
             }
+            for h in handles {
+                results.extend(h.join().expect("an encoder thread panicked"));
+            }
+        });
+        for r in results {
+            self.written.push(r?);
         }
         Ok(())
     }
 
-    /// Close every file; returns what was written.
+    /// Encode what is left and return every file this writer wrote.
     pub fn finish(mut self) -> Result<Vec<WrittenFile>, WarehouseError> {
-        self.encode_all()?;
-        let mut parts: Vec<(Partition, Part)> = self.parts.drain().collect();
-        parts.sort_by(|a, b| a.0.cmp(&b.0));
-        for (p, part) in parts {
-            let Some(w) = part.writer else { continue };
-            let err = |e: String| WarehouseError::Write {
-                path: part.local_path.display().to_string(),
-                message: e,
-            };
-            w.close().map_err(|e| err(e.to_string()))?;
-            let size = std::fs::metadata(&part.local_path)
-                .map_err(|e| err(e.to_string()))?
-                .len() as i64;
-            let pv = self.partition_values(&p);
-            self.written.push(WrittenFile {
-                rel_path: part.rel_path,
-                local_path: part.local_path,
-                partition_values: pv,
-                rows: part.count,
-                size,
-            });
-        }
+        self.spill()?;
+        self.written.sort_by(|a, b| a.rel_path.cmp(&b.rel_path));
         Ok(self.written)
     }
 
-    /// Write a whole batch as one file of partition `p` (used when rewriting files).
-    pub fn write_file(
-        &mut self,
-        p: &Partition,
-        batch: &arrow::array::RecordBatch,
-    ) -> Result<(), WarehouseError> {
-        self.rows(p);
-        let part = self.parts.get_mut(p).expect("created above");
-        open_writer(self.def, &self.props, part)?;
-        let w = part.writer.as_mut().expect("opened above");
-        w.write(batch).map_err(|e| WarehouseError::Write {
-            path: part.local_path.display().to_string(),
-            message: e.to_string(),
-        })?;
-        part.count += batch.num_rows() as i64;
-        Ok(())
+    /// Files written so far (for clean-up after a failure).
+    pub fn written(&self) -> &[WrittenFile] {
+        &self.written
     }
 }
 
-fn open_writer(
+fn write_one(
     def: &TableDef,
     props: &WriterProperties,
-    part: &mut Part,
-) -> Result<(), WarehouseError> {
-    if part.writer.is_some() {
-        return Ok(());
-    }
+    rel: &str,
+    local: &PathBuf,
+    pv: &[(String, String)],
+    batches: &[RecordBatch],
+) -> Result<WrittenFile, WarehouseError> {
     let err = |e: String| WarehouseError::Write {
-        path: part.local_path.display().to_string(),
+        path: local.display().to_string(),
         message: e,
     };
-    if let Some(d) = part.local_path.parent() {
+    if let Some(d) = local.parent() {
         std::fs::create_dir_all(d).map_err(|e| err(e.to_string()))?;
     }
-    let f = File::create(&part.local_path).map_err(|e| err(e.to_string()))?;
-    part.writer = Some(
-        ArrowWriter::try_new(f, def.file_schema.clone(), Some(props.clone()))
-            .map_err(|e| err(e.to_string()))?,
-    );
-    Ok(())
-}
-
-fn encode(def: &TableDef, props: &WriterProperties, part: &mut Part) -> Result<(), WarehouseError> {
-    open_writer(def, props, part)?;
-    let batch = part.rows.finish(&def.file_schema);
-    part.writer
-        .as_mut()
-        .expect("opened above")
-        .write(&batch)
-        .map_err(|e| WarehouseError::Write {
-            path: part.local_path.display().to_string(),
-            message: e.to_string(),
-        })
+    let f = File::create(local).map_err(|e| err(e.to_string()))?;
+    let mut w = ArrowWriter::try_new(f, def.file_schema.clone(), Some(props.clone()))
+        .map_err(|e| err(e.to_string()))?;
+    let mut rows = 0i64;
+    for b in batches {
+        rows += b.num_rows() as i64;
+        w.write(b).map_err(|e| err(e.to_string()))?;
+    }
+    w.close().map_err(|e| err(e.to_string()))?;
+    let size = std::fs::metadata(local)
+        .map_err(|e| err(e.to_string()))?
+        .len() as i64;
+    Ok(WrittenFile {
+        rel_path: rel.to_string(),
+        local_path: local.clone(),
+        partition_values: pv.to_vec(),
+        rows,
+        size,
+    })
 }
 
 /// The Delta `add` action of a written file.
