@@ -200,7 +200,11 @@ impl Existing {
         use futures::StreamExt;
         let mut reads = futures::stream::iter(files.into_iter().map(|(p, f)| async move {
             let batches = wh
-                .read_files(RESPONSES, std::slice::from_ref(&f), &["response_key", "row_hash"])
+                .read_files(
+                    RESPONSES,
+                    std::slice::from_ref(&f),
+                    &["response_key", "row_hash"],
+                )
                 .await;
             (p, batches)
         }))
@@ -279,20 +283,22 @@ impl Ctx<'_> {
             county: String::new(),
         };
         let tw = w.tables.get_mut(QUARANTINE).expect("quarantine writer");
-        let Rows::Quarantine(r) = tw.rows(&part) else {
-            unreachable!()
-        };
-        r.pipeline.append_value(&self.p.name);
-        r.source_object.append_value(object);
-        r.source_row.append_value(line as i64);
-        r.response_key.append_option(key.map(key_hex));
-        r.row_hash.append_value(hash);
-        r.reason_codes.append_value(codes.join(","));
-        r.message.append_value(&message);
-        r.record
-            .append_value(norm.quarantine_json(rec, &self.scrubber));
-        r.quarantined_at.append_value(self.now_micros);
-        tw.pushed(&part, 300 + message.len());
+        let (pipeline, now) = (&self.p.name, self.now_micros);
+        let record = norm.quarantine_json(rec, &self.scrubber);
+        tw.append(&part, 300 + message.len() + record.len(), |rows| {
+            let Rows::Quarantine(r) = rows else {
+                unreachable!()
+            };
+            r.pipeline.append_value(pipeline);
+            r.source_object.append_value(object);
+            r.source_row.append_value(line as i64);
+            r.response_key.append_option(key.map(key_hex));
+            r.row_hash.append_value(hash);
+            r.reason_codes.append_value(codes.join(","));
+            r.message.append_value(&message);
+            r.record.append_value(&record);
+            r.quarantined_at.append_value(now);
+        });
         Ok(())
     }
 
@@ -303,6 +309,7 @@ impl Ctx<'_> {
         line: u64,
         head: &Head,
         body: crate::normalize::Body,
+        texts: Vec<crate::privacy::Scrubbed>,
     ) -> Result<(), RunError> {
         let Some(w) = self.writers.as_mut() else {
             return Ok(());
@@ -311,74 +318,80 @@ impl Ctx<'_> {
         let part = &head.partition;
         {
             let tw = w.tables.get_mut(RESPONSES).expect("responses writer");
-            let Rows::Responses(r) = tw.rows(part) else {
-                unreachable!()
-            };
-            r.response_key.append_value(&key);
-            r.row_hash.append_value(head.row_hash);
-            r.pipeline.append_value(&self.p.name);
-            r.source_system.append_value(&norm.system);
-            r.survey_id.append_value(&norm.survey);
-            r.instrument.append_value(&norm.instrument);
-            r.instrument_version.append_value(&norm.version);
-            r.submitted_at
-                .append_value(head.submitted_at.timestamp_micros());
-            r.started_at
-                .append_option(body.started_at.map(|t| t.timestamp_micros()));
-            r.classification_year.append_value(head.classification_year);
-            r.municipality.append_option(head.municipality.as_deref());
-            r.cooperation_area
-                .append_option(head.cooperation_area.as_deref());
-            r.local_area.append_option(body.local_area.as_deref());
-            r.org_unit.append_option(body.org_unit.as_deref());
-            r.service.append_option(body.service.as_deref());
-            r.channel.append_option(body.channel.as_deref());
-            r.respondent_role
-                .append_option(body.respondent_role.as_deref());
-            r.language.append_option(body.language.as_deref());
-            r.age_group.append_option(body.age_group.as_deref());
-            r.gender.append_option(body.gender.as_deref());
-            r.nps.append_option(body.nps);
-            r.completion.append_value("complete");
-            r.load_id.append_value(&self.load_id);
-            r.source_object.append_value(object);
-            r.source_row.append_value(line as i64);
-            tw.pushed(part, 260 + object.len());
+            let (pipeline, load_id) = (&self.p.name, &self.load_id);
+            tw.append(part, 260 + object.len(), |rows| {
+                let Rows::Responses(r) = rows else {
+                    unreachable!()
+                };
+                r.response_key.append_value(&key);
+                r.row_hash.append_value(head.row_hash);
+                r.pipeline.append_value(pipeline);
+                r.source_system.append_value(&norm.system);
+                r.survey_id.append_value(&norm.survey);
+                r.instrument.append_value(&norm.instrument);
+                r.instrument_version.append_value(&norm.version);
+                r.submitted_at
+                    .append_value(head.submitted_at.timestamp_micros());
+                r.started_at
+                    .append_option(body.started_at.map(|t| t.timestamp_micros()));
+                r.classification_year.append_value(head.classification_year);
+                r.municipality.append_option(head.municipality.as_deref());
+                r.cooperation_area
+                    .append_option(head.cooperation_area.as_deref());
+                r.local_area.append_option(body.local_area.as_deref());
+                r.org_unit.append_option(body.org_unit.as_deref());
+                r.service.append_option(body.service.as_deref());
+                r.channel.append_option(body.channel.as_deref());
+                r.respondent_role
+                    .append_option(body.respondent_role.as_deref());
+                r.language.append_option(body.language.as_deref());
+                r.age_group.append_option(body.age_group.as_deref());
+                r.gender.append_option(body.gender.as_deref());
+                r.nps.append_option(body.nps);
+                r.completion.append_value("complete");
+                r.load_id.append_value(load_id);
+                r.source_object.append_value(object);
+                r.source_row.append_value(line as i64);
+            });
         }
         if !body.answers.is_empty() {
             let tw = w.tables.get_mut(ANSWERS).expect("answers writer");
-            for a in &body.answers {
-                let Rows::Answers(r) = tw.rows(part) else {
+            let load_id = &self.load_id;
+            tw.append(part, 110 * body.answers.len(), |rows| {
+                let Rows::Answers(r) = rows else {
                     unreachable!()
                 };
-                r.response_key.append_value(&key);
-                r.instrument.append_value(&norm.instrument);
-                r.item_code.append_value(norm.item_code(a.item));
-                r.option_code
-                    .append_option(a.option.map(|o| norm.option_code(a.item, o)));
-                r.value.append_option(a.value);
-                r.status.append_value(a.status.as_str());
-                r.raw_value.append_option(a.raw.as_deref());
-                r.load_id.append_value(&self.load_id);
-                tw.pushed(part, 110);
-            }
+                for a in &body.answers {
+                    r.response_key.append_value(&key);
+                    r.instrument.append_value(&norm.instrument);
+                    r.item_code.append_value(norm.item_code(a.item));
+                    r.option_code
+                        .append_option(a.option.map(|o| norm.option_code(a.item, o)));
+                    r.value.append_option(a.value);
+                    r.status.append_value(a.status.as_str());
+                    r.raw_value.append_option(a.raw.as_deref());
+                    r.load_id.append_value(load_id);
+                }
+            });
         }
         if !body.texts.is_empty() {
             let tw = w.tables.get_mut(COMMENTS).expect("comments writer");
-            for (item, text) in &body.texts {
-                let s = self.scrubber.scrub(text);
-                let Rows::Comments(r) = tw.rows(part) else {
+            let load_id = &self.load_id;
+            let bytes: usize = texts.iter().map(|t| 120 + t.text.len()).sum();
+            tw.append(part, bytes, |rows| {
+                let Rows::Comments(r) = rows else {
                     unreachable!()
                 };
-                r.response_key.append_value(&key);
-                r.instrument.append_value(&norm.instrument);
-                r.field.append_value(norm.item_code(*item));
-                r.text.append_value(&s.text);
-                r.redactions.append_value(s.redactions as i32);
-                r.redaction_kinds.append_value(&s.kinds);
-                r.load_id.append_value(&self.load_id);
-                tw.pushed(part, 120 + s.text.len());
-            }
+                for ((item, _), s) in body.texts.iter().zip(&texts) {
+                    r.response_key.append_value(&key);
+                    r.instrument.append_value(&norm.instrument);
+                    r.field.append_value(norm.item_code(*item));
+                    r.text.append_value(&s.text);
+                    r.redactions.append_value(s.redactions as i32);
+                    r.redaction_kinds.append_value(&s.kinds);
+                    r.load_id.append_value(load_id);
+                }
+            });
         }
         if w.tables.values().map(|t| t.buffered).sum::<usize>() > SPILL_BUDGET {
             for t in w.tables.values_mut() {
@@ -388,47 +401,95 @@ impl Ctx<'_> {
         Ok(())
     }
 
-    /// One row: dedupe, map, write or quarantine.
-    fn row(
+    /// The first, sequential step for a row: is it a duplicate, to quarantine, or to write?
+    fn decide(&mut self, head: &Result<Head, Vec<Problem>>, counts: &mut Counts) -> Decision {
+        counts.read += 1;
+        let head = match head {
+            Ok(h) => h,
+            Err(_) => return Decision::Quarantine,
+        };
+        if self.seen.contains_key(&head.key) {
+            // the same response in a newer object of this run (read first) wins
+            counts.duplicate += 1;
+            return Decision::Skip;
+        }
+        self.seen.insert(head.key, head.row_hash);
+        match self.existing.keys.get(&head.key) {
+            Some((hash, _)) if *hash == head.row_hash => {
+                counts.duplicate += 1;
+                Decision::Skip
+            }
+            Some((_, part)) => Decision::Write(Some(part.clone())),
+            None => Decision::Write(None),
+        }
+    }
+
+    /// The last, sequential step: write the mapped row or quarantine it.
+    #[allow(clippy::too_many_arguments)]
+    fn apply(
         &mut self,
         norm: &Normalizer,
         object: &str,
         line: u64,
         rec: &ByteRecord,
-        head: Result<Head, Vec<Problem>>,
+        head: &Result<Head, Vec<Problem>>,
+        decision: Decision,
+        mapped: Option<Result<Mapped, Vec<Problem>>>,
         counts: &mut Counts,
     ) -> Result<(), RunError> {
-        counts.read += 1;
-        let head = match head {
-            Ok(h) => h,
-            Err(problems) => return self.quarantine(norm, object, line, rec, &problems, counts),
-        };
-        if self.seen.contains_key(&head.key) {
-            // the same response in a newer object of this run (read first) wins
-            counts.duplicate += 1;
-            return Ok(());
-        }
-        self.seen.insert(head.key, head.row_hash);
-        let previous = self.existing.keys.get(&head.key).cloned();
-        if let Some((hash, _)) = &previous
-            && *hash == head.row_hash
-        {
-            counts.duplicate += 1;
-            return Ok(());
-        }
-        let body = match norm.body(rec, &head) {
-            Ok(b) => b,
-            Err(problems) => return self.quarantine(norm, object, line, rec, &problems, counts),
-        };
-        match previous {
-            Some((_, part)) => {
-                counts.updated += 1;
-                self.to_delete.entry(part).or_default().insert(head.key);
+        match (decision, head, mapped) {
+            (Decision::Skip, _, _) => Ok(()),
+            (Decision::Quarantine, Err(problems), _) => {
+                self.quarantine(norm, object, line, rec, problems, counts)
             }
-            None => counts.loaded += 1,
+            (Decision::Write(_), _, Some(Err(problems))) => {
+                self.quarantine(norm, object, line, rec, &problems, counts)
+            }
+            (Decision::Write(previous), Ok(head), Some(Ok((body, texts)))) => {
+                match previous {
+                    Some(part) => {
+                        counts.updated += 1;
+                        self.to_delete.entry(part).or_default().insert(head.key);
+                    }
+                    None => counts.loaded += 1,
+                }
+                self.write_row(norm, object, line, head, body, texts)
+            }
+            _ => unreachable!("a decision to write comes with a head and a mapped body"),
         }
-        self.write_row(norm, object, line, &head, body)
     }
+}
+
+/// What the sequential dedupe step decided for a row.
+enum Decision {
+    Skip,
+    Quarantine,
+    /// write it; with the partition of the stored version it replaces
+    Write(Option<Partition>),
+}
+
+/// A row's body and its scrubbed open texts (computed in parallel).
+type Mapped = (crate::normalize::Body, Vec<crate::privacy::Scrubbed>);
+
+/// Map `f` over `items` on every core, keeping the order.
+fn par_map<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec<R> {
+    let threads = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
+    if threads < 2 || items.len() < 1024 {
+        return items.iter().map(&f).collect();
+    }
+    let size = items.len().div_ceil(threads);
+    std::thread::scope(|s| {
+        let handles: Vec<_> = items
+            .chunks(size)
+            .map(|c| s.spawn(|| c.iter().map(&f).collect::<Vec<R>>()))
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().expect("a mapping thread panicked"))
+            .collect()
+    })
 }
 
 fn new_run_id() -> String {
@@ -622,7 +683,7 @@ pub async fn run_pipeline(
                 }
                 let chunk = &chunk[..n];
                 let heads: Vec<Result<Head, Vec<Problem>>> =
-                    chunk.iter().map(|(_, r)| norm.head(r)).collect();
+                    par_map(chunk, |(_, r)| norm.head(r));
                 let missing: BTreeSet<Partition> = heads
                     .iter()
                     .filter_map(|h| h.as_ref().ok())
@@ -633,8 +694,28 @@ pub async fn run_pipeline(
                 if !missing.is_empty() {
                     ctx.existing.load(wh, missing).await?;
                 }
-                for ((line, rec), head) in chunk.iter().zip(heads) {
-                    ctx.row(&norm, &obj.name, *line, rec, head, &mut oc)?;
+                let decisions: Vec<Decision> =
+                    heads.iter().map(|h| ctx.decide(h, &mut oc)).collect();
+                let scrubber = &ctx.scrubber;
+                let work: Vec<usize> = decisions
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, d)| matches!(d, Decision::Write(_)))
+                    .map(|(i, _)| i)
+                    .collect();
+                let mapped: Vec<Result<Mapped, Vec<Problem>>> = par_map(&work, |&i| {
+                    let head = heads[i].as_ref().expect("a row to write has a head");
+                    norm.body(&chunk[i].1, head).map(|body| {
+                        let texts = body.texts.iter().map(|(_, t)| scrubber.scrub(t)).collect();
+                        (body, texts)
+                    })
+                });
+                let mut mapped = mapped.into_iter();
+                for (((line, rec), head), decision) in chunk.iter().zip(&heads).zip(decisions) {
+                    let m = matches!(decision, Decision::Write(_)).then(|| {
+                        mapped.next().expect("one mapped body per row to write")
+                    });
+                    ctx.apply(&norm, &obj.name, *line, rec, head, decision, m, &mut oc)?;
                 }
                 if let Some(b) = &bar {
                     b.set_position(done_bytes + recs.bytes_read().min(obj.size));
