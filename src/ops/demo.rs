@@ -102,7 +102,7 @@ pub async fn run(dir: &Path, seed: u64) -> Result<String, DemoError> {
     );
     out.push_str(&table(&wh, "SELECT pipeline, period, county, count(*) AS responses, round(avg(nps), 2) AS mean_recommend_0_10 FROM responses GROUP BY pipeline, period, county ORDER BY pipeline, period, county").await?);
     out.push('\n');
-    out.push_str(&table(&wh, "SELECT item_code, status, count(*) AS answers FROM answers WHERE instrument = 'thl_national' AND item_code = 'availability' GROUP BY item_code, status ORDER BY status").await?);
+    out.push_str(&table(&wh, "SELECT a.item_code, a.status, count(*) AS answers FROM answers a JOIN responses r ON a.response_key = r.response_key WHERE r.instrument = 'thl_national' AND a.item_code = 'availability' GROUP BY a.item_code, a.status ORDER BY a.status").await?);
     out.push('\n');
     out.push_str(
         &table(

@@ -356,21 +356,18 @@ impl Ctx<'_> {
         }
         if !body.answers.is_empty() {
             let tw = w.tables.get_mut(ANSWERS).expect("answers writer");
-            let load_id = &self.load_id;
-            tw.append(part, 110 * body.answers.len(), |rows| {
+            tw.append(part, 80 * body.answers.len(), |rows| {
                 let Rows::Answers(r) = rows else {
                     unreachable!()
                 };
                 for a in &body.answers {
                     r.response_key.append_value(&key);
-                    r.instrument.append_value(&norm.instrument);
                     r.item_code.append_value(norm.item_code(a.item));
                     r.option_code
                         .append_option(a.option.map(|o| norm.option_code(a.item, o)));
                     r.value.append_option(a.value);
                     r.status.append_value(a.status.as_str());
                     r.raw_value.append_option(a.raw.as_deref());
-                    r.load_id.append_value(load_id);
                 }
             });
         }

@@ -93,13 +93,11 @@ pub fn table_def(name: &str) -> &'static TableDef {
                 ANSWERS,
                 vec![
                     s("response_key", false),
-                    s("instrument", false),
                     s("item_code", false),
                     s("option_code", true),
                     Field::new("value", DataType::Int16, true),
                     s("status", false),
                     s("raw_value", true),
-                    s("load_id", false),
                     s("period", false),
                     s("county", false),
                 ],
@@ -325,26 +323,22 @@ impl ResponsesRows {
 
 pub struct AnswersRows {
     pub response_key: StringBuilder,
-    pub instrument: StringBuilder,
     pub item_code: StringBuilder,
     pub option_code: StringBuilder,
     pub value: Int16Builder,
     pub status: StringBuilder,
     pub raw_value: StringBuilder,
-    pub load_id: StringBuilder,
 }
 
 impl Default for AnswersRows {
     fn default() -> Self {
         AnswersRows {
             response_key: StringBuilder::new(),
-            instrument: StringBuilder::new(),
             item_code: StringBuilder::new(),
             option_code: StringBuilder::new(),
             value: Int16Builder::new(),
             status: StringBuilder::new(),
             raw_value: StringBuilder::new(),
-            load_id: StringBuilder::new(),
         }
     }
 }
@@ -353,13 +347,11 @@ impl AnswersRows {
     fn finish(&mut self) -> Vec<ArrayRef> {
         finish_all![
             self.response_key,
-            self.instrument,
             self.item_code,
             self.option_code,
             self.value,
             self.status,
             self.raw_value,
-            self.load_id,
         ]
     }
 }
