@@ -37,7 +37,7 @@ use crate::schema::Catalog;
 use crate::source::{self, SourceError, SourceObject};
 use crate::warehouse::ledger::{self, Counts, ObjectRecord, RunRecord, RunStatus};
 use crate::warehouse::tables::{
-    ANSWERS, COMMENTS, QUARANTINE, RESPONSES, Rows, key_hex, parse_key, table_def,
+    ANSWERS, COMMENTS, CompactAnswer, QUARANTINE, RESPONSES, Rows, key_hex, parse_key, table_def,
 };
 use crate::warehouse::writer::{
     self, SPILL_BUDGET, TableWriter, WrittenFile, add_action, remove_action,
@@ -236,6 +236,8 @@ struct Ctx<'a> {
     reasons: BTreeMap<String, u64>,
     examples: Vec<String>,
     now_micros: i64,
+    /// (item, option) of the current object's normalizer → the answers writer's symbol
+    symbols: FastMap<(u16, u16), u16>,
 }
 
 impl Ctx<'_> {
@@ -356,18 +358,37 @@ impl Ctx<'_> {
         }
         if !body.answers.is_empty() {
             let tw = w.tables.get_mut(ANSWERS).expect("answers writer");
-            tw.append(part, 80 * body.answers.len(), |rows| {
+            let syms: Vec<(u16, u16)> = body
+                .answers
+                .iter()
+                .map(|a| {
+                    let item = *self
+                        .symbols
+                        .entry((a.item, u16::MAX))
+                        .or_insert_with(|| tw.symbol(norm.item_code(a.item)));
+                    let opt = match a.option {
+                        None => u16::MAX,
+                        Some(o) => *self
+                            .symbols
+                            .entry((a.item, o))
+                            .or_insert_with(|| tw.symbol(norm.option_code(a.item, o))),
+                    };
+                    (item, opt)
+                })
+                .collect();
+            tw.append(part, 64 * body.answers.len(), |rows| {
                 let Rows::Answers(r) = rows else {
                     unreachable!()
                 };
-                for a in &body.answers {
-                    r.response_key.append_value(&key);
-                    r.item_code.append_value(norm.item_code(a.item));
-                    r.option_code
-                        .append_option(a.option.map(|o| norm.option_code(a.item, o)));
-                    r.value.append_option(a.value);
-                    r.status.append_value(a.status.as_str());
-                    r.raw_value.append_option(a.raw.as_deref());
+                for (a, (item, option)) in body.answers.iter().zip(syms) {
+                    r.rows.push(CompactAnswer {
+                        key: head.key,
+                        item,
+                        option,
+                        value: a.value,
+                        status: a.status.as_str(),
+                        raw: a.raw.as_deref().map(Box::from),
+                    });
                 }
             });
         }
@@ -619,6 +640,7 @@ pub async fn run_pipeline(
         reasons: BTreeMap::new(),
         examples: Vec::new(),
         now_micros: started.timestamp_micros(),
+        symbols: FastMap::default(),
     };
 
     let total_bytes: u64 = to_read.iter().map(|(o, _)| o.size).sum();
@@ -650,6 +672,7 @@ pub async fn run_pipeline(
                 ))
             })?;
             let mut oc = Counts::default();
+            ctx.symbols.clear();
             let ignored = unmapped_columns(&p.mapping, recs.names());
             let decoded = recs.describe();
             tracing::info!(pipeline = %p.name, object = %obj.name, state, %decoded, "reading");

@@ -197,7 +197,7 @@ impl Rows {
     pub fn len(&self) -> usize {
         match self {
             Rows::Responses(r) => r.response_key.len(),
-            Rows::Answers(r) => r.response_key.len(),
+            Rows::Answers(r) => r.rows.len(),
             Rows::Comments(r) => r.response_key.len(),
             Rows::Quarantine(r) => r.pipeline.len(),
         }
@@ -207,11 +207,12 @@ impl Rows {
         self.len() == 0
     }
 
-    /// Take the rows built so far as a batch of the table's file schema.
-    pub fn finish(&mut self, schema: &SchemaRef) -> RecordBatch {
+    /// Take the rows built so far as a batch of the table's file schema (`symbols`: the writer's
+    /// symbol table, for compact rows).
+    pub fn finish(&mut self, schema: &SchemaRef, symbols: &[String]) -> RecordBatch {
         let cols: Vec<ArrayRef> = match self {
             Rows::Responses(r) => r.finish(),
-            Rows::Answers(r) => r.finish(),
+            Rows::Answers(r) => r.finish(symbols),
             Rows::Comments(r) => r.finish(),
             Rows::Quarantine(r) => r.finish(),
         };
@@ -321,38 +322,50 @@ impl ResponsesRows {
     }
 }
 
-pub struct AnswersRows {
-    pub response_key: StringBuilder,
-    pub item_code: StringBuilder,
-    pub option_code: StringBuilder,
-    pub value: Int16Builder,
-    pub status: StringBuilder,
-    pub raw_value: StringBuilder,
+/// One answer row, kept compact until its file is written (answers are most of a load's rows):
+/// item and option codes are indices into the writer's symbol table.
+#[derive(Debug, Clone)]
+pub struct CompactAnswer {
+    pub key: u128,
+    pub item: u16,
+    /// `u16::MAX` for none
+    pub option: u16,
+    pub value: Option<i16>,
+    pub status: &'static str,
+    pub raw: Option<Box<str>>,
 }
 
-impl Default for AnswersRows {
-    fn default() -> Self {
-        AnswersRows {
-            response_key: StringBuilder::new(),
-            item_code: StringBuilder::new(),
-            option_code: StringBuilder::new(),
-            value: Int16Builder::new(),
-            status: StringBuilder::new(),
-            raw_value: StringBuilder::new(),
-        }
-    }
+#[derive(Default)]
+pub struct AnswersRows {
+    pub rows: Vec<CompactAnswer>,
 }
 
 impl AnswersRows {
-    fn finish(&mut self) -> Vec<ArrayRef> {
-        finish_all![
-            self.response_key,
-            self.item_code,
-            self.option_code,
-            self.value,
-            self.status,
-            self.raw_value,
-        ]
+    fn finish(&mut self, symbols: &[String]) -> Vec<ArrayRef> {
+        let n = self.rows.len();
+        let mut key = StringBuilder::with_capacity(n, n * 32);
+        let mut item = StringBuilder::with_capacity(n, n * 12);
+        let mut option = StringBuilder::with_capacity(n, n * 4);
+        let mut value = Int16Builder::with_capacity(n);
+        let mut status = StringBuilder::with_capacity(n, n * 8);
+        let mut raw = StringBuilder::new();
+        let mut hex = String::with_capacity(32);
+        for a in self.rows.drain(..) {
+            use std::fmt::Write;
+            hex.clear();
+            let _ = write!(hex, "{:032x}", a.key);
+            key.append_value(&hex);
+            item.append_value(&symbols[a.item as usize]);
+            if a.option == u16::MAX {
+                option.append_null();
+            } else {
+                option.append_value(&symbols[a.option as usize]);
+            }
+            value.append_option(a.value);
+            status.append_value(a.status);
+            raw.append_option(a.raw.as_deref());
+        }
+        finish_all![key, item, option, value, status, raw]
     }
 }
 

@@ -25,8 +25,6 @@ use super::tables::{Rows, TableDef};
 use crate::normalize::Partition;
 use crate::store::Location;
 
-/// Rows built per partition before they become an Arrow batch.
-const BATCH_ROWS: usize = 8192;
 /// Approximate bytes of buffered rows (all tables of a run) that trigger a spill to files.
 pub const SPILL_BUDGET: usize = 384 << 20;
 const MAX_ROW_GROUP: usize = 1 << 20;
@@ -46,7 +44,7 @@ pub fn writer_properties() -> WriterProperties {
 }
 
 /// One file to encode: its relative path, local path, partition values and rows.
-type SpillJob = (String, PathBuf, Vec<(String, String)>, Vec<RecordBatch>);
+type SpillJob = (String, PathBuf, Vec<(String, String)>, Rows, Vec<RecordBatch>);
 
 struct Part {
     rows: Rows,
@@ -72,6 +70,8 @@ pub struct TableWriter {
     seq: usize,
     /// approximate bytes buffered since the last spill
     pub buffered: usize,
+    /// item and option codes of compact rows
+    symbols: Vec<String>,
     written: Vec<WrittenFile>,
     props: WriterProperties,
 }
@@ -97,6 +97,7 @@ impl TableWriter {
             parts: HashMap::default(),
             seq: 0,
             buffered: 0,
+            symbols: Vec::new(),
             written: Vec::new(),
             props: writer_properties(),
         }
@@ -113,10 +114,15 @@ impl TableWriter {
             }),
         };
         f(&mut part.rows);
-        if part.rows.len() >= BATCH_ROWS {
-            let b = part.rows.finish(&self.def.file_schema);
-            part.batches.push(b);
+    }
+
+    /// The symbol table's index of `s` (item and option codes of compact rows).
+    pub fn symbol(&mut self, s: &str) -> u16 {
+        if let Some(i) = self.symbols.iter().position(|x| x == s) {
+            return i as u16;
         }
+        self.symbols.push(s.to_string());
+        (self.symbols.len() - 1) as u16
     }
 
     /// Add a whole batch to partition `p` (used when rewriting files).
@@ -135,16 +141,19 @@ impl TableWriter {
 
     /// Encode everything buffered: one new file per partition, spread over the cores.
     pub fn spill(&mut self) -> Result<(), WarehouseError> {
+        let t0 = std::time::Instant::now();
+        let r = self.spill_inner();
+        tracing::debug!(table = self.def.name, seconds = t0.elapsed().as_secs_f64(), "spilled");
+        r
+    }
+
+    fn spill_inner(&mut self) -> Result<(), WarehouseError> {
         let mut jobs: Vec<SpillJob> = Vec::new();
         let mut keys: Vec<Partition> = self.parts.keys().cloned().collect();
         keys.sort();
         for p in keys {
             let part = self.parts.get_mut(&p).expect("listed above");
-            if !part.rows.is_empty() {
-                let b = part.rows.finish(&self.def.file_schema);
-                part.batches.push(b);
-            }
-            if part.batches.is_empty() {
+            if part.rows.is_empty() && part.batches.is_empty() {
                 continue;
             }
             self.seq += 1;
@@ -152,7 +161,8 @@ impl TableWriter {
             let dir: String = pv.iter().map(|(k, v)| format!("{k}={v}/")).collect();
             let rel = format!("{dir}part-{}-{:05}.zstd.parquet", self.load_id, self.seq);
             let local = self.table_dir.join(&rel);
-            jobs.push((rel, local, pv, std::mem::take(&mut part.batches)));
+            let rows = std::mem::replace(&mut part.rows, Rows::new(self.def.name));
+            jobs.push((rel, local, pv, rows, std::mem::take(&mut part.batches)));
         }
         self.buffered = 0;
         let threads = std::thread::available_parallelism()
@@ -161,19 +171,28 @@ impl TableWriter {
             .min(jobs.len().max(1));
         let def = self.def;
         let props = &self.props;
+        let symbols = &self.symbols;
+        let mut shares: Vec<Vec<SpillJob>> = (0..threads).map(|_| Vec::new()).collect();
+        for (i, j) in jobs.into_iter().enumerate() {
+            shares[i % threads].push(j);
+        }
         let mut results: Vec<Result<WrittenFile, WarehouseError>> = Vec::new();
         std::thread::scope(|s| {
-            let mut handles = Vec::new();
-            for t in 0..threads {
-                let mine: Vec<&SpillJob> = jobs.iter().skip(t).step_by(threads).collect();
-                handles.push(s.spawn(move || {
-                    mine.into_iter()
-                        .map(|(rel, local, pv, batches)| {
-                            write_one(def, props, rel, local, pv, batches)
-                        })
-                        .collect::<Vec<_>>()
-                }));
-            }
+            let handles: Vec<_> = shares
+                .into_iter()
+                .map(|mine| {
+                    s.spawn(move || {
+                        mine.into_iter()
+                            .map(|(rel, local, pv, mut rows, mut batches)| {
+                                if !rows.is_empty() {
+                                    batches.push(rows.finish(&def.file_schema, symbols));
+                                }
+                                write_one(def, props, &rel, &local, &pv, &batches)
+                            })
+                            .collect::<Vec<_>>()
+                    })
+                })
+                .collect();
             for h in handles {
                 results.extend(h.join().expect("an encoder thread panicked"));
             }
