@@ -228,7 +228,11 @@ pub async fn run(a: &BenchArgs) -> Result<(), BenchError> {
     };
     println!(
         "  full load                              {full_m:>6.2}   {:>11}  {} (vs DuckDB W1)",
-        rss.first().map(|r| format!("{r:.0}")).unwrap_or("-".into()),
+        rss.iter()
+            .cloned()
+            .reduce(f64::max)
+            .map(|r| format!("{r:.0}"))
+            .unwrap_or("-".into()),
         ratio(full_m)
     );
     let again_m = median(again);

@@ -26,7 +26,7 @@ use crate::normalize::Partition;
 use crate::store::Location;
 
 /// Approximate bytes of buffered rows (all tables of a run) that trigger a spill to files.
-pub const SPILL_BUDGET: usize = 384 << 20;
+pub const SPILL_BUDGET: usize = 256 << 20;
 const MAX_ROW_GROUP: usize = 1 << 20;
 
 /// Snappy: the Delta ecosystem's default, readable everywhere, and cheap to set up per column
@@ -44,7 +44,13 @@ pub fn writer_properties() -> WriterProperties {
 }
 
 /// One file to encode: its relative path, local path, partition values and rows.
-type SpillJob = (String, PathBuf, Vec<(String, String)>, Rows, Vec<RecordBatch>);
+type SpillJob = (
+    String,
+    PathBuf,
+    Vec<(String, String)>,
+    Rows,
+    Vec<RecordBatch>,
+);
 
 struct Part {
     rows: Rows,
@@ -143,7 +149,11 @@ impl TableWriter {
     pub fn spill(&mut self) -> Result<(), WarehouseError> {
         let t0 = std::time::Instant::now();
         let r = self.spill_inner();
-        tracing::debug!(table = self.def.name, seconds = t0.elapsed().as_secs_f64(), "spilled");
+        tracing::debug!(
+            table = self.def.name,
+            seconds = t0.elapsed().as_secs_f64(),
+            "spilled"
+        );
         r
     }
 
