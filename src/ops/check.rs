@@ -39,18 +39,6 @@ pub fn render(r: &RunReport) -> String {
         "  total: {} rows read, {} new, {} updated, {} duplicate, {} quarantined\n",
         c.read, c.loaded, c.updated, c.duplicate, c.quarantined
     ));
-    if !r.reasons.is_empty() {
-        out.push_str(&format!(
-            "  quarantine reasons: {}\n",
-            r.reasons
-                .iter()
-                .map(|(k, v)| format!("{k} {v}"))
-                .collect::<Vec<_>>()
-                .join(", ")
-        ));
-        for e in &r.examples {
-            out.push_str(&format!("    {e}\n"));
-        }
-    }
+    out.push_str(&super::run::quarantine_text(r, "quarantine reasons"));
     out
 }

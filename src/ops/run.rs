@@ -792,12 +792,7 @@ pub async fn run_pipeline(
                 read: counts.read,
                 pct,
                 max: p.quality.max_quarantined_pct,
-                reasons: ctx
-                    .reasons
-                    .iter()
-                    .map(|(k, v)| format!("{k} {v}"))
-                    .collect::<Vec<_>>()
-                    .join(", "),
+                reasons: reasons_text(&ctx.reasons),
             })
         }
         _ => None,
@@ -816,20 +811,19 @@ pub async fn run_pipeline(
         };
     }
     let mut writers = ctx.writers.take().expect("writers exist outside dry runs");
+    let failed = Failure {
+        wh,
+        p,
+        load_id: &load_id,
+        seq: next_seq,
+        started,
+        counts: &counts,
+        objects: &records,
+        objects_skipped,
+    };
     if let Some(e) = failure {
         discard_all(wh, writers).await;
-        record_failure(
-            wh,
-            p,
-            &load_id,
-            next_seq,
-            started,
-            &counts,
-            &records,
-            objects_skipped,
-            &e,
-        )
-        .await;
+        failed.record(&e).await;
         return Err(e);
     }
 
@@ -849,18 +843,7 @@ pub async fn run_pipeline(
                 writer::discard(&wh.loc, name, files).await;
             }
             rollback(wh, &committed_now).await;
-            record_failure(
-                wh,
-                p,
-                &load_id,
-                next_seq,
-                started,
-                &counts,
-                &records,
-                objects_skipped,
-                &e,
-            )
-            .await;
+            failed.record(&e).await;
             return Err(e);
         }
     };
@@ -896,18 +879,7 @@ pub async fn run_pipeline(
     .await;
     if let Err(e) = appended {
         rollback(wh, &committed_now).await;
-        record_failure(
-            wh,
-            p,
-            &load_id,
-            next_seq,
-            started,
-            &counts,
-            &records,
-            objects_skipped,
-            &e,
-        )
-        .await;
+        failed.record(&e).await;
         return Err(e);
     }
     report.status = status;
@@ -1072,49 +1044,62 @@ async fn rollback(wh: &Warehouse, committed_now: &[(&'static str, u64)]) {
     }
 }
 
-/// Record a failed run in the ledger (best effort), naming the tables' current versions, whose
-/// content is the committed one.
-#[allow(clippy::too_many_arguments)]
-async fn record_failure(
-    wh: &Warehouse,
-    p: &Pipeline,
-    load_id: &str,
+/// What a failed run's ledger row needs.
+struct Failure<'a> {
+    wh: &'a Warehouse,
+    p: &'a Pipeline,
+    load_id: &'a str,
     seq: i64,
     started: chrono::DateTime<Utc>,
-    counts: &Counts,
-    objects: &[ObjectRecord],
+    counts: &'a Counts,
+    objects: &'a [ObjectRecord],
     objects_skipped: u64,
-    e: &RunError,
-) {
-    if matches!(e, RunError::Failpoint(f) if f.starts_with("crash")) {
-        return;
-    }
-    let mut table_versions = BTreeMap::new();
-    for name in crate::warehouse::tables::DATA_TABLES {
-        match wh.table(name, None).await {
-            Ok(t) => {
-                table_versions.insert(name.to_string(), t.version().unwrap_or(0));
-            }
-            Err(_) => return,
+}
+
+impl Failure<'_> {
+    /// Record a failed run in the ledger (best effort), naming the tables' current versions,
+    /// whose content is the committed one.
+    async fn record(&self, e: &RunError) {
+        let Failure {
+            wh,
+            p,
+            load_id,
+            seq,
+            started,
+            counts,
+            objects,
+            objects_skipped,
+        } = *self;
+        if matches!(e, RunError::Failpoint(f) if f.starts_with("crash")) {
+            return;
         }
-    }
-    let rec = RunRecord {
-        run_id: load_id.to_string(),
-        seq,
-        pipeline: p.name.clone(),
-        started_at: started,
-        finished_at: Utc::now(),
-        status: RunStatus::Failed,
-        message: Some(e.to_string()),
-        counts: counts.clone(),
-        objects_read: objects.len() as u64,
-        objects_skipped,
-        objects: objects.to_vec(),
-        table_versions,
-        palaute_version: env!("CARGO_PKG_VERSION").to_string(),
-    };
-    if let Err(err) = ledger::append(wh, &rec).await {
-        tracing::error!(error = %err, "could not record the failed run in the ledger");
+        let mut table_versions = BTreeMap::new();
+        for name in crate::warehouse::tables::DATA_TABLES {
+            match wh.table(name, None).await {
+                Ok(t) => {
+                    table_versions.insert(name.to_string(), t.version().unwrap_or(0));
+                }
+                Err(_) => return,
+            }
+        }
+        let rec = RunRecord {
+            run_id: load_id.to_string(),
+            seq,
+            pipeline: p.name.clone(),
+            started_at: started,
+            finished_at: Utc::now(),
+            status: RunStatus::Failed,
+            message: Some(e.to_string()),
+            counts: counts.clone(),
+            objects_read: objects.len() as u64,
+            objects_skipped,
+            objects: objects.to_vec(),
+            table_versions,
+            palaute_version: env!("CARGO_PKG_VERSION").to_string(),
+        };
+        if let Err(err) = ledger::append(wh, &rec).await {
+            tracing::error!(error = %err, "could not record the failed run in the ledger");
+        }
     }
 }
 
@@ -1135,24 +1120,33 @@ pub fn render_summary(r: &RunReport) -> String {
         c.duplicate,
         c.quarantined
     );
-    if !r.reasons.is_empty() {
-        s.push_str(&format!(
-            "  quarantined: {}\n",
-            r.reasons
-                .iter()
-                .map(|(k, v)| format!("{k} {v}"))
-                .collect::<Vec<_>>()
-                .join(", ")
-        ));
-        for e in &r.examples {
-            s.push_str(&format!("    {e}\n"));
-        }
-    }
+    s.push_str(&quarantine_text(r, "quarantined"));
     if !r.restored.is_empty() {
         s.push_str(&format!(
             "  restored to the committed version first (an earlier run did not finish): {}\n",
             r.restored.join(", ")
         ));
+    }
+    s
+}
+
+/// "code count, …" of quarantine reasons.
+pub fn reasons_text(reasons: &BTreeMap<String, u64>) -> String {
+    reasons
+        .iter()
+        .map(|(k, v)| format!("{k} {v}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The quarantine lines of a report (reasons and the first rows), or nothing.
+pub fn quarantine_text(r: &RunReport, label: &str) -> String {
+    if r.reasons.is_empty() {
+        return String::new();
+    }
+    let mut s = format!("  {label}: {}\n", reasons_text(&r.reasons));
+    for e in &r.examples {
+        s.push_str(&format!("    {e}\n"));
     }
     s
 }
