@@ -238,9 +238,3 @@ pub fn write_export(dir: &Path, seed: u64, upto: usize, per_month: usize) -> Res
     debug_assert!(!unmappable);
     write_file(&dir.join(export_name(y, m)), &bytes)
 }
-
-/// Rows in the export of month index `upto`.
-pub fn rows_in_export(seed: u64, upto: usize, per_month: usize) -> usize {
-    let _ = seed;
-    per_month * (upto + 1)
-}

@@ -36,7 +36,6 @@ pub struct CsvObject {
     /// the column names the mapping uses
     pub names: Vec<String>,
     reader: csv::Reader<Box<dyn Read + Send>>,
-    record: ByteRecord,
 }
 
 fn io_err(object: &str, e: impl std::fmt::Display) -> FormatError {
@@ -214,19 +213,7 @@ impl CsvObject {
             header_rows,
             names,
             reader,
-            record,
         })
-    }
-
-    /// The next data record and the line it starts on (1-based), or None at the end.
-    pub fn next_record(&mut self) -> Result<Option<(u64, &ByteRecord)>, String> {
-        // the reader's position before the read is where the record starts
-        let line = self.reader.position().line();
-        match self.reader.read_byte_record(&mut self.record) {
-            Ok(true) => Ok(Some((line, &self.record))),
-            Ok(false) => Ok(None),
-            Err(e) => Err(e.to_string()),
-        }
     }
 
     /// Read the next data record into `rec` (reusing its memory); returns the line it starts on.

@@ -54,13 +54,6 @@ impl Records {
         }
     }
 
-    /// The next record: its row number in the object (the line it starts on) and its fields.
-    pub fn next_record(&mut self) -> Result<Option<(u64, &::csv::ByteRecord)>, String> {
-        match self {
-            Records::Csv(c) => c.next_record(),
-        }
-    }
-
     /// Read the next record into `rec`, reusing its memory; returns its row number.
     pub fn read_into(&mut self, rec: &mut ::csv::ByteRecord) -> Result<Option<u64>, String> {
         match self {

@@ -787,20 +787,9 @@ impl Normalizer {
         if !problems.is_empty() {
             return Err(problems);
         }
-        let mut key = xxhash_rust::xxh3::Xxh3::new();
-        key.update(self.system.as_bytes());
-        key.update(b"\x1f");
-        key.update(self.survey.as_bytes());
-        key.update(b"\x1f");
-        key.update(id.as_bytes());
-        let mut h = xxhash_rust::xxh3::Xxh3::new();
-        for &c in &self.hash_cols {
-            h.update(rec.get(c).unwrap_or(b""));
-            h.update(b"\x1f");
-        }
         Ok(Head {
-            key: key.digest128(),
-            row_hash: h.digest() as i64,
+            key: self.key_for(id),
+            row_hash: self.hash_of(rec),
             submitted_at: submitted,
             partition: Partition {
                 period,
@@ -1021,16 +1010,18 @@ impl Normalizer {
     /// The response key of a row whose id is readable (for quarantine bookkeeping).
     pub fn key_of(&self, rec: &ByteRecord) -> Option<u128> {
         let id = std::str::from_utf8(rec.get(self.id_col)?).ok()?.trim();
-        if id.is_empty() {
-            return None;
-        }
+        (!id.is_empty()).then(|| self.key_for(id))
+    }
+
+    /// The response key of a source id: XXH3-128 of (system, survey, id).
+    fn key_for(&self, id: &str) -> u128 {
         let mut key = xxhash_rust::xxh3::Xxh3::new();
         key.update(self.system.as_bytes());
         key.update(b"\x1f");
         key.update(self.survey.as_bytes());
         key.update(b"\x1f");
         key.update(id.as_bytes());
-        Some(key.digest128())
+        key.digest128()
     }
 
     /// The hash of a row's mapped fields.

@@ -11,7 +11,6 @@ pub mod tables;
 pub mod writer;
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 
 use arrow::array::RecordBatch;
 use deltalake_core::kernel::Action;
@@ -305,6 +304,3 @@ impl Warehouse {
         Ok(out)
     }
 }
-
-/// Shared handle type for callers that keep a warehouse around.
-pub type WarehouseRef = Arc<Warehouse>;

@@ -176,3 +176,21 @@ impl Fixture {
 pub fn s<'a>(row: &'a serde_json::Map<String, serde_json::Value>, k: &str) -> Option<&'a str> {
     row.get(k).and_then(|v| v.as_str())
 }
+
+/// Every file below `dir`, in path order.
+pub fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    out.sort();
+    out
+}

@@ -1,7 +1,7 @@
 //! Privacy: open text is scrubbed of each kind of personal data, ordinary numbers stay, and
 //! identifier columns of the source never reach the warehouse.
 
-use crate::common::{Fixture, MAPPING, s};
+use crate::common::{Fixture, MAPPING, files_under, s};
 
 #[test]
 fn open_text_is_scrubbed_of_each_kind() {
@@ -83,17 +83,9 @@ fn identifier_columns_never_enter_the_warehouse() {
         assert!(!everything.contains(secret), "{secret} leaked");
     }
     // and not in the files either
-    let mut stack = vec![f.path("wh")];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(d).unwrap() {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                stack.push(p);
-            } else {
-                let b = std::fs::read(&p).unwrap();
-                assert!(!b.windows(9).any(|w| w == b"tok123XYZ"), "{}", p.display());
-            }
-        }
+    for p in files_under(&f.path("wh")) {
+        let b = std::fs::read(&p).unwrap();
+        assert!(!b.windows(9).any(|w| w == b"tok123XYZ"), "{}", p.display());
     }
 }
 

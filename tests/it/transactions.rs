@@ -1,7 +1,7 @@
 //! A run is one atomic outcome: an error or a crash in the middle leaves the warehouse as it was,
 //! and the next run converges to what an uninterrupted run gives.
 
-use crate::common::{Fixture, MAPPING, s};
+use crate::common::{Fixture, MAPPING, files_under, s};
 
 fn export(ids: std::ops::Range<u32>) -> String {
     let mut csv = String::from("id,time,kunta,q1,q2,nps,teksti\n");
@@ -17,22 +17,11 @@ fn export(ids: std::ops::Range<u32>) -> String {
 }
 
 fn parquet_files(f: &Fixture) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut stack = vec![f.path("wh")];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(d).unwrap() {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                stack.push(p);
-            } else if p.extension().is_some_and(|x| x == "parquet")
-                && !p.to_string_lossy().contains("/runs/")
-            {
-                out.push(p.display().to_string());
-            }
-        }
-    }
-    out.sort();
-    out
+    files_under(&f.path("wh"))
+        .into_iter()
+        .map(|p| p.display().to_string())
+        .filter(|p| p.ends_with(".parquet") && !p.contains("/runs/"))
+        .collect()
 }
 
 /// The reference: the same two deliveries without interruption.
