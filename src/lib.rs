@@ -5,6 +5,7 @@
 pub mod config;
 pub mod demo;
 pub mod format;
+pub mod marts;
 pub mod normalize;
 pub mod ops;
 pub mod privacy;

@@ -8,9 +8,12 @@ use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
 
 use palaute::config::{self, Pipeline};
+use palaute::marts::periods::PeriodType;
+use palaute::ops::aggregate::{AggregateOptions, aggregate};
 use palaute::ops::run::{RunError, RunOptions, render_summary, run_pipeline};
 use palaute::ops::sql::OutputFormat;
 use palaute::ops::{check, demo, exit, history, sql};
+use palaute::privacy::disclosure::{DEFAULT_MIN_N, DEFAULT_RELIABLE_N, Rules};
 use palaute::warehouse::{Warehouse, WarehouseError};
 
 #[derive(Parser)]
@@ -49,6 +52,33 @@ struct Pipelines {
     all: Option<PathBuf>,
 }
 
+/// Disclosure control of the marts (set the environment variables once for every command).
+#[derive(clap::Args)]
+struct DisclosureArgs {
+    /// k: every figure of a cell with 0 < n < k is suppressed
+    #[arg(long, env = "PALAUTE_MIN_N", default_value_t = DEFAULT_MIN_N)]
+    min_n: u64,
+    /// figures from fewer answers than this carry low_reliability = true
+    #[arg(long, env = "PALAUTE_RELIABLE_N", default_value_t = DEFAULT_RELIABLE_N)]
+    reliable_n: u64,
+    /// count "can't say" in the denominator of shares (the FFT convention)
+    #[arg(long, env = "PALAUTE_CANT_SAY_IN_DENOMINATOR")]
+    cant_say_in_denominator: bool,
+}
+
+impl DisclosureArgs {
+    fn rules(&self) -> anyhow::Result<Rules> {
+        if self.min_n < 1 {
+            anyhow::bail!(UsageError("--min-n must be at least 1".into()));
+        }
+        Ok(Rules {
+            min_n: self.min_n,
+            reliable_n: self.reliable_n,
+            cant_say_in_denominator: self.cant_say_in_denominator,
+        })
+    }
+}
+
 #[derive(Subcommand)]
 enum Cmd {
     /// Run pipelines into the warehouse
@@ -58,6 +88,42 @@ enum Cmd {
         #[command(flatten)]
         w: WarehouseArg,
         /// Print each run's summary as one JSON line
+        #[arg(long)]
+        json: bool,
+        /// Do not recompute the marts for the periods the runs changed
+        #[arg(long)]
+        no_aggregate: bool,
+        #[command(flatten)]
+        disclosure: DisclosureArgs,
+    },
+    /// Compute the comparison marts (item_scores, recommendation, response_counts, selections)
+    /// with disclosure control, replacing the years recomputed
+    Aggregate {
+        #[command(flatten)]
+        w: WarehouseArg,
+        /// Period types to compute (repeatable; default: all five). Types the marts already
+        /// hold for those years are recomputed too.
+        #[arg(long = "period-type", value_enum)]
+        period_types: Vec<PeriodType>,
+        /// First month (YYYY-MM); the range widens to whole years
+        #[arg(long)]
+        from: Option<String>,
+        /// Last month (YYYY-MM)
+        #[arg(long)]
+        to: Option<String>,
+        /// Geography levels to publish, comma separated (default: municipality, local_area,
+        /// county, cooperation_area, nation; the nation is always included)
+        #[arg(long, value_delimiter = ',')]
+        levels: Vec<String>,
+        #[command(flatten)]
+        disclosure: DisclosureArgs,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Try to recover suppressed values from the published marts; exit 5 listing any found
+    AuditDisclosure {
+        #[command(flatten)]
+        w: WarehouseArg,
         #[arg(long)]
         json: bool,
     },
@@ -174,7 +240,14 @@ fn peak_rss_mb() -> Option<f64> {
 
 async fn main_inner(cli: Cli) -> anyhow::Result<i32> {
     match cli.cmd {
-        Cmd::Run { p, w, json } => {
+        Cmd::Run {
+            p,
+            w,
+            json,
+            no_aggregate,
+            disclosure,
+        } => {
+            let rules = disclosure.rules()?;
             let pipelines = load_all(&pipeline_files(&p)?)?;
             let wh = Warehouse::open(&config::resolve_warehouse(w.warehouse.as_deref()), true)?;
             let opts = RunOptions {
@@ -182,9 +255,11 @@ async fn main_inner(cli: Cli) -> anyhow::Result<i32> {
                 progress: !json,
             };
             let mut code = 0;
+            let mut periods = std::collections::BTreeSet::new();
             for p in &pipelines {
                 match run_pipeline(&wh, p, &opts).await {
                     Ok(r) => {
+                        periods.extend(r.periods.iter().cloned());
                         if json {
                             let v = serde_json::json!({
                                 "pipeline": r.pipeline, "run_id": r.run_id, "status": r.status,
@@ -202,7 +277,69 @@ async fn main_inner(cli: Cli) -> anyhow::Result<i32> {
                     }
                 }
             }
+            if !no_aggregate && let (Some(first), Some(last)) = (periods.first(), periods.last()) {
+                let o = AggregateOptions {
+                    from: Some(first.clone()),
+                    to: Some(last.clone()),
+                    rules,
+                    ..AggregateOptions::default()
+                };
+                match aggregate(&wh, &o).await {
+                    Ok(r) if json => println!("{}", serde_json::json!({ "aggregate": r })),
+                    Ok(r) => print!("{}", palaute::ops::aggregate::render(&r)),
+                    Err(e) => {
+                        eprintln!("palaute: aggregate: {e}");
+                        code = code.max(e.exit_code());
+                    }
+                }
+            }
             Ok(code)
+        }
+        Cmd::Aggregate {
+            w,
+            period_types,
+            from,
+            to,
+            levels,
+            disclosure,
+            json,
+        } => {
+            let wh = Warehouse::open(&config::resolve_warehouse(w.warehouse.as_deref()), false)?;
+            let o = AggregateOptions {
+                period_types,
+                from,
+                to,
+                levels,
+                rules: disclosure.rules()?,
+            };
+            match aggregate(&wh, &o).await {
+                Ok(r) => {
+                    if json {
+                        println!("{}", serde_json::to_string(&r)?);
+                    } else {
+                        print!("{}", palaute::ops::aggregate::render(&r));
+                    }
+                    Ok(0)
+                }
+                Err(e) => {
+                    eprintln!("palaute: aggregate: {e}");
+                    Ok(e.exit_code())
+                }
+            }
+        }
+        Cmd::AuditDisclosure { w, json } => {
+            let wh = Warehouse::open(&config::resolve_warehouse(w.warehouse.as_deref()), false)?;
+            let r = palaute::ops::audit::audit(&wh).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&r)?);
+            } else {
+                print!("{}", palaute::ops::audit::render(&r));
+            }
+            Ok(if r.leaks.is_empty() {
+                0
+            } else {
+                exit::DISCLOSURE
+            })
         }
         Cmd::Check { p, w } => {
             let pipelines = load_all(&pipeline_files(&p)?)?;

@@ -25,6 +25,8 @@ pub enum DemoError {
     #[error(transparent)]
     Sql(#[from] SqlError),
     #[error(transparent)]
+    Aggregate(#[from] super::aggregate::AggregateError),
+    #[error(transparent)]
     Config(#[from] crate::config::ConfigError),
     #[error(transparent)]
     Warehouse(#[from] crate::warehouse::WarehouseError),
@@ -115,6 +117,23 @@ pub async fn run(dir: &Path, seed: u64) -> Result<String, DemoError> {
     out.push_str(&table(&wh, "SELECT redaction_kinds, count(*) AS comments, sum(redactions) AS redactions FROM comments WHERE redactions > 0 GROUP BY redaction_kinds ORDER BY redaction_kinds").await?);
     out.push('\n');
     out.push_str(&table(&wh, "SELECT field, text FROM comments WHERE redactions > 0 ORDER BY response_key, field LIMIT 3").await?);
+    out.push('\n');
+    let _ = writeln!(
+        out,
+        "5. Comparison marts with disclosure control (palaute aggregate; k = 5)"
+    );
+    let agg =
+        super::aggregate::aggregate(&wh, &super::aggregate::AggregateOptions::default()).await?;
+    out.push_str(&super::aggregate::render(&agg));
+    out.push('\n');
+    out.push_str(&table(&wh, "SELECT period, geo_level, geo_code, item_code, n_answered, round(share_agree * 100, 1) AS agree_pct, round(share_agree_ci_low * 100, 1) AS ci_low, round(share_agree_ci_high * 100, 1) AS ci_high, round(national_share_agree * 100, 1) AS nation_pct, share_agree_diff_significant AS differs FROM item_scores WHERE period_type = 'bimonth' AND service = 'all' AND geo_level = 'county' AND instrument = 'thl_national' AND item_code IN ('availability', 'encounter') ORDER BY period, geo_code, item_code").await?);
+    out.push('\n');
+    out.push_str(&table(&wh, "SELECT period, geo_level, geo_code, n_answered, round(nps, 1) AS nps, round(nps_ci_low, 1) AS nps_ci_low, round(nps_ci_high, 1) AS nps_ci_high, round(mean_recommend, 2) AS mean_0_10, round(national_nps, 1) AS nation_nps FROM recommendation WHERE period_type = 'bimonth' AND service = 'all' AND geo_level IN ('county', 'nation') AND instrument = 'thl_national' ORDER BY period, geo_level, geo_code").await?);
+    out.push('\n');
+    out.push_str(&table(&wh, "SELECT geo_level, count(*) AS cells, sum(CASE WHEN suppression = 'primary' THEN 1 ELSE 0 END) AS primary_supp, sum(CASE WHEN suppression = 'secondary' THEN 1 ELSE 0 END) AS secondary_supp, sum(CASE WHEN suppression = 'cascade' THEN 1 ELSE 0 END) AS cascade_supp FROM item_scores WHERE period_type = 'bimonth' GROUP BY geo_level ORDER BY geo_level").await?);
+    out.push('\n');
+    let audit = super::audit::audit(&wh).await?;
+    out.push_str(&super::audit::render(&audit));
     out.push('\n');
     let _ = writeln!(out, "Try: palaute history --warehouse {}", wh_dir.display());
     Ok(out)

@@ -1,6 +1,8 @@
 //! User-visible operations, one file each: `run` (and its dry form behind `check`), `sql`,
 //! `history`, `demo` and `bench`.
 
+pub mod aggregate;
+pub mod audit;
 pub mod bench;
 pub mod check;
 pub mod demo;
@@ -19,4 +21,6 @@ pub mod exit {
     pub const QUALITY: i32 = 3;
     /// the environment failed: a source or the warehouse could not be read or written
     pub const ENVIRONMENT: i32 = 4;
+    /// `audit-disclosure` recovered a suppressed value from what the marts publish
+    pub const DISCLOSURE: i32 = 5;
 }

@@ -117,6 +117,8 @@ pub struct RunReport {
     pub table_versions: BTreeMap<String, u64>,
     pub seconds: f64,
     pub restored: Vec<String>,
+    /// periods (YYYY-MM) whose rows this run added, changed or removed
+    pub periods: BTreeSet<String>,
 }
 
 fn failpoint(stage: &str) -> Result<(), RunError> {
@@ -782,6 +784,7 @@ pub async fn run_pipeline(
         table_versions: committed.clone(),
         seconds: 0.0,
         restored,
+        periods: BTreeSet::new(),
     };
     let quality = match &result {
         Ok(()) if counts.read > 0 => {
@@ -836,8 +839,14 @@ pub async fn run_pipeline(
         &load_id,
     )
     .await;
+    for part in ctx.to_delete.keys() {
+        report.periods.insert(part.period.clone());
+    }
     let (versions, committed_now) = match outcome {
-        Ok(v) => v,
+        Ok((v, c, periods)) => {
+            report.periods.extend(periods);
+            (v, c)
+        }
         Err((e, written, committed_now)) => {
             for (name, files) in &written {
                 writer::discard(&wh.loc, name, files).await;
@@ -890,6 +899,12 @@ pub async fn run_pipeline(
 
 type Written = Vec<(&'static str, Vec<WrittenFile>)>;
 type CommitFailure = (RunError, Written, Vec<(&'static str, u64)>);
+/// New table versions, the tables committed (with their versions before), the periods written.
+type Committed = (
+    BTreeMap<&'static str, u64>,
+    Vec<(&'static str, u64)>,
+    BTreeSet<String>,
+);
 
 /// Rewrite files holding updated responses, then commit every table that changed.
 async fn commit_run(
@@ -899,7 +914,7 @@ async fn commit_run(
     table_files: &BTreeMap<&'static str, HashMap<Partition, Vec<TableFile>>>,
     to_delete: &HashMap<Partition, HashSet<u128>>,
     load_id: &str,
-) -> Result<(BTreeMap<&'static str, u64>, Vec<(&'static str, u64)>), CommitFailure> {
+) -> Result<Committed, CommitFailure> {
     let mut removes: BTreeMap<&'static str, Vec<Action>> = BTreeMap::new();
     let rewrite = async {
         for name in [RESPONSES, ANSWERS, COMMENTS] {
@@ -1023,7 +1038,14 @@ async fn commit_run(
             return Err((e, uncommitted, committed_now));
         }
     }
-    Ok((versions, committed_now))
+    let periods = written
+        .iter()
+        .flat_map(|(_, files)| files.iter())
+        .flat_map(|f| f.partition_values.iter())
+        .filter(|(k, _)| k == "period")
+        .map(|(_, v)| v.clone())
+        .collect();
+    Ok((versions, committed_now, periods))
 }
 
 async fn discard_all(wh: &Warehouse, writers: Writers) {
@@ -1073,7 +1095,8 @@ impl Failure<'_> {
         if matches!(e, RunError::Failpoint(f) if f.starts_with("crash")) {
             return;
         }
-        let mut table_versions = BTreeMap::new();
+        // the marts and anything else the ledger names stay as committed
+        let mut table_versions = ledger::committed_versions(wh).await.unwrap_or_default();
         for name in crate::warehouse::tables::DATA_TABLES {
             match wh.table(name, None).await {
                 Ok(t) => {

@@ -2,6 +2,7 @@
 //! nothing else), birth years become age groups, and open text is scrubbed here before it is
 //! stored. Errors and logs name files, rows and columns, never answer text.
 
+pub mod disclosure;
 pub mod scrub;
 
 pub use scrub::{Scrubbed, Scrubber};

@@ -113,7 +113,7 @@ impl Warehouse {
         b.load().await.map_err(delta(name))
     }
 
-    async fn table_exists(&self, name: &str) -> Result<bool, WarehouseError> {
+    pub async fn table_exists(&self, name: &str) -> Result<bool, WarehouseError> {
         let t = self.builder(name)?.build().map_err(delta(name))?;
         t.verify_deltatable_existence().await.map_err(delta(name))
     }
@@ -144,6 +144,43 @@ impl Warehouse {
             }
             c.await.map_err(delta(name))?;
         }
+        Ok(())
+    }
+
+    /// Create a mart table with `schema` (every column nullable) partitioned by period type and
+    /// year, unless it exists. `comment` describes its method.
+    pub async fn ensure_mart(
+        &self,
+        name: &str,
+        schema: &arrow::datatypes::Schema,
+        comment: &str,
+    ) -> Result<(), WarehouseError> {
+        if self.table_exists(name).await? {
+            return Ok(());
+        }
+        let fields: Vec<arrow::datatypes::Field> = schema
+            .fields()
+            .iter()
+            .map(|f| f.as_ref().clone().with_nullable(true))
+            .collect();
+        let arrow_schema = arrow::datatypes::Schema::new(fields);
+        let st: deltalake_core::kernel::StructType =
+            (&arrow_schema)
+                .try_into_kernel()
+                .map_err(|e| WarehouseError::Write {
+                    path: name.to_string(),
+                    message: e.to_string(),
+                })?;
+        let t = self.builder(name)?.build().map_err(delta(name))?;
+        t.create()
+            .with_table_name(name)
+            .with_columns(st.fields().cloned())
+            .with_partition_columns(tables::MART_PARTITIONS.iter().map(|s| s.to_string()))
+            .with_comment(comment)
+            .with_raise_if_key_not_exists(false)
+            .with_configuration([("palaute.method", Some(comment))])
+            .await
+            .map_err(delta(name))?;
         Ok(())
     }
 
@@ -234,7 +271,7 @@ impl Warehouse {
         actions: Vec<Action>,
         load_id: &str,
     ) -> Result<u64, WarehouseError> {
-        let def = table_def(name);
+        let partition_by = tables::partition_columns(name);
         let mut meta = std::collections::HashMap::new();
         meta.insert(
             "palaute.load_id".to_string(),
@@ -242,8 +279,8 @@ impl Warehouse {
         );
         let op = DeltaOperation::Write {
             mode: SaveMode::Append,
-            partition_by: (!def.partition_by.is_empty())
-                .then(|| def.partition_by.iter().map(|s| s.to_string()).collect()),
+            partition_by: (!partition_by.is_empty())
+                .then(|| partition_by.iter().map(|s| s.to_string()).collect()),
             predicate: None,
         };
         let snapshot = t.snapshot().map_err(delta(name))?;
@@ -271,7 +308,10 @@ impl Warehouse {
     pub async fn recover(&self) -> Result<Vec<String>, WarehouseError> {
         let committed = ledger::committed_versions(self).await?;
         let mut restored = Vec::new();
-        for name in tables::DATA_TABLES {
+        for name in tables::DATA_TABLES.into_iter().chain(tables::MART_TABLES) {
+            if !self.table_exists(name).await? {
+                continue;
+            }
             let t = self.table(name, None).await?;
             let latest = t.version().unwrap_or(0);
             let want = committed.get(name).copied().unwrap_or(0);
@@ -300,6 +340,12 @@ impl Warehouse {
                 Some(committed.get(name).copied().unwrap_or(0))
             };
             out.insert(name.to_string(), self.table(name, v).await?);
+        }
+        for name in tables::MART_TABLES {
+            if self.table_exists(name).await? {
+                let v = committed.get(name).copied().unwrap_or(0);
+                out.insert(name.to_string(), self.table(name, Some(v)).await?);
+            }
         }
         Ok(out)
     }

@@ -19,6 +19,26 @@ pub const RUNS: &str = "runs";
 pub const DATA_TABLES: [&str; 4] = [RESPONSES, ANSWERS, COMMENTS, QUARANTINE];
 pub const ALL_TABLES: [&str; 5] = [RESPONSES, ANSWERS, COMMENTS, QUARANTINE, RUNS];
 
+/// The comparison marts `palaute aggregate` writes (their schemas come from `sql/`; they are
+/// created on the first aggregation).
+pub const MART_TABLES: [&str; 4] = [
+    "item_scores",
+    "recommendation",
+    "response_counts",
+    "selections",
+];
+/// Marts are partitioned by period type and year: a recomputation replaces whole years.
+pub const MART_PARTITIONS: [&str; 2] = ["period_type", "year"];
+
+/// A table's partition columns.
+pub fn partition_columns(name: &str) -> &'static [&'static str] {
+    if MART_TABLES.contains(&name) {
+        &MART_PARTITIONS
+    } else {
+        table_def(name).partition_by
+    }
+}
+
 fn ts() -> DataType {
     DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()))
 }

@@ -72,7 +72,16 @@ fn demo_shows_quarantine_dedupe_and_scrubbing() {
         "an e-mail address survived"
     );
     assert!(!c.stdout.contains("Soittakaa 0"), "a phone number survived");
-    // history lists the five runs
+    // history lists the five runs and the aggregation
     let h = palaute(&["history", "--warehouse", wh.to_str().unwrap()], &[]);
-    assert_eq!(h.stdout.lines().count(), 6, "{}", h.stdout);
+    assert_eq!(h.stdout.lines().count(), 7, "{}", h.stdout);
+    assert_eq!(
+        h.stdout
+            .lines()
+            .filter(|l| l.contains(" aggregate "))
+            .count(),
+        1,
+        "{}",
+        h.stdout
+    );
 }

@@ -6,5 +6,6 @@ mod decoding;
 mod demo;
 mod idempotency;
 mod mapping;
+mod marts;
 mod privacy;
 mod transactions;

@@ -1,0 +1,726 @@
+//! `palaute aggregate`: compute the comparison marts (`sql/`, DESIGN.md §6) with disclosure
+//! control and write them as Delta tables, replacing the years it recomputes.
+//!
+//! A recomputation covers whole calendar years: a year's and a half-year's figures, and the
+//! suppression pattern across nested periods, depend on every month in them. It covers every
+//! period type asked for plus every type the marts already hold for those years, so that nested
+//! periods published side by side were always suppressed together. The marts are committed one
+//! by one and then a ledger row (pipeline `aggregate`) names their versions: readers see all of
+//! the new marts or none, as with a pipeline run.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
+use std::time::Instant;
+
+use arrow::array::{Array, ArrayRef, AsArray, RecordBatch, StringArray};
+use arrow::datatypes::{DataType, Field, Int64Type, Schema, SchemaRef};
+use chrono::Utc;
+use datafusion::prelude::SessionContext;
+use deltalake_core::kernel::Action;
+use object_store::ObjectStoreExt;
+use parquet::arrow::ArrowWriter;
+
+use crate::marts::cells::{Key, groups, read_keys};
+use crate::marts::periods::{ALL_PERIOD_TYPES, PeriodType, parse_month, period_rows};
+use crate::marts::{
+    GEO_LEVELS, METHOD, MartSpec, SPECS, SQL_CUBE_RESPONSES, figure_vars, fill, rollup_sql,
+};
+use crate::privacy::disclosure::{Reason, Rules, suppress};
+use crate::schema::{Catalog, ScaleKind};
+use crate::warehouse::ledger::{self, Counts, RunRecord, RunStatus};
+use crate::warehouse::tables::MART_TABLES;
+use crate::warehouse::writer::{WrittenFile, add_action, remove_action, writer_properties};
+use crate::warehouse::{Warehouse, WarehouseError};
+
+use super::sql::{SqlError, session};
+
+/// The pipeline name of aggregation rows in the `runs` ledger.
+pub const LEDGER_NAME: &str = "aggregate";
+
+#[derive(Debug, thiserror::Error)]
+pub enum AggregateError {
+    #[error(transparent)]
+    Warehouse(#[from] WarehouseError),
+    #[error(transparent)]
+    Sql(#[from] SqlError),
+    #[error("aggregate query failed: {0}")]
+    Query(#[from] datafusion::error::DataFusionError),
+    #[error("{0}")]
+    Invalid(String),
+    #[error("{mart}: {message}")]
+    Mart { mart: String, message: String },
+    #[error("failpoint {0} (PALAUTE_FAILPOINT): the aggregation stopped on purpose")]
+    Failpoint(String),
+}
+
+impl AggregateError {
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            AggregateError::Invalid(_) => super::exit::CONFIG,
+            AggregateError::Failpoint(_) => super::exit::FAILURE,
+            _ => super::exit::ENVIRONMENT,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct AggregateOptions {
+    /// period types to compute (empty: all five)
+    pub period_types: Vec<PeriodType>,
+    /// first and last month (YYYY-MM); the range widens to whole years
+    pub from: Option<String>,
+    pub to: Option<String>,
+    /// geography levels to publish (empty: all); the nation is always computed
+    pub levels: Vec<String>,
+    pub rules: Rules,
+}
+
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct MartReport {
+    pub rows: u64,
+    pub suppressed_primary: u64,
+    pub suppressed_secondary: u64,
+    pub suppressed_cascade: u64,
+    pub low_reliability: u64,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct AggregateReport {
+    pub run_id: String,
+    pub years: Vec<i32>,
+    pub period_types: Vec<String>,
+    pub marts: BTreeMap<String, MartReport>,
+    pub table_versions: BTreeMap<String, u64>,
+    pub seconds: f64,
+}
+
+fn failpoint(stage: &str) -> Result<(), AggregateError> {
+    let Ok(fp) = std::env::var("PALAUTE_FAILPOINT") else {
+        return Ok(());
+    };
+    if fp == format!("error:{stage}") {
+        return Err(AggregateError::Failpoint(fp));
+    }
+    if fp == format!("crash:{stage}") {
+        std::process::exit(86);
+    }
+    Ok(())
+}
+
+fn invalid(m: impl Into<String>) -> AggregateError {
+    AggregateError::Invalid(m.into())
+}
+
+/// Years to recompute: the range given, else every year the responses or the marts hold.
+async fn years(
+    ctx: &SessionContext,
+    opts: &AggregateOptions,
+    existing: &BTreeSet<(String, String)>,
+) -> Result<Vec<i32>, AggregateError> {
+    let month = |s: &Option<String>, what: &str| -> Result<Option<(i32, u32)>, AggregateError> {
+        match s {
+            None => Ok(None),
+            Some(v) => parse_month(v)
+                .map(Some)
+                .ok_or_else(|| invalid(format!("--{what} {v}: expected a month YYYY-MM"))),
+        }
+    };
+    let from = month(&opts.from, "from")?;
+    let to = month(&opts.to, "to")?;
+    let mut found: BTreeSet<i32> = BTreeSet::new();
+    let batches = ctx
+        .sql("SELECT DISTINCT substr(period, 1, 4) AS y FROM responses")
+        .await?
+        .collect()
+        .await?;
+    for b in &batches {
+        let c = arrow::compute::cast(b.column(0), &DataType::Utf8)
+            .map_err(|e| invalid(e.to_string()))?;
+        for v in c.as_string::<i32>().iter().flatten() {
+            if let Ok(y) = v.parse() {
+                found.insert(y);
+            }
+        }
+    }
+    for (_, y) in existing {
+        if let Ok(y) = y.parse() {
+            found.insert(y);
+        }
+    }
+    let lo = from.map(|m| m.0).unwrap_or(i32::MIN);
+    let hi = to.map(|m| m.0).unwrap_or(i32::MAX);
+    if lo > hi {
+        return Err(invalid("--from is after --to"));
+    }
+    Ok(found
+        .into_iter()
+        .filter(|y| (lo..=hi).contains(y))
+        .collect())
+}
+
+fn utf8(col: &ArrayRef) -> ArrayRef {
+    match col.data_type() {
+        DataType::Utf8View | DataType::LargeUtf8 | DataType::Dictionary(_, _) => {
+            arrow::compute::cast(col, &DataType::Utf8).unwrap_or_else(|_| col.clone())
+        }
+        _ => col.clone(),
+    }
+}
+
+/// Batches with every string column as plain Utf8 (what the mart tables declare).
+fn plain(schema: &SchemaRef, batches: Vec<RecordBatch>) -> (SchemaRef, Vec<RecordBatch>) {
+    // the batches' own schema: a plan's logical schema may name other string encodings
+    let schema = batches
+        .first()
+        .map(|b| b.schema())
+        .unwrap_or(schema.clone());
+    let fields: Vec<Field> = schema
+        .fields()
+        .iter()
+        .map(|f| match f.data_type() {
+            DataType::Utf8View | DataType::LargeUtf8 | DataType::Dictionary(_, _) => {
+                Field::new(f.name(), DataType::Utf8, true)
+            }
+            _ => f.as_ref().clone().with_nullable(true),
+        })
+        .collect();
+    let out_schema = Arc::new(Schema::new(fields));
+    let out = batches
+        .into_iter()
+        .map(|b| {
+            let cols: Vec<ArrayRef> = b.columns().iter().map(utf8).collect();
+            RecordBatch::try_new(out_schema.clone(), cols).expect("same columns")
+        })
+        .collect();
+    (out_schema, out)
+}
+
+fn int_column(b: &RecordBatch, name: &str) -> Result<Vec<u64>, String> {
+    let c = b
+        .column_by_name(name)
+        .ok_or_else(|| format!("column {name} is missing"))?;
+    let c = arrow::compute::cast(c, &DataType::Int64).map_err(|e| e.to_string())?;
+    let c = c.as_primitive::<Int64Type>();
+    Ok((0..c.len())
+        .map(|i| {
+            if c.is_null(i) {
+                0
+            } else {
+                c.value(i).max(0) as u64
+            }
+        })
+        .collect())
+}
+
+/// The disclosure decision of every rollup row.
+pub fn decide(
+    batches: &[RecordBatch],
+    spec: &MartSpec,
+    rules: &Rules,
+) -> Result<Vec<Option<Reason>>, String> {
+    let keys = read_keys(batches, spec)?;
+    let mut size = Vec::new();
+    let mut primary = Vec::new();
+    for b in batches {
+        let n = int_column(b, spec.size)?;
+        let also: Vec<Vec<u64>> = spec
+            .also_primary
+            .iter()
+            .map(|c| int_column(b, c))
+            .collect::<Result<_, _>>()?;
+        for i in 0..b.num_rows() {
+            size.push(n[i]);
+            primary.push(rules.small(n[i]) || also.iter().any(|a| rules.small(a[i])));
+        }
+    }
+    // units of suppression: every row, or only the '*' rows of the unit key
+    let unit_col = spec
+        .unit_key
+        .and_then(|u| spec.keys.iter().position(|k| *k == u));
+    let is_unit = |k: &Key| unit_col.is_none_or(|c| k.keys[c] == "*");
+    let mut order: Vec<usize> = (0..keys.len()).filter(|&i| is_unit(&keys[i])).collect();
+    order.sort_by(|&a, &b| keys[a].cmp(&keys[b]));
+    let unit_keys: Vec<Key> = order.iter().map(|&i| keys[i].clone()).collect();
+    let unit_n: Vec<u64> = order.iter().map(|&i| size[i]).collect();
+    let unit_primary: Vec<bool> = order.iter().map(|&i| primary[i]).collect();
+    let g = groups(&unit_keys, spec);
+    let decided =
+        if std::env::var("PALAUTE_FAILPOINT").as_deref() == Ok("skip:secondary-suppression") {
+            // tests only: publish with primary suppression alone, for the audit to catch
+            unit_primary
+                .iter()
+                .map(|&p| p.then_some(Reason::Primary))
+                .collect()
+        } else {
+            suppress(&unit_n, &unit_primary, &g)
+        };
+    let mut by_unit: HashMap<&Key, Option<Reason>> = HashMap::new();
+    for (k, r) in unit_keys.iter().zip(&decided) {
+        by_unit.insert(k, *r);
+    }
+    Ok(keys
+        .iter()
+        .map(|k| match unit_col {
+            None => by_unit.get(k).copied().flatten(),
+            Some(c) => {
+                let mut u = k.clone();
+                u.keys[c] = "*".into();
+                by_unit.get(&u).copied().flatten()
+            }
+        })
+        .collect())
+}
+
+fn register(ctx: &SessionContext, name: &str, batches: Vec<RecordBatch>, schema: SchemaRef) {
+    let _ = ctx.deregister_table(name);
+    let schema = batches.first().map(|b| b.schema()).unwrap_or(schema);
+    let t = datafusion::datasource::MemTable::try_new(schema, vec![batches])
+        .expect("batches match their schema");
+    ctx.register_table(name, Arc::new(t))
+        .expect("a fresh name registers");
+}
+
+async fn collect(
+    ctx: &SessionContext,
+    sql: &str,
+) -> Result<(SchemaRef, Vec<RecordBatch>), AggregateError> {
+    let df = ctx.sql(sql).await?;
+    let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
+    let batches = df.collect().await?;
+    Ok((schema, batches))
+}
+
+fn periods_table(years: &[i32], types: &[PeriodType]) -> (SchemaRef, RecordBatch) {
+    let rows = period_rows(years, types);
+    let schema = Arc::new(Schema::new(
+        [
+            "month",
+            "period_type",
+            "period",
+            "period_start",
+            "period_end",
+            "year",
+        ]
+        .iter()
+        .map(|n| Field::new(*n, DataType::Utf8, false))
+        .collect::<Vec<_>>(),
+    ));
+    let col = |f: &dyn Fn(&crate::marts::periods::PeriodRow) -> String| {
+        Arc::new(StringArray::from(rows.iter().map(f).collect::<Vec<_>>())) as ArrayRef
+    };
+    let b = RecordBatch::try_new(
+        schema.clone(),
+        vec![
+            col(&|r| r.month.clone()),
+            col(&|r| r.period_type.as_str().to_string()),
+            col(&|r| r.period.clone()),
+            col(&|r| r.period_start.clone()),
+            col(&|r| r.period_end.clone()),
+            col(&|r| r.year.to_string()),
+        ],
+    )
+    .expect("columns match");
+    (schema, b)
+}
+
+/// The closed items on a 1–5 scale, with the lowest value of their scale's top box.
+fn ordinal_items(catalog: &Catalog) -> Result<(SchemaRef, RecordBatch), AggregateError> {
+    let (mut inst, mut item, mut top) = (Vec::new(), Vec::new(), Vec::new());
+    for i in catalog.instruments.values() {
+        for (code, it) in &i.items {
+            let scale = &catalog.scales[&it.scale];
+            if scale.kind != ScaleKind::Ordinal || it.scale == "recommend11" {
+                continue;
+            }
+            if scale.min != 1 || scale.max > 5 {
+                return Err(invalid(format!(
+                    "item {code} of {}: item_scores holds scales within 1–5, not {}–{}",
+                    i.code, scale.min, scale.max
+                )));
+            }
+            inst.push(i.code.clone());
+            item.push(code.clone());
+            top.push(scale.top_box.iter().min().copied().unwrap_or(scale.max) as i64);
+        }
+    }
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("instrument", DataType::Utf8, false),
+        Field::new("item_code", DataType::Utf8, false),
+        Field::new("top_low", DataType::Int64, false),
+    ]));
+    let b = RecordBatch::try_new(
+        schema.clone(),
+        vec![
+            Arc::new(StringArray::from(inst)),
+            Arc::new(StringArray::from(item)),
+            Arc::new(arrow::array::Int64Array::from(top)),
+        ],
+    )
+    .expect("columns match");
+    Ok((schema, b))
+}
+
+/// One mart's figures, computed in `ctx` (which holds `periods`, `ordinal_items` and
+/// `response_cube`).
+async fn compute_mart(
+    ctx: &SessionContext,
+    spec: &MartSpec,
+    opts: &AggregateOptions,
+    range: &[(&str, String)],
+    levels: &[&str],
+) -> Result<(SchemaRef, Vec<RecordBatch>, MartReport), AggregateError> {
+    let mart_err = |m: String| AggregateError::Mart {
+        mart: spec.name.to_string(),
+        message: m,
+    };
+    let (schema, cube) = collect(ctx, &fill(spec.cube_sql, range)).await?;
+    register(ctx, "cube", cube, schema);
+    let (schema, rolled) = collect(ctx, &rollup_sql(spec, levels)).await?;
+    let (schema, rolled) = plain(&schema, rolled);
+    let reasons = decide(&rolled, spec, &opts.rules).map_err(mart_err)?;
+    let mut report = MartReport::default();
+    for r in reasons.iter().flatten() {
+        match r {
+            Reason::Primary => report.suppressed_primary += 1,
+            Reason::Secondary => report.suppressed_secondary += 1,
+            Reason::Cascade => report.suppressed_cascade += 1,
+        }
+    }
+    let cells =
+        arrow::compute::concat_batches(&schema, &rolled).map_err(|e| mart_err(e.to_string()))?;
+    let suppression: ArrayRef = Arc::new(StringArray::from(
+        reasons
+            .iter()
+            .map(|r| r.map(Reason::as_str))
+            .collect::<Vec<_>>(),
+    ));
+    let mut fields: Vec<Field> = schema.fields().iter().map(|f| f.as_ref().clone()).collect();
+    fields.push(Field::new("suppression", DataType::Utf8, true));
+    let cells_schema = Arc::new(Schema::new(fields));
+    let mut cols = cells.columns().to_vec();
+    cols.push(suppression);
+    let cells =
+        RecordBatch::try_new(cells_schema.clone(), cols).map_err(|e| mart_err(e.to_string()))?;
+    register(ctx, "cells", vec![cells], cells_schema);
+    let sql = fill(spec.figures_sql, &figure_vars(&opts.rules));
+    let (schema, out) = collect(ctx, &sql).await?;
+    let (schema, out) = plain(&schema, out);
+    report.rows = out.iter().map(|b| b.num_rows() as u64).sum();
+    for b in &out {
+        if let Some(c) = b.column_by_name("low_reliability") {
+            report.low_reliability +=
+                c.as_boolean().iter().filter(|v| *v == Some(true)).count() as u64;
+        }
+    }
+    Ok((schema, out, report))
+}
+
+/// Write a mart's batches as one Parquet file per (period_type, year).
+async fn write_mart(
+    wh: &Warehouse,
+    name: &str,
+    schema: &SchemaRef,
+    batches: &[RecordBatch],
+    run_id: &str,
+) -> Result<Vec<WrittenFile>, AggregateError> {
+    let err = |m: String| AggregateError::Mart {
+        mart: name.to_string(),
+        message: m,
+    };
+    let pt_i = schema
+        .index_of("period_type")
+        .map_err(|e| err(e.to_string()))?;
+    let year_i = schema.index_of("year").map_err(|e| err(e.to_string()))?;
+    let file_fields: Vec<Field> = schema
+        .fields()
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| *i != pt_i && *i != year_i)
+        .map(|(_, f)| f.as_ref().clone())
+        .collect();
+    let file_schema = Arc::new(Schema::new(file_fields));
+    // rows per partition
+    let mut parts: BTreeMap<(String, String), Vec<RecordBatch>> = BTreeMap::new();
+    for b in batches {
+        let pt = b.column(pt_i).as_string::<i32>();
+        let yr = b.column(year_i).as_string::<i32>();
+        let mut idx: BTreeMap<(String, String), Vec<u32>> = BTreeMap::new();
+        for i in 0..b.num_rows() {
+            idx.entry((pt.value(i).to_string(), yr.value(i).to_string()))
+                .or_default()
+                .push(i as u32);
+        }
+        for (k, rows) in idx {
+            let take = arrow::array::UInt32Array::from(rows);
+            let cols: Vec<ArrayRef> = b
+                .columns()
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| *i != pt_i && *i != year_i)
+                .map(|(_, c)| arrow::compute::take(c, &take, None))
+                .collect::<Result<_, _>>()
+                .map_err(|e| err(e.to_string()))?;
+            parts.entry(k).or_default().push(
+                RecordBatch::try_new(file_schema.clone(), cols).map_err(|e| err(e.to_string()))?,
+            );
+        }
+    }
+    let mut files = Vec::new();
+    for ((pt, year), bs) in parts {
+        let mut buf = Vec::new();
+        let mut w = ArrowWriter::try_new(&mut buf, file_schema.clone(), Some(writer_properties()))
+            .map_err(|e| err(e.to_string()))?;
+        let mut rows = 0i64;
+        for b in &bs {
+            rows += b.num_rows() as i64;
+            w.write(b).map_err(|e| err(e.to_string()))?;
+        }
+        w.close().map_err(|e| err(e.to_string()))?;
+        let rel = format!("period_type={pt}/year={year}/part-{run_id}.snappy.parquet");
+        let size = buf.len() as i64;
+        wh.loc
+            .store
+            .put(&wh.loc.child(&format!("{name}/{rel}")), buf.into())
+            .await
+            .map_err(|e| err(e.to_string()))?;
+        files.push(WrittenFile {
+            rel_path: rel,
+            local_path: Default::default(),
+            partition_values: vec![("period_type".into(), pt), ("year".into(), year)],
+            rows,
+            size,
+        });
+    }
+    Ok(files)
+}
+
+async fn delete_files(wh: &Warehouse, name: &str, files: &[WrittenFile]) {
+    for f in files {
+        let _ = wh
+            .loc
+            .store
+            .delete(&wh.loc.child(&format!("{name}/{}", f.rel_path)))
+            .await;
+    }
+}
+
+/// Compute and publish the marts.
+pub async fn aggregate(
+    wh: &Warehouse,
+    opts: &AggregateOptions,
+) -> Result<AggregateReport, AggregateError> {
+    let clock = Instant::now();
+    let started = Utc::now();
+    if !wh.exists().await? {
+        return Err(WarehouseError::Missing(wh.loc.display()).into());
+    }
+    wh.recover().await?;
+    let run_id = format!(
+        "{}-{}",
+        started.format("%Y%m%dT%H%M%SZ"),
+        &uuid::Uuid::new_v4().simple().to_string()[..8]
+    );
+    for l in &opts.levels {
+        if !GEO_LEVELS.contains(&l.as_str()) {
+            return Err(invalid(format!(
+                "unknown geography level '{l}' (levels: {})",
+                GEO_LEVELS.join(", ")
+            )));
+        }
+    }
+    let mut levels: Vec<&str> = if opts.levels.is_empty() {
+        GEO_LEVELS.to_vec()
+    } else {
+        opts.levels.iter().map(String::as_str).collect()
+    };
+    if !levels.contains(&"nation") {
+        levels.push("nation");
+    }
+    let ctx = session(wh).await?;
+    let committed = ledger::committed_versions(wh).await?;
+    // what the marts hold now: (period_type, year) partitions and their files
+    let mut existing: BTreeSet<(String, String)> = BTreeSet::new();
+    let mut mart_files = BTreeMap::new();
+    for name in MART_TABLES {
+        if !wh.table_exists(name).await? {
+            continue;
+        }
+        let t = wh
+            .table(name, Some(committed.get(name).copied().unwrap_or(0)))
+            .await?;
+        let files = wh.files(&t).await?;
+        for f in &files {
+            let pv: BTreeMap<String, String> = f.partition_values().into_iter().collect();
+            if let (Some(pt), Some(y)) = (pv.get("period_type"), pv.get("year")) {
+                existing.insert((pt.clone(), y.clone()));
+            }
+        }
+        mart_files.insert(name, files);
+    }
+    let years = years(&ctx, opts, &existing).await?;
+    let year_set: BTreeSet<String> = years.iter().map(|y| y.to_string()).collect();
+    let mut types: BTreeSet<PeriodType> = if opts.period_types.is_empty() {
+        ALL_PERIOD_TYPES.into_iter().collect()
+    } else {
+        opts.period_types.iter().copied().collect()
+    };
+    for (pt, y) in &existing {
+        if year_set.contains(y)
+            && let Some(t) = PeriodType::parse(pt)
+        {
+            types.insert(t);
+        }
+    }
+    let types: Vec<PeriodType> = types.into_iter().collect();
+    let mut report = AggregateReport {
+        run_id: run_id.clone(),
+        years: years.clone(),
+        period_types: types.iter().map(|t| t.as_str().to_string()).collect(),
+        marts: BTreeMap::new(),
+        table_versions: committed.clone(),
+        seconds: 0.0,
+    };
+    if years.is_empty() {
+        report.seconds = clock.elapsed().as_secs_f64();
+        return Ok(report);
+    }
+    let (ps, pb) = periods_table(&years, &types);
+    register(&ctx, "periods", vec![pb], ps);
+    let (os, ob) = ordinal_items(Catalog::embedded())?;
+    register(&ctx, "ordinal_items", vec![ob], os);
+    let range = vec![
+        ("from", format!("{}-01", years[0])),
+        ("to", format!("{}-12", years[years.len() - 1])),
+    ];
+    let t = Instant::now();
+    let (schema, rc) = collect(&ctx, &fill(SQL_CUBE_RESPONSES, &range)).await?;
+    register(&ctx, "response_cube", rc, schema);
+    tracing::info!(seconds = t.elapsed().as_secs_f64(), "response cube");
+
+    let mut outputs = Vec::new();
+    for spec in &SPECS {
+        let t = Instant::now();
+        let (schema, batches, mr) = compute_mart(&ctx, spec, opts, &range, &levels).await?;
+        tracing::info!(
+            mart = spec.name,
+            rows = mr.rows,
+            primary = mr.suppressed_primary,
+            secondary = mr.suppressed_secondary,
+            cascade = mr.suppressed_cascade,
+            seconds = t.elapsed().as_secs_f64(),
+            "mart computed"
+        );
+        report.marts.insert(spec.name.to_string(), mr);
+        outputs.push((spec.name, schema, batches));
+    }
+
+    // write, then commit every mart, then the ledger row
+    let mut written: Vec<(&str, Vec<WrittenFile>)> = Vec::new();
+    let mut committed_now: Vec<(&str, u64)> = Vec::new();
+    let result = async {
+        for (name, schema, batches) in &outputs {
+            wh.ensure_mart(name, schema, METHOD).await?;
+            let files = write_mart(wh, name, schema, batches, &run_id).await?;
+            written.push((name, files));
+        }
+        for (name, files) in &written {
+            let t = wh.table(name, None).await?;
+            let before = t.version().unwrap_or(0);
+            let mut actions: Vec<Action> = files.iter().map(add_action).collect();
+            let current = wh.files(&t).await?;
+            for f in &current {
+                let pv: BTreeMap<String, String> = f.partition_values().into_iter().collect();
+                if pv.get("year").is_some_and(|y| year_set.contains(y)) {
+                    actions.push(remove_action(&f.path, f.size, &f.partition_values()));
+                }
+            }
+            let v = wh.commit(&t, name, actions, &run_id).await?;
+            committed_now.push((name, before));
+            report.table_versions.insert(name.to_string(), v);
+            failpoint(&format!("commit:{name}"))?;
+        }
+        failpoint("ledger")?;
+        let rec = RunRecord {
+            run_id: run_id.clone(),
+            seq: ledger::read_runs(wh)
+                .await?
+                .last()
+                .map(|r| r.seq + 1)
+                .unwrap_or(1),
+            pipeline: LEDGER_NAME.to_string(),
+            started_at: started,
+            finished_at: Utc::now(),
+            status: RunStatus::Succeeded,
+            message: Some(format!(
+                "years {}; period types {}; k = {}",
+                years
+                    .iter()
+                    .map(|y| y.to_string())
+                    .collect::<Vec<_>>()
+                    .join(","),
+                report.period_types.join(","),
+                opts.rules.min_n
+            )),
+            counts: Counts {
+                loaded: report.marts.values().map(|m| m.rows).sum(),
+                ..Counts::default()
+            },
+            objects_read: 0,
+            objects_skipped: 0,
+            objects: Vec::new(),
+            table_versions: report.table_versions.clone(),
+            palaute_version: env!("CARGO_PKG_VERSION").to_string(),
+        };
+        ledger::append(wh, &rec).await?;
+        Ok::<(), AggregateError>(())
+    }
+    .await;
+    if let Err(e) = result {
+        for (name, before) in &committed_now {
+            if let Err(err) = wh.restore(name, *before).await {
+                tracing::error!(table = name, error = %err, "rollback failed; the next run restores the table");
+            }
+        }
+        for (name, files) in &written {
+            if !committed_now.iter().any(|(n, _)| n == name) {
+                delete_files(wh, name, files).await;
+            }
+        }
+        return Err(e);
+    }
+    report.seconds = clock.elapsed().as_secs_f64();
+    Ok(report)
+}
+
+/// The report for people.
+pub fn render(r: &AggregateReport) -> String {
+    use std::fmt::Write;
+    let mut s = String::new();
+    if r.years.is_empty() {
+        return "aggregate: nothing to compute (no responses in the range)\n".into();
+    }
+    let _ = writeln!(
+        s,
+        "aggregate {}: years {}, period types {} ({:.1} s)",
+        r.run_id,
+        r.years
+            .iter()
+            .map(|y| y.to_string())
+            .collect::<Vec<_>>()
+            .join(", "),
+        r.period_types.join(", "),
+        r.seconds
+    );
+    for (name, m) in &r.marts {
+        let _ = writeln!(
+            s,
+            "  {name:<16} {:>8} rows, suppressed {} primary / {} secondary / {} cascade, {} low reliability",
+            m.rows,
+            m.suppressed_primary,
+            m.suppressed_secondary,
+            m.suppressed_cascade,
+            m.low_reliability
+        );
+    }
+    s
+}
