@@ -28,6 +28,7 @@ pub const GEO_LEVELS: [&str; 5] = [
 
 pub const SQL_CUBE_ITEMS: &str = include_str!("../../sql/cube_items.sql");
 pub const SQL_CUBE_RESPONSES: &str = include_str!("../../sql/cube_responses.sql");
+pub const SQL_RESPONSE_DIMS: &str = include_str!("../../sql/response_dims.sql");
 pub const SQL_CUBE_RECOMMENDATION: &str = include_str!("../../sql/cube_recommendation.sql");
 pub const SQL_CUBE_RESPONSE_COUNTS: &str = include_str!("../../sql/cube_response_counts.sql");
 pub const SQL_CUBE_SELECTIONS: &str = include_str!("../../sql/cube_selections.sql");

@@ -23,7 +23,8 @@ use parquet::arrow::ArrowWriter;
 use crate::marts::cells::{Key, groups, read_keys};
 use crate::marts::periods::{ALL_PERIOD_TYPES, PeriodType, parse_month, period_rows};
 use crate::marts::{
-    GEO_LEVELS, METHOD, MartSpec, SPECS, SQL_CUBE_RESPONSES, figure_vars, fill, rollup_sql,
+    GEO_LEVELS, METHOD, MartSpec, SPECS, SQL_CUBE_RESPONSES, SQL_RESPONSE_DIMS, figure_vars, fill,
+    rollup_sql,
 };
 use crate::privacy::disclosure::{Reason, Rules, suppress};
 use crate::schema::{Catalog, ScaleKind};
@@ -373,11 +374,23 @@ async fn compute_mart(
         mart: spec.name.to_string(),
         message: m,
     };
+    let t = Instant::now();
     let (schema, cube) = collect(ctx, &fill(spec.cube_sql, range)).await?;
+    let cube_rows: usize = cube.iter().map(|b| b.num_rows()).sum();
+    let t_cube = t.elapsed().as_secs_f64();
     register(ctx, "cube", cube, schema);
     let (schema, rolled) = collect(ctx, &rollup_sql(spec, levels)).await?;
     let (schema, rolled) = plain(&schema, rolled);
+    let t_rollup = t.elapsed().as_secs_f64();
     let reasons = decide(&rolled, spec, &opts.rules).map_err(mart_err)?;
+    tracing::debug!(
+        mart = spec.name,
+        cube_rows,
+        cube_s = t_cube,
+        rollup_s = t_rollup - t_cube,
+        suppress_s = t.elapsed().as_secs_f64() - t_rollup,
+        "phases"
+    );
     let mut report = MartReport::default();
     for r in reasons.iter().flatten() {
         match r {
@@ -595,7 +608,35 @@ pub async fn aggregate(
     let t = Instant::now();
     let (schema, rc) = collect(&ctx, &fill(SQL_CUBE_RESPONSES, &range)).await?;
     register(&ctx, "response_cube", rc, schema);
-    tracing::info!(seconds = t.elapsed().as_secs_f64(), "response cube");
+    // every response's fine cell as a number (see sql/response_dims.sql)
+    let (schema, dims) = collect(
+        &ctx,
+        "SELECT DISTINCT month, county, cooperation_area, municipality, local_area, service, \
+         instrument FROM response_cube",
+    )
+    .await?;
+    let (schema, dims) = plain(&schema, dims);
+    let mut fields: Vec<Field> = schema.fields().iter().map(|f| f.as_ref().clone()).collect();
+    fields.push(Field::new("dim_id", DataType::Int32, false));
+    let dims_schema = Arc::new(Schema::new(fields));
+    let mut next = 0i32;
+    let dims: Vec<RecordBatch> = dims
+        .into_iter()
+        .map(|b| {
+            let ids = arrow::array::Int32Array::from_iter_values(next..next + b.num_rows() as i32);
+            next += b.num_rows() as i32;
+            let mut cols = b.columns().to_vec();
+            cols.push(Arc::new(ids));
+            RecordBatch::try_new(dims_schema.clone(), cols).expect("columns match")
+        })
+        .collect();
+    register(&ctx, "dims", dims, dims_schema);
+    let (schema, rd) = collect(&ctx, &fill(SQL_RESPONSE_DIMS, &range)).await?;
+    register(&ctx, "response_dims", rd, schema);
+    tracing::info!(
+        seconds = t.elapsed().as_secs_f64(),
+        "response cube and cells"
+    );
 
     let mut outputs = Vec::new();
     for spec in &SPECS {

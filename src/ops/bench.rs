@@ -5,8 +5,13 @@
 //! 2. the same run again with nothing new (the object is skipped unread);
 //! 3. a cumulative export: the same N rows plus 10,000 new ones, under a new name;
 //!
-//! and, when given a Python with duckdb, DuckDB's W1 (shared/bench/run_duckdb.py) on the same file
-//! in the same sitting, so that the figures are ratios against a baseline measured alongside.
+//! 4. aggregation of the loaded warehouse: W2's figures (per month, county and the nation, and
+//!    service: the seven statements and the recommendation item, `--period-type month --levels
+//!    county`), then every mart at every period type and geography level;
+//!
+//! and, when given a Python with duckdb, DuckDB's W1 and W2 (shared/bench/run_duckdb.py) on the
+//! same file in the same sitting, so that the figures are ratios against a baseline measured
+//! alongside.
 //! Each input is read once, untimed, right before each timed step (the page cache is warm).
 
 use std::io::Read;
@@ -39,6 +44,10 @@ pub struct BenchArgs {
     /// DuckDB's workload script
     #[arg(long, default_value = "../shared/bench/run_duckdb.py")]
     pub duckdb_script: PathBuf,
+    /// Also time `aggregate` of every mart at every period type and geography level (long: it
+    /// computes many times W2's figures)
+    #[arg(long)]
+    pub all_marts: bool,
     /// Repeat each step this many times and report the median
     #[arg(long, default_value_t = 1)]
     pub repeat: usize,
@@ -155,6 +164,7 @@ pub async fn run(a: &BenchArgs) -> Result<(), BenchError> {
     let run_args = [
         "run",
         "--json",
+        "--no-aggregate",
         "--warehouse",
         wh_s.as_str(),
         yaml_s.as_str(),
@@ -166,6 +176,20 @@ pub async fn run(a: &BenchArgs) -> Result<(), BenchError> {
     let mut cum = Vec::new();
     let mut rss = Vec::new();
     let mut rows = None;
+    let mut duck_w2 = Vec::new();
+    let mut agg_w2 = Vec::new();
+    let mut agg_all = Vec::new();
+    let agg_w2_args = [
+        "aggregate",
+        "--json",
+        "--period-type",
+        "month",
+        "--levels",
+        "county",
+        "--warehouse",
+        wh_s.as_str(),
+    ];
+    let agg_all_args = ["aggregate", "--json", "--warehouse", wh_s.as_str()];
     for i in 0..a.repeat.max(1) {
         eprintln!("round {} of {}", i + 1, a.repeat.max(1));
         if let Some(py) = &a.duckdb_python {
@@ -199,6 +223,31 @@ pub async fn run(a: &BenchArgs) -> Result<(), BenchError> {
             rss.push(r);
         }
         rows = s.rows;
+        // W2's figures from the loaded warehouse: one untimed warm-up, then timed
+        run_palaute(&agg_w2_args)?;
+        agg_w2.push(run_palaute(&agg_w2_args)?.seconds);
+        if a.all_marts {
+            agg_all.push(run_palaute(&agg_all_args)?.seconds);
+        }
+        if let Some(py) = &a.duckdb_python {
+            let w2 = || -> Result<f64, BenchError> {
+                let t = Instant::now();
+                let st = Command::new(py)
+                    .arg(&a.duckdb_script)
+                    .args(["w2", "--parquet"])
+                    .arg(dir.join("duckdb_pq"))
+                    .arg("--out")
+                    .arg(dir.join("duckdb_out"))
+                    .status()
+                    .map_err(|e| BenchError::Io(py.display().to_string(), e))?;
+                if !st.success() {
+                    return Err(BenchError::Step("DuckDB W2 failed".into()));
+                }
+                Ok(t.elapsed().as_secs_f64())
+            };
+            w2()?; // warm-up, untimed
+            duck_w2.push(w2()?);
+        }
         let s = run_palaute(&run_args)?;
         again.push(s.seconds);
         if let Some(c) = &cumulative {
@@ -245,6 +294,24 @@ pub async fn run(a: &BenchArgs) -> Result<(), BenchError> {
         println!(
             "  cumulative export (+{EXTRA} rows)        {c:>6.2}            -  {:>7.3} (vs full load)",
             c / full_m
+        );
+    }
+    let dw2 = (!duck_w2.is_empty()).then(|| median(duck_w2));
+    if let Some(d) = dw2 {
+        println!("  DuckDB W2 (baseline)                   {d:>6.2}            -     1.00");
+    }
+    let w2m = median(agg_w2);
+    println!(
+        "  aggregate, W2's figures                {w2m:>6.2}            -  {} (vs DuckDB W2)",
+        dw2.map(|d| format!("{:>7.2}", w2m / d))
+            .unwrap_or_else(|| "      -".into())
+    );
+    if !agg_all.is_empty() {
+        let allm = median(agg_all);
+        println!(
+            "  aggregate, every mart/period/level     {allm:>6.2}            -  {} (vs DuckDB W2)",
+            dw2.map(|d| format!("{:>7.2}", allm / d))
+                .unwrap_or_else(|| "      -".into())
         );
     }
     Ok(())
