@@ -72,6 +72,28 @@ fn demo_shows_quarantine_dedupe_and_scrubbing() {
         "an e-mail address survived"
     );
     assert!(!c.stdout.contains("Soittakaa 0"), "a phone number survived");
+    // the marts: region vs nation, and the audit finds nothing to recover in any of them
+    assert!(out.contains("5. Comparison marts"), "{out}");
+    assert!(
+        out.contains("no suppressed value can be recovered by differencing"),
+        "{out}"
+    );
+    let a = palaute(
+        &[
+            "audit-disclosure",
+            "--warehouse",
+            wh.to_str().unwrap(),
+            "--json",
+        ],
+        &[],
+    );
+    assert_eq!(a.code, 0, "{}", a.stdout);
+    let v: serde_json::Value = serde_json::from_str(&a.stdout).unwrap();
+    assert_eq!(v["marts"].as_array().unwrap().len(), 4);
+    assert!(
+        v["suppressed"].as_u64().unwrap() > 0,
+        "the demo has small cells"
+    );
     // history lists the five runs and the aggregation
     let h = palaute(&["history", "--warehouse", wh.to_str().unwrap()], &[]);
     let runs = h

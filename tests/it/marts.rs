@@ -377,3 +377,96 @@ fn the_audit_lists_what_primary_suppression_alone_leaks() {
     let a = palaute(&["audit-disclosure", "--warehouse", &f.warehouse()], &[]);
     assert_eq!(a.code, 0, "{}", a.stdout);
 }
+
+#[test]
+fn selections_share_of_respondents_and_options_follow_their_item() {
+    let f = Fixture::new();
+    // 40 respondents in Tampere and 2 in Nokia (January 2025); respondent i attended group
+    // activity when i is even, individual guidance when i % 3 == 0, the shared meal when
+    // i % 5 == 0; some attended nothing (outside the denominator)
+    let mut csv = String::from("id,time,kunta,g,i,m,q,nps,good,improve\n");
+    let mut chosen = Vec::new();
+    for (n, (muni, count)) in [("837", 40usize), ("536", 2)].into_iter().enumerate() {
+        for i in 0..count {
+            let (g, ind, m) = (i % 2 == 0, i % 3 == 0, i % 5 == 0);
+            chosen.push((g, ind, m));
+            let x = |b: bool| if b { "x" } else { "" };
+            csv.push_str(&format!(
+                "{}{i},2025-01-{:02}T12:00:00+02:00,{muni},{},{},{},4,9,,\n",
+                n + 1,
+                1 + i % 28,
+                x(g),
+                x(ind),
+                x(m)
+            ));
+        }
+    }
+    f.input("a.csv", csv.as_bytes());
+    let mapping = r#"mapping:
+  instrument: local_everyday
+  version: 1
+  response_id: id
+  submitted_at: time
+  municipality: kunta
+  items:
+    activities:
+      columns: {group: g, individual: i, meal: m}
+      selected: [x]
+    everyday_support: q
+    recommend: nps
+    good: good
+    improve: improve
+"#;
+    let p = f.pipeline("", mapping);
+    let r = f.run(&p);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    let rows = f.sql(
+        "SELECT option_code, n_answered, n_selected, share_selected, suppression FROM selections \
+         WHERE period_type = 'month' AND geo_level = 'nation' AND service = 'all' \
+         ORDER BY option_code",
+    );
+    let answered = chosen.iter().filter(|(g, i, m)| *g || *i || *m).count() as f64;
+    assert!(
+        answered < 42.0,
+        "the fixture has respondents who chose nothing"
+    );
+    let expect = |opt: &str| -> f64 {
+        chosen
+            .iter()
+            .filter(|(g, i, m)| match opt {
+                "group" => *g,
+                "individual" => *i,
+                "meal" => *m,
+                _ => *g || *i || *m,
+            })
+            .count() as f64
+    };
+    let opts: Vec<&str> = rows.iter().map(|r| s(r, "option_code").unwrap()).collect();
+    assert_eq!(opts, ["*", "group", "individual", "meal"]);
+    for r in &rows {
+        let opt = s(r, "option_code").unwrap();
+        assert_eq!(f64_of(r, "n_answered"), answered);
+        assert_eq!(f64_of(r, "n_selected"), expect(opt), "{opt}");
+        assert!(close(f64_of(r, "share_selected"), expect(opt) / answered));
+    }
+    // Nokia's two respondents: the item's cell is suppressed and every option with it; Tampere,
+    // the only other municipality of county 08, goes too (08 − Tampere would reveal Nokia)
+    let tampere = f.sql(
+        "SELECT DISTINCT suppression FROM selections WHERE period_type = 'month' \
+         AND geo_level = 'municipality' AND geo_code = '837' AND service = 'all'",
+    );
+    assert_eq!(tampere.len(), 1);
+    assert_eq!(s(&tampere[0], "suppression"), Some("secondary"));
+    let nokia = f.sql(
+        "SELECT option_code, n_selected, share_selected, suppression FROM selections \
+         WHERE period_type = 'month' AND geo_level = 'municipality' AND geo_code = '536' \
+         AND service = 'all'",
+    );
+    assert!(!nokia.is_empty());
+    for r in &nokia {
+        assert_eq!(s(r, "suppression"), Some("primary"), "{r:?}");
+        assert!(r["n_selected"].is_null() && r["share_selected"].is_null());
+    }
+    let a = palaute(&["audit-disclosure", "--warehouse", &f.warehouse()], &[]);
+    assert_eq!(a.code, 0, "{}", a.stdout);
+}
