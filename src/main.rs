@@ -117,6 +117,10 @@ enum Cmd {
         levels: Vec<String>,
         #[command(flatten)]
         disclosure: DisclosureArgs,
+        /// Compute the fine cubes with sql/cube_*.sql over the whole tables (the reference
+        /// definition; slower and memory-hungry) instead of partition by partition
+        #[arg(long)]
+        sql_cubes: bool,
         #[arg(long)]
         json: bool,
     },
@@ -302,6 +306,7 @@ async fn main_inner(cli: Cli) -> anyhow::Result<i32> {
             to,
             levels,
             disclosure,
+            sql_cubes,
             json,
         } => {
             let wh = Warehouse::open(&config::resolve_warehouse(w.warehouse.as_deref()), false)?;
@@ -311,6 +316,7 @@ async fn main_inner(cli: Cli) -> anyhow::Result<i32> {
                 to,
                 levels,
                 rules: disclosure.rules()?,
+                sql_cubes,
             };
             match aggregate(&wh, &o).await {
                 Ok(r) => {

@@ -74,6 +74,9 @@ pub struct AggregateOptions {
     /// geography levels to publish (empty: all); the nation is always computed
     pub levels: Vec<String>,
     pub rules: Rules,
+    /// compute the fine cubes with the SQL files over the whole tables (the reference
+    /// definition) instead of partition by partition
+    pub sql_cubes: bool,
 }
 
 #[derive(Debug, Clone, Default, serde::Serialize)]
@@ -375,7 +378,11 @@ async fn compute_mart(
         message: m,
     };
     let t = Instant::now();
-    let (schema, cube) = collect(ctx, &fill(spec.cube_sql, range)).await?;
+    let sql = match spec.cube_table {
+        Some(table) if !opts.sql_cubes => format!("SELECT * FROM {table}"),
+        _ => fill(spec.cube_sql, range),
+    };
+    let (schema, cube) = collect(ctx, &sql).await?;
     let cube_rows: usize = cube.iter().map(|b| b.num_rows()).sum();
     let t_cube = t.elapsed().as_secs_f64();
     register(ctx, "cube", cube, schema);
@@ -517,6 +524,53 @@ async fn delete_files(wh: &Warehouse, name: &str, files: &[WrittenFile]) {
     }
 }
 
+/// The reference path: the fine cubes by the SQL files over the whole tables.
+async fn sql_cubes(ctx: &SessionContext, range: &[(&str, String)]) -> Result<(), AggregateError> {
+    let (schema, rc) = collect(ctx, &fill(SQL_CUBE_RESPONSES, range)).await?;
+    register(ctx, "response_cube", rc, schema);
+    // every response's fine cell as a number (see sql/response_dims.sql)
+    let (schema, dims) = collect(
+        ctx,
+        "SELECT DISTINCT month, county, cooperation_area, municipality, local_area, service, \
+         instrument FROM response_cube",
+    )
+    .await?;
+    let (schema, dims) = plain(&schema, dims);
+    let mut fields: Vec<Field> = schema.fields().iter().map(|f| f.as_ref().clone()).collect();
+    fields.push(Field::new("dim_id", DataType::Int32, false));
+    let dims_schema = Arc::new(Schema::new(fields));
+    let mut next = 0i32;
+    let dims: Vec<RecordBatch> = dims
+        .into_iter()
+        .map(|b| {
+            let ids = arrow::array::Int32Array::from_iter_values(next..next + b.num_rows() as i32);
+            next += b.num_rows() as i32;
+            let mut cols = b.columns().to_vec();
+            cols.push(Arc::new(ids));
+            RecordBatch::try_new(dims_schema.clone(), cols).expect("columns match")
+        })
+        .collect();
+    register(ctx, "dims", dims, dims_schema);
+    let (schema, rd) = collect(ctx, &fill(SQL_RESPONSE_DIMS, range)).await?;
+    register(ctx, "response_dims", rd, schema);
+    Ok(())
+}
+
+/// The lowest value of each catalog item's top box.
+fn ordinal_top_low(catalog: &Catalog) -> HashMap<(String, String), i64> {
+    let mut m = HashMap::new();
+    for i in catalog.instruments.values() {
+        for (code, it) in &i.items {
+            let scale = &catalog.scales[&it.scale];
+            if scale.kind == ScaleKind::Ordinal && it.scale != "recommend11" {
+                let top = scale.top_box.iter().min().copied().unwrap_or(scale.max);
+                m.insert((i.code.clone(), code.clone()), top as i64);
+            }
+        }
+    }
+    m
+}
+
 /// Compute and publish the marts.
 pub async fn aggregate(
     wh: &Warehouse,
@@ -606,37 +660,30 @@ pub async fn aggregate(
         ("to", format!("{}-12", years[years.len() - 1])),
     ];
     let t = Instant::now();
-    let (schema, rc) = collect(&ctx, &fill(SQL_CUBE_RESPONSES, &range)).await?;
-    register(&ctx, "response_cube", rc, schema);
-    // every response's fine cell as a number (see sql/response_dims.sql)
-    let (schema, dims) = collect(
-        &ctx,
-        "SELECT DISTINCT month, county, cooperation_area, municipality, local_area, service, \
-         instrument FROM response_cube",
-    )
-    .await?;
-    let (schema, dims) = plain(&schema, dims);
-    let mut fields: Vec<Field> = schema.fields().iter().map(|f| f.as_ref().clone()).collect();
-    fields.push(Field::new("dim_id", DataType::Int32, false));
-    let dims_schema = Arc::new(Schema::new(fields));
-    let mut next = 0i32;
-    let dims: Vec<RecordBatch> = dims
-        .into_iter()
-        .map(|b| {
-            let ids = arrow::array::Int32Array::from_iter_values(next..next + b.num_rows() as i32);
-            next += b.num_rows() as i32;
-            let mut cols = b.columns().to_vec();
-            cols.push(Arc::new(ids));
-            RecordBatch::try_new(dims_schema.clone(), cols).expect("columns match")
-        })
-        .collect();
-    register(&ctx, "dims", dims, dims_schema);
-    let (schema, rd) = collect(&ctx, &fill(SQL_RESPONSE_DIMS, &range)).await?;
-    register(&ctx, "response_dims", rd, schema);
-    tracing::info!(
-        seconds = t.elapsed().as_secs_f64(),
-        "response cube and cells"
-    );
+    if opts.sql_cubes {
+        sql_cubes(&ctx, &range).await?;
+    } else {
+        let committed_tables = wh.committed_tables().await?;
+        let c = crate::marts::cube::build(
+            wh,
+            &committed_tables[crate::warehouse::tables::RESPONSES],
+            &committed_tables[crate::warehouse::tables::ANSWERS],
+            &range[0].1,
+            &range[1].1,
+            ordinal_top_low(Catalog::embedded()),
+        )
+        .await?;
+        register(
+            &ctx,
+            "recommendation_cube",
+            c.recommendation.1,
+            c.recommendation.0,
+        );
+        register(&ctx, "counts_cube", c.counts.1, c.counts.0);
+        register(&ctx, "item_cube", c.items.1, c.items.0);
+        register(&ctx, "selection_cube", c.selections.1, c.selections.0);
+    }
+    tracing::info!(seconds = t.elapsed().as_secs_f64(), "fine cubes");
 
     let mut outputs = Vec::new();
     for spec in &SPECS {

@@ -470,3 +470,31 @@ fn selections_share_of_respondents_and_options_follow_their_item() {
     let a = palaute(&["audit-disclosure", "--warehouse", &f.warehouse()], &[]);
     assert_eq!(a.code, 0, "{}", a.stdout);
 }
+
+#[test]
+fn partitioned_cubes_equal_the_sql_definition() {
+    let f = loaded();
+    let dump = || {
+        let mut out = String::new();
+        for (mart, keys) in [
+            ("item_scores", "item_code"),
+            ("recommendation", "instrument"),
+            ("response_counts", "breakdown, category"),
+            ("selections", "item_code, option_code"),
+        ] {
+            out.push_str(&f.sql_csv(&format!(
+                "SELECT * FROM {mart} ORDER BY period_type, period, geo_level, geo_parent, \
+                 geo_code, service, instrument, {keys}"
+            )));
+        }
+        out
+    };
+    let fast = dump();
+    assert!(fast.lines().count() > 100, "{fast}");
+    let r = palaute(
+        &["aggregate", "--warehouse", &f.warehouse(), "--sql-cubes"],
+        &[],
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(dump(), fast);
+}

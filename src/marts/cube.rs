@@ -1,0 +1,420 @@
+//! The fine cubes at month grain, computed partition by partition. A warehouse partition
+//! (`period`, `county`) holds a response's row in `responses` and its answers in `answers`, so
+//! the join of the two never crosses partitions: each partition is read on its own (bounded
+//! memory), joined on the 128-bit response key, and summed to cells that no other partition
+//! shares. The result is exactly what `sql/cube_recommendation.sql`, `sql/cube_response_counts.sql`
+//! (over `sql/cube_responses.sql`), `sql/cube_items.sql` and `sql/cube_selections.sql` define (a test compares them on the same warehouse); this path exists
+//! because DataFusion's hash join over every answer's 32-character key took most of the time
+//! and memory of an aggregation.
+
+use std::collections::{BTreeMap, HashMap};
+
+type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
+type FastSet<K> = std::collections::HashSet<K, foldhash::fast::RandomState>;
+use std::sync::Arc;
+
+use arrow::array::{Array, ArrayRef, AsArray, Int64Array, RecordBatch, StringArray, StringBuilder};
+use arrow::datatypes::{DataType, Field, Int64Type, Schema, SchemaRef};
+use futures::StreamExt;
+
+use crate::warehouse::tables::{ANSWERS, RESPONSES, parse_key};
+use crate::warehouse::{TableFile, Warehouse, WarehouseError};
+
+/// The fine cubes, with the columns of their SQL definitions (`sql/cube_*.sql`).
+pub struct Cubes {
+    pub recommendation: (SchemaRef, Vec<RecordBatch>),
+    pub counts: (SchemaRef, Vec<RecordBatch>),
+    pub items: (SchemaRef, Vec<RecordBatch>),
+    pub selections: (SchemaRef, Vec<RecordBatch>),
+}
+
+struct PartCubes {
+    recommendation: RecordBatch,
+    counts: RecordBatch,
+    items: RecordBatch,
+    selections: RecordBatch,
+}
+
+struct Schemas {
+    recommendation: SchemaRef,
+    counts: SchemaRef,
+    items: SchemaRef,
+    selections: SchemaRef,
+}
+
+/// response_counts' breakdowns, in the order of [`PROFILE`] after the total.
+const BREAKDOWNS: [&str; 6] = [
+    "total",
+    "channel",
+    "respondent_role",
+    "age_group",
+    "gender",
+    "language",
+];
+
+const GEO: [&str; 7] = [
+    "month",
+    "county",
+    "cooperation_area",
+    "municipality",
+    "local_area",
+    "service",
+    "instrument",
+];
+const PROFILE: [&str; 5] = [
+    "channel",
+    "respondent_role",
+    "age_group",
+    "gender",
+    "language",
+];
+const RECOMMENDATION_MEASURES: [&str; 6] = [
+    "n_answered",
+    "n_promoters",
+    "n_passives",
+    "n_detractors",
+    "value_sum",
+    "value_sumsq",
+];
+const ITEM_MEASURES: [&str; 12] = [
+    "n",
+    "n_answered",
+    "n_cant_say",
+    "n_not_applicable",
+    "n_value_1",
+    "n_value_2",
+    "n_value_3",
+    "n_value_4",
+    "n_value_5",
+    "n_agree",
+    "value_sum",
+    "value_sumsq",
+];
+
+fn schema(strings: &[&str], ints: &[&str]) -> SchemaRef {
+    Arc::new(Schema::new(
+        strings
+            .iter()
+            .map(|s| Field::new(*s, DataType::Utf8, false))
+            .chain(ints.iter().map(|s| Field::new(*s, DataType::Int64, false)))
+            .collect::<Vec<_>>(),
+    ))
+}
+
+/// Rows of one cube as columns.
+struct Out {
+    strings: Vec<StringBuilder>,
+    ints: Vec<Vec<i64>>,
+}
+
+impl Out {
+    fn new(ns: usize, ni: usize) -> Out {
+        Out {
+            strings: (0..ns).map(|_| StringBuilder::new()).collect(),
+            ints: vec![Vec::new(); ni],
+        }
+    }
+    fn push(&mut self, s: &[&str], i: &[i64]) {
+        for (c, v) in self.strings.iter_mut().zip(s) {
+            c.append_value(v);
+        }
+        for (c, v) in self.ints.iter_mut().zip(i) {
+            c.push(*v);
+        }
+    }
+    fn batch(self, schema: &SchemaRef) -> RecordBatch {
+        let mut cols: Vec<ArrayRef> = Vec::new();
+        for mut c in self.strings {
+            cols.push(Arc::new(c.finish()));
+        }
+        for c in self.ints {
+            cols.push(Arc::new(Int64Array::from(c)));
+        }
+        RecordBatch::try_new(schema.clone(), cols).expect("columns match the cube schema")
+    }
+}
+
+fn utf8(b: &RecordBatch, col: &str) -> ArrayRef {
+    match b.column_by_name(col) {
+        Some(c) => arrow::compute::cast(c, &DataType::Utf8).expect("strings cast to Utf8"),
+        None => Arc::new(StringArray::new_null(b.num_rows())),
+    }
+}
+
+fn int64(b: &RecordBatch, col: &str) -> ArrayRef {
+    match b.column_by_name(col) {
+        Some(c) => arrow::compute::cast(c, &DataType::Int64).expect("integers cast to Int64"),
+        None => Arc::new(Int64Array::new_null(b.num_rows())),
+    }
+}
+
+fn text(a: &ArrayRef, i: usize) -> Option<&str> {
+    let s = a.as_string::<i32>();
+    (!s.is_null(i)).then(|| s.value(i))
+}
+
+/// One partition's cubes (the hot loop works on borrowed strings and small integer ids).
+fn partition_cubes(
+    period: &str,
+    county: &str,
+    responses: &[RecordBatch],
+    answers: &[RecordBatch],
+    top_low: &HashMap<(String, String), i64>,
+    schemas: &Schemas,
+) -> PartCubes {
+    const GEO_COLS: [&str; 5] = [
+        "cooperation_area",
+        "municipality",
+        "local_area",
+        "service",
+        "instrument",
+    ];
+    let rcols: Vec<(ArrayRef, Vec<ArrayRef>, Vec<ArrayRef>, ArrayRef)> = responses
+        .iter()
+        .map(|b| {
+            (
+                utf8(b, "response_key"),
+                GEO_COLS.iter().map(|c| utf8(b, c)).collect(),
+                PROFILE.iter().map(|c| utf8(b, c)).collect(),
+                int64(b, "nps"),
+            )
+        })
+        .collect();
+    // responses: key → geo cell; counts per (geo cell, profile)
+    let mut geo_ids: FastMap<[&str; 5], usize> = FastMap::default();
+    let mut geos: Vec<[&str; 5]> = Vec::new();
+    let mut by_key: FastMap<u128, usize> = FastMap::default();
+    // recommendation per geo cell; response counts per (geo cell, breakdown, category)
+    let mut rec: Vec<[i64; 6]> = Vec::new();
+    let mut counts: FastMap<(usize, u8, &str), i64> = FastMap::default();
+    for (key, geo, prof, nps) in &rcols {
+        let nps = nps.as_primitive::<Int64Type>();
+        for i in 0..key.len() {
+            let g: [&str; 5] = std::array::from_fn(|c| text(&geo[c], i).unwrap_or("unknown"));
+            let gid = *geo_ids.entry(g).or_insert_with(|| {
+                geos.push(g);
+                geos.len() - 1
+            });
+            if let Some(k) = text(key, i).and_then(parse_key) {
+                by_key.insert(k, gid);
+            }
+            *counts.entry((gid, 0, "all")).or_default() += 1;
+            for (c, col) in prof.iter().enumerate() {
+                let v = text(col, i).unwrap_or("unknown");
+                *counts.entry((gid, c as u8 + 1, v)).or_default() += 1;
+            }
+            if rec.len() <= gid {
+                rec.resize(gid + 1, [0; 6]);
+            }
+            if !nps.is_null(i) {
+                let v = nps.value(i);
+                let m = &mut rec[gid];
+                m[0] += 1;
+                m[1] += (v >= 9) as i64;
+                m[2] += (7..=8).contains(&v) as i64;
+                m[3] += (v <= 6) as i64;
+                m[4] += v;
+                m[5] += v * v;
+            }
+        }
+    }
+    // answers: closed items and multi-select options
+    let acols: Vec<[ArrayRef; 5]> = answers
+        .iter()
+        .map(|b| {
+            [
+                utf8(b, "response_key"),
+                utf8(b, "item_code"),
+                utf8(b, "option_code"),
+                int64(b, "value"),
+                utf8(b, "status"),
+            ]
+        })
+        .collect();
+    let mut ic: FastMap<(usize, &str), [i64; 11]> = FastMap::default();
+    let mut sc: FastMap<(usize, &str, &str), i64> = FastMap::default();
+    let mut chose: FastSet<(u128, &str)> = FastSet::default();
+    let mut respondents: FastMap<(usize, &str), i64> = FastMap::default();
+    for [key, item, option, value, status] in &acols {
+        let value = value.as_primitive::<Int64Type>();
+        for i in 0..key.len() {
+            let Some(k) = text(key, i).and_then(parse_key) else {
+                continue;
+            };
+            let Some(&gid) = by_key.get(&k) else {
+                continue;
+            };
+            let item = text(item, i).unwrap_or("");
+            let status = text(status, i).unwrap_or("missing");
+            match text(option, i) {
+                Some(opt) => {
+                    if status == "answered" {
+                        *sc.entry((gid, item, opt)).or_default() += 1;
+                        if chose.insert((k, item)) {
+                            *respondents.entry((gid, item)).or_default() += 1;
+                        }
+                    }
+                }
+                None => {
+                    let m = ic.entry((gid, item)).or_default();
+                    m[0] += (status != "missing") as i64;
+                    m[1] += (status == "answered") as i64;
+                    m[2] += (status == "cant_say") as i64;
+                    m[3] += (status == "not_applicable") as i64;
+                    if !value.is_null(i) {
+                        let v = value.value(i);
+                        if (1..=5).contains(&v) {
+                            m[3 + v as usize] += 1;
+                        }
+                        m[9] += v;
+                        m[10] += v * v;
+                    }
+                }
+            }
+        }
+    }
+    let geo_of = |gid: usize| {
+        let g = &geos[gid];
+        [period, county, g[0], g[1], g[2], g[3], g[4]]
+    };
+    let mut ro = Out::new(7, 6);
+    for (gid, m) in rec.iter().enumerate() {
+        if m[0] > 0 {
+            ro.push(&geo_of(gid), m);
+        }
+    }
+    let mut co = Out::new(9, 1);
+    for ((gid, b, cat), n) in &counts {
+        let mut s: Vec<&str> = geo_of(*gid).to_vec();
+        s.push(BREAKDOWNS[*b as usize]);
+        s.push(cat);
+        co.push(&s, &[*n]);
+    }
+    let mut io = Out::new(8, 12);
+    for ((gid, item), m) in &ic {
+        let g = geo_of(*gid);
+        let top = top_low
+            .get(&(g[6].to_string(), item.to_string()))
+            .copied()
+            .unwrap_or(4);
+        let agree: i64 = (1..=5)
+            .filter(|v| *v >= top)
+            .map(|v| m[3 + v as usize])
+            .sum();
+        let mut s: Vec<&str> = g.to_vec();
+        s.push(item);
+        let v = [
+            m[0], m[1], m[2], m[3], m[4], m[5], m[6], m[7], m[8], agree, m[9], m[10],
+        ];
+        io.push(&s, &v);
+    }
+    let mut so = Out::new(9, 1);
+    for ((gid, item, opt), n) in &sc {
+        let mut s: Vec<&str> = geo_of(*gid).to_vec();
+        s.push(item);
+        s.push(opt);
+        so.push(&s, &[*n]);
+    }
+    for ((gid, item), n) in &respondents {
+        let mut s: Vec<&str> = geo_of(*gid).to_vec();
+        s.push(item);
+        s.push("*");
+        so.push(&s, &[*n]);
+    }
+    PartCubes {
+        recommendation: ro.batch(&schemas.recommendation),
+        counts: co.batch(&schemas.counts),
+        items: io.batch(&schemas.items),
+        selections: so.batch(&schemas.selections),
+    }
+}
+
+fn by_partition(files: Vec<TableFile>) -> BTreeMap<(String, String), Vec<TableFile>> {
+    let mut m: BTreeMap<(String, String), Vec<TableFile>> = BTreeMap::new();
+    for f in files {
+        let pv: BTreeMap<String, String> = f.partition_values().into_iter().collect();
+        if let (Some(p), Some(c)) = (pv.get("period"), pv.get("county")) {
+            m.entry((p.clone(), c.clone())).or_default().push(f);
+        }
+    }
+    m
+}
+
+/// The cubes of the months `from`..=`to` (YYYY-MM) of the committed tables.
+pub async fn build(
+    wh: &Warehouse,
+    responses: &deltalake_core::DeltaTable,
+    answers: &deltalake_core::DeltaTable,
+    from: &str,
+    to: &str,
+    top_low: HashMap<(String, String), i64>,
+) -> Result<Cubes, WarehouseError> {
+    let with = |extra: &[&'static str]| GEO.iter().chain(extra.iter()).copied().collect::<Vec<_>>();
+    let schemas = Arc::new(Schemas {
+        recommendation: schema(&GEO, &RECOMMENDATION_MEASURES),
+        counts: schema(&with(&["breakdown", "category"]), &["n_responses"]),
+        items: schema(&with(&["item_code"]), &ITEM_MEASURES),
+        selections: schema(&with(&["item_code", "option_code"]), &["n_selected"]),
+    });
+    let top_low = Arc::new(top_low);
+    let rfiles = by_partition(wh.files(responses).await?);
+    let mut afiles = by_partition(wh.files(answers).await?);
+    let parts: Vec<((String, String), Vec<TableFile>, Vec<TableFile>)> = rfiles
+        .into_iter()
+        .filter(|((p, _), _)| p.as_str() >= from && p.as_str() <= to)
+        .map(|(k, r)| {
+            let a = afiles.remove(&k).unwrap_or_default();
+            (k, r, a)
+        })
+        .collect();
+    let rcols = [
+        "response_key",
+        "cooperation_area",
+        "municipality",
+        "local_area",
+        "service",
+        "instrument",
+        "channel",
+        "respondent_role",
+        "age_group",
+        "gender",
+        "language",
+        "nps",
+    ];
+    let acols = [
+        "response_key",
+        "item_code",
+        "option_code",
+        "value",
+        "status",
+    ];
+    let jobs = parts.into_iter().map(|((period, county), rf, af)| {
+        let schemas = schemas.clone();
+        let top_low = top_low.clone();
+        async move {
+            let r = wh.read_files(RESPONSES, &rf, &rcols).await?;
+            let a = wh.read_files(ANSWERS, &af, &acols).await?;
+            let out = tokio::task::spawn_blocking(move || {
+                partition_cubes(&period, &county, &r, &a, &top_low, &schemas)
+            })
+            .await
+            .map_err(|e| WarehouseError::Read {
+                path: "answers".into(),
+                message: e.to_string(),
+            })?;
+            Ok::<_, WarehouseError>(out)
+        }
+    });
+    let mut stream = futures::stream::iter(jobs).buffer_unordered(3);
+    let mut parts = Vec::new();
+    while let Some(res) = stream.next().await {
+        parts.push(res?);
+    }
+    let take = |f: fn(&PartCubes) -> &RecordBatch| parts.iter().map(|p| f(p).clone()).collect();
+    Ok(Cubes {
+        recommendation: (schemas.recommendation.clone(), take(|p| &p.recommendation)),
+        counts: (schemas.counts.clone(), take(|p| &p.counts)),
+        items: (schemas.items.clone(), take(|p| &p.items)),
+        selections: (schemas.selections.clone(), take(|p| &p.selections)),
+    })
+}
