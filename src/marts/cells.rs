@@ -13,6 +13,8 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
+type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
+
 use arrow::array::{Array, AsArray, RecordBatch};
 use arrow::datatypes::DataType;
 
@@ -111,8 +113,8 @@ fn nation(k: &Key) -> Key {
 
 /// Every group among `cells` (which should be in a fixed order: ties are broken by position).
 pub fn groups(cells: &[Key], spec: &MartSpec) -> Vec<Group> {
-    let index: HashMap<&Key, usize> = cells.iter().enumerate().map(|(i, k)| (k, i)).collect();
-    let coop_of: HashMap<&str, &str> = cells
+    let index: FastMap<&Key, usize> = cells.iter().enumerate().map(|(i, k)| (k, i)).collect();
+    let coop_of: FastMap<&str, &str> = cells
         .iter()
         .filter(|k| k.geo_level == COUNTY)
         .map(|k| (k.geo_code.as_str(), k.geo_parent.as_str()))

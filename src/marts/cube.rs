@@ -1,7 +1,7 @@
 //! The fine cubes at month grain, computed partition by partition. A warehouse partition
 //! (`period`, `county`) holds a response's row in `responses` and its answers in `answers`, so
 //! the join of the two never crosses partitions: each partition is read on its own (bounded
-//! memory), joined on the 128-bit response key, and summed to cells that no other partition
+//! memory), joined on the response key, and summed to cells that no other partition
 //! shares. The result is exactly what `sql/cube_recommendation.sql`, `sql/cube_response_counts.sql`
 //! (over `sql/cube_responses.sql`), `sql/cube_items.sql` and `sql/cube_selections.sql` define (a test compares them on the same warehouse); this path exists
 //! because DataFusion's hash join over every answer's 32-character key took most of the time
@@ -17,7 +17,7 @@ use arrow::array::{Array, ArrayRef, AsArray, Int64Array, RecordBatch, StringArra
 use arrow::datatypes::{DataType, Field, Int64Type, Schema, SchemaRef};
 use futures::StreamExt;
 
-use crate::warehouse::tables::{ANSWERS, RESPONSES, parse_key};
+use crate::warehouse::tables::{ANSWERS, RESPONSES};
 use crate::warehouse::{TableFile, Warehouse, WarehouseError};
 
 /// The fine cubes, with the columns of their SQL definitions (`sql/cube_*.sql`).
@@ -148,8 +148,7 @@ fn int64(b: &RecordBatch, col: &str) -> ArrayRef {
     }
 }
 
-fn text(a: &ArrayRef, i: usize) -> Option<&str> {
-    let s = a.as_string::<i32>();
+fn text(s: &StringArray, i: usize) -> Option<&str> {
     (!s.is_null(i)).then(|| s.value(i))
 }
 
@@ -183,23 +182,26 @@ fn partition_cubes(
     // responses: key → geo cell; counts per (geo cell, profile)
     let mut geo_ids: FastMap<[&str; 5], usize> = FastMap::default();
     let mut geos: Vec<[&str; 5]> = Vec::new();
-    let mut by_key: FastMap<u128, usize> = FastMap::default();
+    let mut by_key: FastMap<&str, usize> = FastMap::default();
     // recommendation per geo cell; response counts per (geo cell, breakdown, category)
     let mut rec: Vec<[i64; 6]> = Vec::new();
     let mut counts: FastMap<(usize, u8, &str), i64> = FastMap::default();
     for (key, geo, prof, nps) in &rcols {
         let nps = nps.as_primitive::<Int64Type>();
+        let key = key.as_string::<i32>();
+        let geo: Vec<&StringArray> = geo.iter().map(|a| a.as_string::<i32>()).collect();
+        let prof: Vec<&StringArray> = prof.iter().map(|a| a.as_string::<i32>()).collect();
         for i in 0..key.len() {
-            let g: [&str; 5] = std::array::from_fn(|c| text(&geo[c], i).unwrap_or("unknown"));
+            let g: [&str; 5] = std::array::from_fn(|c| text(geo[c], i).unwrap_or("unknown"));
             let gid = *geo_ids.entry(g).or_insert_with(|| {
                 geos.push(g);
                 geos.len() - 1
             });
-            if let Some(k) = text(key, i).and_then(parse_key) {
+            if let Some(k) = text(key, i) {
                 by_key.insert(k, gid);
             }
             *counts.entry((gid, 0, "all")).or_default() += 1;
-            for (c, col) in prof.iter().enumerate() {
+            for (c, col) in prof.iter().copied().enumerate() {
                 let v = text(col, i).unwrap_or("unknown");
                 *counts.entry((gid, c as u8 + 1, v)).or_default() += 1;
             }
@@ -233,12 +235,18 @@ fn partition_cubes(
         .collect();
     let mut ic: FastMap<(usize, &str), [i64; 11]> = FastMap::default();
     let mut sc: FastMap<(usize, &str, &str), i64> = FastMap::default();
-    let mut chose: FastSet<(u128, &str)> = FastSet::default();
+    let mut chose: FastSet<(&str, &str)> = FastSet::default();
     let mut respondents: FastMap<(usize, &str), i64> = FastMap::default();
     for [key, item, option, value, status] in &acols {
         let value = value.as_primitive::<Int64Type>();
+        let (key, item, option, status) = (
+            key.as_string::<i32>(),
+            item.as_string::<i32>(),
+            option.as_string::<i32>(),
+            status.as_string::<i32>(),
+        );
         for i in 0..key.len() {
-            let Some(k) = text(key, i).and_then(parse_key) else {
+            let Some(k) = text(key, i) else {
                 continue;
             };
             let Some(&gid) = by_key.get(&k) else {
@@ -359,7 +367,8 @@ pub async fn build(
     let top_low = Arc::new(top_low);
     let rfiles = by_partition(wh.files(responses).await?);
     let mut afiles = by_partition(wh.files(answers).await?);
-    let parts: Vec<((String, String), Vec<TableFile>, Vec<TableFile>)> = rfiles
+    type Part = ((String, String), Vec<TableFile>, Vec<TableFile>);
+    let parts: Vec<Part> = rfiles
         .into_iter()
         .filter(|((p, _), _)| p.as_str() >= from && p.as_str() <= to)
         .map(|(k, r)| {

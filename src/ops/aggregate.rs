@@ -258,7 +258,8 @@ pub fn decide(
         } else {
             suppress(&unit_n, &unit_primary, &g)
         };
-    let mut by_unit: HashMap<&Key, Option<Reason>> = HashMap::new();
+    let mut by_unit: HashMap<&Key, Option<Reason>, foldhash::fast::RandomState> =
+        HashMap::default();
     for (k, r) in unit_keys.iter().zip(&decided) {
         by_unit.insert(k, *r);
     }
