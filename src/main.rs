@@ -124,6 +124,13 @@ enum Cmd {
         #[arg(long)]
         json: bool,
     },
+    /// Compact each partition of the data tables into one Parquet file (one atomic commit)
+    Optimize {
+        #[command(flatten)]
+        w: WarehouseArg,
+        #[arg(long)]
+        json: bool,
+    },
     /// Try to recover suppressed values from the published marts; exit 5 listing any found
     AuditDisclosure {
         #[command(flatten)]
@@ -330,6 +337,23 @@ async fn main_inner(cli: Cli) -> anyhow::Result<i32> {
                 Err(e) => {
                     eprintln!("palaute: aggregate: {e}");
                     Ok(e.exit_code())
+                }
+            }
+        }
+        Cmd::Optimize { w, json } => {
+            let wh = Warehouse::open(&config::resolve_warehouse(w.warehouse.as_deref()), false)?;
+            match palaute::ops::optimize::optimize(&wh).await {
+                Ok(r) => {
+                    if json {
+                        println!("{}", serde_json::to_string(&r)?);
+                    } else {
+                        print!("{}", palaute::ops::optimize::render(&r));
+                    }
+                    Ok(0)
+                }
+                Err(e) => {
+                    eprintln!("palaute: optimize: {e}");
+                    Ok(exit::ENVIRONMENT)
                 }
             }
         }

@@ -8,6 +8,7 @@ pub mod check;
 pub mod demo;
 
 pub mod history;
+pub mod optimize;
 pub mod run;
 pub mod sql;
 

@@ -7,5 +7,6 @@ mod demo;
 mod idempotency;
 mod mapping;
 mod marts;
+mod operations;
 mod privacy;
 mod transactions;

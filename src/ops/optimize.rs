@@ -1,0 +1,244 @@
+//! `palaute optimize`: compact each partition of the data tables into one Parquet file.
+//!
+//! A large load writes one file per partition per spill, and every run adds files; readers then
+//! open many small files (an aggregation, and a cumulative export's key lookup, pay per file).
+//! Optimize rewrites every partition that has more than one file as a single file with the same
+//! rows, commits each table (adds and removes in one commit) and appends a ledger row (pipeline
+//! `optimize`) naming the new versions, like a run: readers see the old layout or the new one,
+//! never a mix, and a failure restores the tables it committed. The removed files stay for time
+//! travel until `vacuum`.
+
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+use chrono::Utc;
+use deltalake_core::kernel::Action;
+use futures::StreamExt;
+use object_store::ObjectStoreExt;
+use parquet::arrow::ArrowWriter;
+
+use crate::warehouse::ledger::{self, Counts, RunRecord, RunStatus};
+use crate::warehouse::tables::{ANSWERS, COMMENTS, QUARANTINE, RESPONSES, table_def};
+use crate::warehouse::writer::{WrittenFile, add_action, remove_action, writer_properties};
+use crate::warehouse::{TableFile, Warehouse, WarehouseError};
+
+/// The pipeline name of optimize rows in the `runs` ledger.
+pub const LEDGER_NAME: &str = "optimize";
+
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct TableReport {
+    pub files_before: u64,
+    pub files_after: u64,
+    pub partitions_compacted: u64,
+    pub rows_rewritten: u64,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct OptimizeReport {
+    pub run_id: String,
+    pub tables: BTreeMap<String, TableReport>,
+    pub table_versions: BTreeMap<String, u64>,
+    pub seconds: f64,
+}
+
+fn failpoint(stage: &str) -> Result<(), WarehouseError> {
+    match std::env::var("PALAUTE_FAILPOINT") {
+        Ok(fp) if fp == format!("error:{stage}") => Err(WarehouseError::Write {
+            path: stage.to_string(),
+            message: format!("failpoint {fp} (PALAUTE_FAILPOINT)"),
+        }),
+        Ok(fp) if fp == format!("crash:{stage}") => std::process::exit(86),
+        _ => Ok(()),
+    }
+}
+
+/// Rewrite one partition's files as one file.
+async fn compact(
+    wh: &Warehouse,
+    name: &'static str,
+    files: Vec<TableFile>,
+    run_id: &str,
+    n: usize,
+) -> Result<WrittenFile, WarehouseError> {
+    let def = table_def(name);
+    let batches = wh.read_files(name, &files, &[]).await?;
+    let partition_values = files[0].partition_values();
+    let dir: String = partition_values
+        .iter()
+        .map(|(k, v)| format!("{k}={v}/"))
+        .collect();
+    let rel = format!("{dir}part-{run_id}-opt{n:05}.snappy.parquet");
+    let err = |e: String| WarehouseError::Write {
+        path: format!("{name}/{rel}"),
+        message: e,
+    };
+    let mut buf = Vec::new();
+    let mut rows = 0i64;
+    {
+        let mut w =
+            ArrowWriter::try_new(&mut buf, def.file_schema.clone(), Some(writer_properties()))
+                .map_err(|e| err(e.to_string()))?;
+        for b in &batches {
+            rows += b.num_rows() as i64;
+            let b =
+                arrow::array::RecordBatch::try_new(def.file_schema.clone(), b.columns().to_vec())
+                    .map_err(|e| err(e.to_string()))?;
+            w.write(&b).map_err(|e| err(e.to_string()))?;
+        }
+        w.close().map_err(|e| err(e.to_string()))?;
+    }
+    let size = buf.len() as i64;
+    wh.loc
+        .store
+        .put(&wh.loc.child(&format!("{name}/{rel}")), buf.into())
+        .await
+        .map_err(|e| err(e.to_string()))?;
+    Ok(WrittenFile {
+        rel_path: rel,
+        local_path: Default::default(),
+        partition_values,
+        rows,
+        size,
+    })
+}
+
+pub async fn optimize(wh: &Warehouse) -> Result<OptimizeReport, WarehouseError> {
+    let clock = Instant::now();
+    let started = Utc::now();
+    if !wh.exists().await? {
+        return Err(WarehouseError::Missing(wh.loc.display()));
+    }
+    wh.recover().await?;
+    let run_id = format!(
+        "{}-{}",
+        started.format("%Y%m%dT%H%M%SZ"),
+        &uuid::Uuid::new_v4().simple().to_string()[..8]
+    );
+    let committed = ledger::committed_versions(wh).await?;
+    let mut report = OptimizeReport {
+        run_id: run_id.clone(),
+        tables: BTreeMap::new(),
+        table_versions: committed.clone(),
+        seconds: 0.0,
+    };
+    let mut written: Vec<(&'static str, Vec<WrittenFile>, Vec<Action>)> = Vec::new();
+    let mut committed_now: Vec<(&'static str, u64)> = Vec::new();
+    let result = async {
+        for name in [RESPONSES, ANSWERS, COMMENTS, QUARANTINE] {
+            let t = wh.table(name, None).await?;
+            let files = wh.files(&t).await?;
+            let mut tr = TableReport {
+                files_before: files.len() as u64,
+                ..TableReport::default()
+            };
+            let mut parts: BTreeMap<Vec<(String, String)>, Vec<TableFile>> = BTreeMap::new();
+            for f in files {
+                parts.entry(f.partition_values()).or_default().push(f);
+            }
+            let mut removes = Vec::new();
+            let mut jobs = Vec::new();
+            for (i, (_, fs)) in parts.into_iter().enumerate() {
+                if fs.len() < 2 {
+                    tr.files_after += fs.len() as u64;
+                    continue;
+                }
+                for f in &fs {
+                    removes.push(remove_action(&f.path, f.size, &f.partition_values()));
+                }
+                jobs.push(compact(wh, name, fs, &run_id, i));
+            }
+            let mut new_files = Vec::new();
+            let mut stream = futures::stream::iter(jobs).buffer_unordered(2);
+            while let Some(f) = stream.next().await {
+                let f = f?;
+                tr.rows_rewritten += f.rows as u64;
+                tr.partitions_compacted += 1;
+                tr.files_after += 1;
+                new_files.push(f);
+            }
+            report.tables.insert(name.to_string(), tr);
+            written.push((name, new_files, removes));
+        }
+        for (name, files, removes) in &written {
+            if files.is_empty() {
+                continue;
+            }
+            let t = wh.table(name, None).await?;
+            let before = t.version().unwrap_or(0);
+            let mut actions: Vec<Action> = files.iter().map(add_action).collect();
+            actions.extend(removes.iter().cloned());
+            let v = wh.commit(&t, name, actions, &run_id).await?;
+            committed_now.push((name, before));
+            report.table_versions.insert(name.to_string(), v);
+            failpoint(&format!("commit:{name}"))?;
+        }
+        if committed_now.is_empty() {
+            return Ok(());
+        }
+        failpoint("ledger")?;
+        let rec = RunRecord {
+            run_id: run_id.clone(),
+            seq: ledger::read_runs(wh)
+                .await?
+                .last()
+                .map(|r| r.seq + 1)
+                .unwrap_or(1),
+            pipeline: LEDGER_NAME.to_string(),
+            started_at: started,
+            finished_at: Utc::now(),
+            status: RunStatus::Succeeded,
+            message: Some(format!(
+                "compacted {} partitions",
+                report
+                    .tables
+                    .values()
+                    .map(|t| t.partitions_compacted)
+                    .sum::<u64>()
+            )),
+            counts: Counts::default(),
+            objects_read: 0,
+            objects_skipped: 0,
+            objects: Vec::new(),
+            table_versions: report.table_versions.clone(),
+            palaute_version: env!("CARGO_PKG_VERSION").to_string(),
+        };
+        ledger::append(wh, &rec).await?;
+        Ok::<(), WarehouseError>(())
+    }
+    .await;
+    if let Err(e) = result {
+        for (name, before) in &committed_now {
+            if let Err(err) = wh.restore(name, *before).await {
+                tracing::error!(table = name, error = %err, "rollback failed; the next run restores the table");
+            }
+        }
+        for (name, files, _) in &written {
+            if committed_now.iter().any(|(n, _)| n == name) {
+                continue;
+            }
+            for f in files {
+                let _ = wh
+                    .loc
+                    .store
+                    .delete(&wh.loc.child(&format!("{name}/{}", f.rel_path)))
+                    .await;
+            }
+        }
+        return Err(e);
+    }
+    report.seconds = clock.elapsed().as_secs_f64();
+    Ok(report)
+}
+
+pub fn render(r: &OptimizeReport) -> String {
+    use std::fmt::Write;
+    let mut s = format!("optimize {} ({:.1} s)\n", r.run_id, r.seconds);
+    for (name, t) in &r.tables {
+        let _ = writeln!(
+            s,
+            "  {name:<12} {:>6} files → {:>6} ({} partitions compacted, {} rows rewritten)",
+            t.files_before, t.files_after, t.partitions_compacted, t.rows_rewritten
+        );
+    }
+    s
+}
