@@ -131,6 +131,29 @@ enum Cmd {
         #[arg(long)]
         json: bool,
     },
+    /// Restore every table to the versions of an earlier ledger row (`palaute history`)
+    Rollback {
+        #[command(flatten)]
+        w: WarehouseArg,
+        /// The run id to go back to
+        #[arg(
+            long,
+            conflicts_with = "to_version",
+            required_unless_present = "to_version"
+        )]
+        to_run: Option<String>,
+        /// The warehouse version (the ledger's seq) to go back to
+        #[arg(long)]
+        to_version: Option<i64>,
+    },
+    /// Delete files that no table version within the retention needs
+    Vacuum {
+        #[command(flatten)]
+        w: WarehouseArg,
+        /// Keep what time travel needs for this many hours
+        #[arg(long, default_value_t = palaute::ops::vacuum::DEFAULT_RETENTION_HOURS)]
+        retention: u64,
+    },
     /// Try to recover suppressed values from the published marts; exit 5 listing any found
     AuditDisclosure {
         #[command(flatten)]
@@ -353,6 +376,55 @@ async fn main_inner(cli: Cli) -> anyhow::Result<i32> {
                 }
                 Err(e) => {
                     eprintln!("palaute: optimize: {e}");
+                    Ok(exit::ENVIRONMENT)
+                }
+            }
+        }
+        Cmd::Rollback {
+            w,
+            to_run,
+            to_version,
+        } => {
+            use palaute::ops::rollback::{RollbackError, Target, rollback};
+            let wh = Warehouse::open(&config::resolve_warehouse(w.warehouse.as_deref()), false)?;
+            let target = match (to_run, to_version) {
+                (Some(r), _) => Target::Run(r),
+                (None, Some(v)) => Target::Seq(v),
+                (None, None) => unreachable!("clap requires one"),
+            };
+            match rollback(&wh, &target).await {
+                Ok(r) => {
+                    println!(
+                        "rolled back to seq {} (run {}): {} tables restored",
+                        r.to_seq,
+                        r.to_run,
+                        r.restored.len()
+                    );
+                    Ok(0)
+                }
+                Err(RollbackError::Target(m)) => {
+                    eprintln!("palaute: rollback: {m}");
+                    Ok(exit::CONFIG)
+                }
+                Err(e) => {
+                    eprintln!("palaute: rollback: {e}");
+                    Ok(exit::ENVIRONMENT)
+                }
+            }
+        }
+        Cmd::Vacuum { w, retention } => {
+            let wh = Warehouse::open(&config::resolve_warehouse(w.warehouse.as_deref()), false)?;
+            match palaute::ops::vacuum::vacuum(&wh, retention).await {
+                Ok(r) => {
+                    println!(
+                        "vacuum (retention {} h): {} files deleted",
+                        r.retention_hours,
+                        r.deleted.values().sum::<usize>()
+                    );
+                    Ok(0)
+                }
+                Err(e) => {
+                    eprintln!("palaute: vacuum: {e}");
                     Ok(exit::ENVIRONMENT)
                 }
             }

@@ -5,7 +5,8 @@
 //! 2. the same run again with nothing new (the object is skipped unread);
 //! 3. a cumulative export: the same N rows plus 10,000 new ones, under a new name;
 //!
-//! 4. aggregation of the loaded warehouse: W2's figures (per month, county and the nation, and
+//! 4. `optimize` (one file per partition instead of one per spill);
+//! 5. aggregation of the loaded warehouse: W2's figures (per month, county and the nation, and
 //!    service: the seven statements and the recommendation item, `--period-type month --levels
 //!    county`), then every mart at every period type and geography level;
 //!
@@ -179,6 +180,8 @@ pub async fn run(a: &BenchArgs) -> Result<(), BenchError> {
     let mut duck_w2 = Vec::new();
     let mut agg_w2 = Vec::new();
     let mut agg_all = Vec::new();
+    let mut opt = Vec::new();
+    let opt_args = ["optimize", "--json", "--warehouse", wh_s.as_str()];
     let agg_w2_args = [
         "aggregate",
         "--json",
@@ -223,6 +226,7 @@ pub async fn run(a: &BenchArgs) -> Result<(), BenchError> {
             rss.push(r);
         }
         rows = s.rows;
+        opt.push(run_palaute(&opt_args)?.seconds);
         // W2's figures from the loaded warehouse: one untimed warm-up, then timed
         run_palaute(&agg_w2_args)?;
         agg_w2.push(run_palaute(&agg_w2_args)?.seconds);
@@ -296,6 +300,11 @@ pub async fn run(a: &BenchArgs) -> Result<(), BenchError> {
             c / full_m
         );
     }
+    let om = median(opt);
+    println!(
+        "  optimize (compact partitions)          {om:>6.2}            -  {:>7.3} (vs full load)",
+        om / full_m
+    );
     let dw2 = (!duck_w2.is_empty()).then(|| median(duck_w2));
     if let Some(d) = dw2 {
         println!("  DuckDB W2 (baseline)                   {d:>6.2}            -     1.00");

@@ -9,8 +9,10 @@ pub mod demo;
 
 pub mod history;
 pub mod optimize;
+pub mod rollback;
 pub mod run;
 pub mod sql;
+pub mod vacuum;
 
 /// Exit codes of the command line (documented in the README).
 pub mod exit {

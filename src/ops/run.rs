@@ -544,8 +544,9 @@ pub async fn run_pipeline(
         .unwrap_or_default();
     let next_seq = runs.last().map(|r| r.seq + 1).unwrap_or(1);
     let mut manifest: HashMap<String, String> = HashMap::new();
-    for r in runs
-        .iter()
+    // objects loaded by runs that still count (a rollback undoes the runs after its target)
+    for r in super::rollback::effective_runs(&runs)
+        .into_iter()
         .filter(|r| r.pipeline == p.name && r.status != RunStatus::Failed)
     {
         for o in &r.objects {

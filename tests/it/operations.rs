@@ -105,3 +105,107 @@ fn a_failed_optimize_leaves_the_warehouse_as_it_was() {
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert_eq!(f.dump(), before);
 }
+
+#[test]
+fn rollback_restores_every_table_and_the_next_run_reloads_what_it_undid() {
+    let f = Fixture::new();
+    let p = f.pipeline("", MAPPING);
+    f.input("a.csv", export(0..40, None).as_bytes());
+    assert_eq!(f.run(&p).code, 0);
+    let after_a = f.dump();
+    let marts_a = f.sql_csv(
+        "SELECT * FROM recommendation ORDER BY period_type, period, geo_level, geo_code, service",
+    );
+    // the aggregation that ended the first run is the warehouse version to go back to
+    let seq: i64 = f.sql("SELECT max(seq) AS s FROM runs")[0]["s"]
+        .as_i64()
+        .unwrap();
+    f.input("b.csv", export(40..90, Some(3)).as_bytes());
+    assert_eq!(f.run(&p).code, 0);
+    let after_b = f.dump();
+    assert_ne!(after_a, after_b);
+
+    let r = palaute(
+        &[
+            "rollback",
+            "--warehouse",
+            &f.warehouse(),
+            "--to-version",
+            &seq.to_string(),
+        ],
+        &[],
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(
+        f.dump(),
+        after_a,
+        "the data tables are as after the first run"
+    );
+    assert_eq!(
+        f.sql_csv("SELECT * FROM recommendation ORDER BY period_type, period, geo_level, geo_code, service"),
+        marts_a,
+        "and so are the marts"
+    );
+    // b.csv's run was undone: the next run reads it again instead of skipping it as loaded
+    let r = f.run(&p);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        r.stdout.contains("objects: 1 read, 1 unchanged") && r.stdout.contains("50 new"),
+        "{}",
+        r.stdout
+    );
+    assert_eq!(f.dump(), after_b);
+
+    // an unknown target is a usage error
+    let r = palaute(
+        &[
+            "rollback",
+            "--warehouse",
+            &f.warehouse(),
+            "--to-run",
+            "nosuchrun",
+        ],
+        &[],
+    );
+    assert_eq!(r.code, 2, "{}", r.stderr);
+}
+
+#[test]
+fn vacuum_deletes_replaced_files_and_keeps_what_readers_see() {
+    let f = Fixture::new();
+    let p = f.pipeline("", MAPPING);
+    f.input("a.csv", export(0..60, None).as_bytes());
+    assert_eq!(f.run(&p).code, 0);
+    f.input("b.csv", export(60..120, None).as_bytes());
+    assert_eq!(f.run(&p).code, 0);
+    assert_eq!(
+        palaute(&["optimize", "--warehouse", &f.warehouse()], &[]).code,
+        0
+    );
+    let before = f.dump();
+    let files = files_under(&f.path("wh/answers"));
+    // a retention of a week keeps the replaced files (time travel), zero deletes them
+    let r = palaute(&["vacuum", "--warehouse", &f.warehouse()], &[]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(files_under(&f.path("wh/answers")), files);
+    let r = palaute(
+        &["vacuum", "--warehouse", &f.warehouse(), "--retention", "0"],
+        &[],
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(
+        files_under(&f.path("wh/answers")),
+        9,
+        "one file per partition is left"
+    );
+    assert_eq!(f.dump(), before);
+    // and the warehouse goes on working
+    f.input("c.csv", export(0..125, None).as_bytes());
+    let r = f.run(&p);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        r.stdout.contains("5 new, 0 updated, 120 duplicate"),
+        "{}",
+        r.stdout
+    );
+}
