@@ -17,6 +17,7 @@ use arrow::array::{Array, ArrayRef, AsArray, Int64Array, RecordBatch, StringArra
 use arrow::datatypes::{DataType, Field, Int64Type, Schema, SchemaRef};
 use futures::StreamExt;
 
+use super::{ITEM_SCORES, RECOMMENDATION, RESPONSE_COUNTS, SELECTIONS, spec};
 use crate::warehouse::tables::{ANSWERS, RESPONSES};
 use crate::warehouse::{TableFile, Warehouse, WarehouseError};
 
@@ -67,28 +68,6 @@ const PROFILE: [&str; 5] = [
     "age_group",
     "gender",
     "language",
-];
-const RECOMMENDATION_MEASURES: [&str; 6] = [
-    "n_answered",
-    "n_promoters",
-    "n_passives",
-    "n_detractors",
-    "value_sum",
-    "value_sumsq",
-];
-const ITEM_MEASURES: [&str; 12] = [
-    "n",
-    "n_answered",
-    "n_cant_say",
-    "n_not_applicable",
-    "n_value_1",
-    "n_value_2",
-    "n_value_3",
-    "n_value_4",
-    "n_value_5",
-    "n_agree",
-    "value_sum",
-    "value_sumsq",
 ];
 
 fn schema(strings: &[&str], ints: &[&str]) -> SchemaRef {
@@ -359,10 +338,16 @@ pub async fn build(
 ) -> Result<Cubes, WarehouseError> {
     let with = |extra: &[&'static str]| GEO.iter().chain(extra.iter()).copied().collect::<Vec<_>>();
     let schemas = Arc::new(Schemas {
-        recommendation: schema(&GEO, &RECOMMENDATION_MEASURES),
-        counts: schema(&with(&["breakdown", "category"]), &["n_responses"]),
-        items: schema(&with(&["item_code"]), &ITEM_MEASURES),
-        selections: schema(&with(&["item_code", "option_code"]), &["n_selected"]),
+        recommendation: schema(&GEO, spec(RECOMMENDATION).measures),
+        counts: schema(
+            &with(&["breakdown", "category"]),
+            spec(RESPONSE_COUNTS).measures,
+        ),
+        items: schema(&with(&["item_code"]), spec(ITEM_SCORES).measures),
+        selections: schema(
+            &with(&["item_code", "option_code"]),
+            spec(SELECTIONS).measures,
+        ),
     });
     let top_low = Arc::new(top_low);
     let rfiles = by_partition(wh.files(responses).await?);

@@ -28,7 +28,7 @@ use crate::marts::{
 };
 use crate::privacy::disclosure::{Reason, Rules, suppress};
 use crate::schema::{Catalog, ScaleKind};
-use crate::warehouse::ledger::{self, Counts, RunRecord, RunStatus};
+use crate::warehouse::ledger;
 use crate::warehouse::tables::MART_TABLES;
 use crate::warehouse::writer::{WrittenFile, add_action, remove_action, writer_properties};
 use crate::warehouse::{Warehouse, WarehouseError};
@@ -583,11 +583,7 @@ pub async fn aggregate(
         return Err(WarehouseError::Missing(wh.loc.display()).into());
     }
     wh.recover().await?;
-    let run_id = format!(
-        "{}-{}",
-        started.format("%Y%m%dT%H%M%SZ"),
-        &uuid::Uuid::new_v4().simple().to_string()[..8]
-    );
+    let run_id = ledger::new_run_id();
     for l in &opts.levels {
         if !GEO_LEVELS.contains(&l.as_str()) {
             return Err(invalid(format!(
@@ -729,18 +725,12 @@ pub async fn aggregate(
             failpoint(&format!("commit:{name}"))?;
         }
         failpoint("ledger")?;
-        let rec = RunRecord {
-            run_id: run_id.clone(),
-            seq: ledger::read_runs(wh)
-                .await?
-                .last()
-                .map(|r| r.seq + 1)
-                .unwrap_or(1),
-            pipeline: LEDGER_NAME.to_string(),
-            started_at: started,
-            finished_at: Utc::now(),
-            status: RunStatus::Succeeded,
-            message: Some(format!(
+        ledger::append_operation(
+            wh,
+            LEDGER_NAME,
+            &run_id,
+            started,
+            format!(
                 "years {}; period types {}; k = {}",
                 years
                     .iter()
@@ -749,27 +739,16 @@ pub async fn aggregate(
                     .join(","),
                 report.period_types.join(","),
                 opts.rules.min_n
-            )),
-            counts: Counts {
-                loaded: report.marts.values().map(|m| m.rows).sum(),
-                ..Counts::default()
-            },
-            objects_read: 0,
-            objects_skipped: 0,
-            objects: Vec::new(),
-            table_versions: report.table_versions.clone(),
-            palaute_version: env!("CARGO_PKG_VERSION").to_string(),
-        };
-        ledger::append(wh, &rec).await?;
+            ),
+            report.marts.values().map(|m| m.rows).sum(),
+            report.table_versions.clone(),
+        )
+        .await?;
         Ok::<(), AggregateError>(())
     }
     .await;
     if let Err(e) = result {
-        for (name, before) in &committed_now {
-            if let Err(err) = wh.restore(name, *before).await {
-                tracing::error!(table = name, error = %err, "rollback failed; the next run restores the table");
-            }
-        }
+        wh.restore_all(&committed_now).await;
         for (name, files) in &written {
             if !committed_now.iter().any(|(n, _)| n == name) {
                 delete_files(wh, name, files).await;

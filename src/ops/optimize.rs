@@ -17,7 +17,7 @@ use futures::StreamExt;
 use object_store::ObjectStoreExt;
 use parquet::arrow::ArrowWriter;
 
-use crate::warehouse::ledger::{self, Counts, RunRecord, RunStatus};
+use crate::warehouse::ledger;
 use crate::warehouse::tables::{ANSWERS, COMMENTS, QUARANTINE, RESPONSES, table_def};
 use crate::warehouse::writer::{WrittenFile, add_action, remove_action, writer_properties};
 use crate::warehouse::{TableFile, Warehouse, WarehouseError};
@@ -109,11 +109,7 @@ pub async fn optimize(wh: &Warehouse) -> Result<OptimizeReport, WarehouseError> 
         return Err(WarehouseError::Missing(wh.loc.display()));
     }
     wh.recover().await?;
-    let run_id = format!(
-        "{}-{}",
-        started.format("%Y%m%dT%H%M%SZ"),
-        &uuid::Uuid::new_v4().simple().to_string()[..8]
-    );
+    let run_id = ledger::new_run_id();
     let committed = ledger::committed_versions(wh).await?;
     let mut report = OptimizeReport {
         run_id: run_id.clone(),
@@ -176,42 +172,22 @@ pub async fn optimize(wh: &Warehouse) -> Result<OptimizeReport, WarehouseError> 
             return Ok(());
         }
         failpoint("ledger")?;
-        let rec = RunRecord {
-            run_id: run_id.clone(),
-            seq: ledger::read_runs(wh)
-                .await?
-                .last()
-                .map(|r| r.seq + 1)
-                .unwrap_or(1),
-            pipeline: LEDGER_NAME.to_string(),
-            started_at: started,
-            finished_at: Utc::now(),
-            status: RunStatus::Succeeded,
-            message: Some(format!(
-                "compacted {} partitions",
-                report
-                    .tables
-                    .values()
-                    .map(|t| t.partitions_compacted)
-                    .sum::<u64>()
-            )),
-            counts: Counts::default(),
-            objects_read: 0,
-            objects_skipped: 0,
-            objects: Vec::new(),
-            table_versions: report.table_versions.clone(),
-            palaute_version: env!("CARGO_PKG_VERSION").to_string(),
-        };
-        ledger::append(wh, &rec).await?;
+        let compacted: u64 = report.tables.values().map(|t| t.partitions_compacted).sum();
+        ledger::append_operation(
+            wh,
+            LEDGER_NAME,
+            &run_id,
+            started,
+            format!("compacted {compacted} partitions"),
+            0,
+            report.table_versions.clone(),
+        )
+        .await?;
         Ok::<(), WarehouseError>(())
     }
     .await;
     if let Err(e) = result {
-        for (name, before) in &committed_now {
-            if let Err(err) = wh.restore(name, *before).await {
-                tracing::error!(table = name, error = %err, "rollback failed; the next run restores the table");
-            }
-        }
+        wh.restore_all(&committed_now).await;
         for (name, files, _) in &written {
             if committed_now.iter().any(|(n, _)| n == name) {
                 continue;

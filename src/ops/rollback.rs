@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 
 use chrono::Utc;
 
-use crate::warehouse::ledger::{self, Counts, RunRecord, RunStatus};
+use crate::warehouse::ledger::{self, RunRecord, RunStatus};
 use crate::warehouse::tables::{ALL_TABLES, MART_TABLES, RUNS};
 use crate::warehouse::{Warehouse, WarehouseError};
 
@@ -94,6 +94,7 @@ pub async fn rollback(wh: &Warehouse, target: &Target) -> Result<RollbackReport,
             row.run_id
         )));
     }
+    let started = Utc::now();
     let committed = ledger::committed_versions(wh).await?;
     let mut versions = committed.clone();
     let mut restored = BTreeMap::new();
@@ -114,34 +115,22 @@ pub async fn rollback(wh: &Warehouse, target: &Target) -> Result<RollbackReport,
             versions.insert(name.to_string(), v);
             restored.insert(name.to_string(), want);
         }
-        let rec = RunRecord {
-            run_id: format!(
-                "{}-{}",
-                Utc::now().format("%Y%m%dT%H%M%SZ"),
-                &uuid::Uuid::new_v4().simple().to_string()[..8]
-            ),
-            seq: runs.last().map(|r| r.seq + 1).unwrap_or(1),
-            pipeline: LEDGER_NAME.to_string(),
-            started_at: Utc::now(),
-            finished_at: Utc::now(),
-            status: RunStatus::Succeeded,
-            message: Some(message(row.seq, &row.run_id)),
-            counts: Counts::default(),
-            objects_read: 0,
-            objects_skipped: 0,
-            objects: Vec::new(),
-            table_versions: versions.clone(),
-            palaute_version: env!("CARGO_PKG_VERSION").to_string(),
-        };
-        ledger::append(wh, &rec).await?;
+        ledger::append_operation(
+            wh,
+            LEDGER_NAME,
+            &ledger::new_run_id(),
+            started,
+            message(row.seq, &row.run_id),
+            0,
+            versions.clone(),
+        )
+        .await?;
         Ok::<(), WarehouseError>(())
     }
     .await;
     if let Err(e) = result {
         // put back what this rollback changed; the next run would do it otherwise
-        for (name, v) in done {
-            let _ = wh.restore(name, v).await;
-        }
+        wh.restore_all(&done).await;
         return Err(e.into());
     }
     Ok(RollbackReport {

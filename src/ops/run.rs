@@ -512,11 +512,6 @@ fn par_map<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec<R> 
     })
 }
 
-fn new_run_id() -> String {
-    let u = uuid::Uuid::new_v4().simple().to_string();
-    format!("{}-{}", Utc::now().format("%Y%m%dT%H%M%SZ"), &u[..8])
-}
-
 /// Run (or, with `dry_run`, plan) one pipeline.
 pub async fn run_pipeline(
     wh: &Warehouse,
@@ -525,7 +520,7 @@ pub async fn run_pipeline(
 ) -> Result<RunReport, RunError> {
     let started = Utc::now();
     let clock = Instant::now();
-    let load_id = new_run_id();
+    let load_id = ledger::new_run_id();
     let catalog = Catalog::embedded();
     let exists = wh.exists().await?;
     let mut restored = Vec::new();
@@ -852,7 +847,7 @@ pub async fn run_pipeline(
             for (name, files) in &written {
                 writer::discard(&wh.loc, name, files).await;
             }
-            rollback(wh, &committed_now).await;
+            wh.restore_all(&committed_now).await;
             failed.record(&e).await;
             return Err(e);
         }
@@ -888,7 +883,7 @@ pub async fn run_pipeline(
     }
     .await;
     if let Err(e) = appended {
-        rollback(wh, &committed_now).await;
+        wh.restore_all(&committed_now).await;
         failed.record(&e).await;
         return Err(e);
     }
@@ -1055,15 +1050,6 @@ async fn discard_all(wh: &Warehouse, writers: Writers) {
     }
     if let Some(s) = writers.staging {
         let _ = std::fs::remove_dir_all(s);
-    }
-}
-
-/// Restore tables this run committed to their versions before the run.
-async fn rollback(wh: &Warehouse, committed_now: &[(&'static str, u64)]) {
-    for (name, before) in committed_now {
-        if let Err(e) = wh.restore(name, *before).await {
-            tracing::error!(table = name, error = %e, "rollback failed; the next run restores the table");
-        }
     }
 }
 

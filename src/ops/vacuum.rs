@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use chrono::Utc;
 use deltalake_core::operations::vacuum::VacuumMode;
 
-use crate::warehouse::ledger::{self, Counts, RunRecord, RunStatus};
+use crate::warehouse::ledger;
 use crate::warehouse::tables::{ALL_TABLES, MART_TABLES};
 use crate::warehouse::{Warehouse, WarehouseError};
 
@@ -32,6 +32,7 @@ pub async fn vacuum(wh: &Warehouse, retention_hours: u64) -> Result<VacuumReport
         return Err(WarehouseError::Missing(wh.loc.display()));
     }
     wh.recover().await?;
+    let started = Utc::now();
     let committed = ledger::committed_versions(wh).await?;
     let mut versions = committed.clone();
     let mut deleted = BTreeMap::new();
@@ -57,30 +58,19 @@ pub async fn vacuum(wh: &Warehouse, retention_hours: u64) -> Result<VacuumReport
             versions.insert(name.to_string(), t.version().unwrap_or(0));
         }
     }
-    let runs = ledger::read_runs(wh).await?;
-    let rec = RunRecord {
-        run_id: format!(
-            "{}-{}",
-            Utc::now().format("%Y%m%dT%H%M%SZ"),
-            &uuid::Uuid::new_v4().simple().to_string()[..8]
-        ),
-        seq: runs.last().map(|r| r.seq + 1).unwrap_or(1),
-        pipeline: LEDGER_NAME.to_string(),
-        started_at: Utc::now(),
-        finished_at: Utc::now(),
-        status: RunStatus::Succeeded,
-        message: Some(format!(
+    ledger::append_operation(
+        wh,
+        LEDGER_NAME,
+        &ledger::new_run_id(),
+        started,
+        format!(
             "retention {retention_hours} h; {} files deleted",
             deleted.values().sum::<usize>()
-        )),
-        counts: Counts::default(),
-        objects_read: 0,
-        objects_skipped: 0,
-        objects: Vec::new(),
-        table_versions: versions.clone(),
-        palaute_version: env!("CARGO_PKG_VERSION").to_string(),
-    };
-    ledger::append(wh, &rec).await?;
+        ),
+        0,
+        versions.clone(),
+    )
+    .await?;
     Ok(VacuumReport {
         retention_hours,
         deleted,

@@ -98,6 +98,47 @@ fn col_ts(b: &RecordBatch, name: &str, i: usize) -> DateTime<Utc> {
         .unwrap_or_default()
 }
 
+/// A new run id: UTC time and 8 random hex digits (sorts by start time).
+pub fn new_run_id() -> String {
+    let u = uuid::Uuid::new_v4().simple().to_string();
+    format!("{}-{}", Utc::now().format("%Y%m%dT%H%M%SZ"), &u[..8])
+}
+
+/// Append the row of a warehouse operation (`aggregate`, `optimize`, `rollback`, `vacuum`: not a
+/// pipeline run) naming the table versions it leaves committed; it is the operation's commit
+/// point. Returns the row's seq.
+pub async fn append_operation(
+    w: &Warehouse,
+    name: &str,
+    run_id: &str,
+    started_at: DateTime<Utc>,
+    message: String,
+    rows_loaded: u64,
+    table_versions: BTreeMap<String, u64>,
+) -> Result<i64, WarehouseError> {
+    let seq = read_runs(w).await?.last().map(|r| r.seq + 1).unwrap_or(1);
+    let rec = RunRecord {
+        run_id: run_id.to_string(),
+        seq,
+        pipeline: name.to_string(),
+        started_at,
+        finished_at: Utc::now(),
+        status: RunStatus::Succeeded,
+        message: Some(message),
+        counts: Counts {
+            loaded: rows_loaded,
+            ..Counts::default()
+        },
+        objects_read: 0,
+        objects_skipped: 0,
+        objects: Vec::new(),
+        table_versions,
+        palaute_version: env!("CARGO_PKG_VERSION").to_string(),
+    };
+    append(w, &rec).await?;
+    Ok(seq)
+}
+
 /// Every run in the ledger, in commit order.
 pub async fn read_runs(w: &Warehouse) -> Result<Vec<RunRecord>, WarehouseError> {
     if !w.exists().await? {

@@ -303,6 +303,16 @@ impl Warehouse {
         Ok(())
     }
 
+    /// Best effort: restore tables an unfinished operation committed to their versions before it
+    /// (the next run's [`Warehouse::recover`] does it if this fails).
+    pub async fn restore_all(&self, committed_now: &[(&str, u64)]) {
+        for (name, before) in committed_now {
+            if let Err(e) = self.restore(name, *before).await {
+                tracing::error!(table = name, error = %e, "rollback failed; the next run restores the table");
+            }
+        }
+    }
+
     /// Bring tables that are ahead of the ledger (a run died between its commits) back to the
     /// committed versions. Returns the tables restored.
     pub async fn recover(&self) -> Result<Vec<String>, WarehouseError> {
