@@ -131,6 +131,20 @@ enum Cmd {
         #[arg(long)]
         json: bool,
     },
+    /// Per pipeline: the last run, the next due time and the freshness of its source (exit 1
+    /// when a pipeline is past its error window)
+    Status {
+        #[command(flatten)]
+        w: WarehouseArg,
+        /// The folder of pipeline files
+        #[arg(long, default_value = "./pipelines")]
+        pipelines: PathBuf,
+        /// Evaluate at this time (RFC 3339) instead of now
+        #[arg(long)]
+        at: Option<chrono::DateTime<chrono::Utc>>,
+        #[arg(long)]
+        json: bool,
+    },
     /// Restore every table to the versions of an earlier ledger row (`palaute history`)
     Rollback {
         #[command(flatten)]
@@ -379,6 +393,32 @@ async fn main_inner(cli: Cli) -> anyhow::Result<i32> {
                     Ok(exit::ENVIRONMENT)
                 }
             }
+        }
+        Cmd::Status {
+            w,
+            pipelines,
+            at,
+            json,
+        } => {
+            let ps = load_all(&config::pipelines_in(&pipelines)?)?;
+            let wh =
+                match Warehouse::open(&config::resolve_warehouse(w.warehouse.as_deref()), false) {
+                    Ok(wh) => Some(wh),
+                    Err(WarehouseError::Missing(_)) => None,
+                    Err(e) => return Err(e.into()),
+                };
+            let rows =
+                palaute::ops::status::status(wh.as_ref(), &ps, at.unwrap_or_else(chrono::Utc::now))
+                    .await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&rows)?);
+            } else {
+                print!("{}", palaute::ops::status::render(&rows));
+            }
+            let stale = rows
+                .iter()
+                .any(|r| r.freshness == palaute::ops::status::Freshness::Error);
+            Ok(if stale { exit::FAILURE } else { 0 })
         }
         Cmd::Rollback {
             w,

@@ -7,6 +7,9 @@ use serde::{Deserialize, Deserializer};
 
 use super::{DEFAULT_MAX_QUARANTINED_PCT, DEFAULT_TIMEZONE};
 
+/// Pipeline names the ledger uses for warehouse operations.
+pub const RESERVED_NAMES: [&str; 4] = ["aggregate", "optimize", "rollback", "vacuum"];
+
 /// One declared pipeline: where responses come from, how they are decoded and how they map to
 /// the national schema.
 #[derive(Debug, Clone, Deserialize)]
@@ -24,9 +27,66 @@ pub struct Pipeline {
     pub privacy: PrivacyConfig,
     #[serde(default)]
     pub quality: QualityConfig,
+    /// When the scheduler runs the pipeline, and how stale its source may get.
+    #[serde(default)]
+    pub schedule: Option<Schedule>,
     /// The file this pipeline was read from (set by the loader).
     #[serde(skip)]
     pub file: PathBuf,
+}
+
+/// When a pipeline is due, and how long its source may produce nothing new.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Schedule {
+    /// A cron expression: five fields (minute hour day-of-month month weekday) or six with
+    /// seconds first, e.g. `0 30 6 * * *` for 06:30 every day.
+    pub cron: String,
+    /// The time zone the expression is read in (default Europe/Helsinki).
+    #[serde(default = "default_timezone")]
+    pub timezone: String,
+    #[serde(default)]
+    pub freshness: Option<Freshness>,
+}
+
+fn default_timezone() -> String {
+    DEFAULT_TIMEZONE.to_string()
+}
+
+/// `palaute status` warns when the pipeline has loaded nothing new for longer than
+/// `warn_after_hours`, and reports an error after `error_after_hours`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Freshness {
+    pub warn_after_hours: f64,
+    #[serde(default)]
+    pub error_after_hours: Option<f64>,
+}
+
+impl Schedule {
+    fn parsed(&self) -> Result<(croner::Cron, chrono_tz::Tz), String> {
+        let cron = croner::parser::CronParser::builder()
+            .seconds(croner::parser::Seconds::Optional)
+            .build()
+            .parse(&self.cron)
+            .map_err(|e| format!("schedule.cron '{}': {e}", self.cron))?;
+        let tz: chrono_tz::Tz = self
+            .timezone
+            .parse()
+            .map_err(|_| format!("schedule.timezone '{}' is not a time zone", self.timezone))?;
+        Ok((cron, tz))
+    }
+
+    /// The first time the pipeline is due strictly after `t`.
+    pub fn next_after(
+        &self,
+        t: chrono::DateTime<chrono::Utc>,
+    ) -> Result<chrono::DateTime<chrono::Utc>, String> {
+        let (cron, tz) = self.parsed()?;
+        cron.find_next_occurrence(&t.with_timezone(&tz), false)
+            .map(|d| d.with_timezone(&chrono::Utc))
+            .map_err(|e| format!("schedule.cron '{}': {e}", self.cron))
+    }
 }
 
 /// Where source objects are. One variant per source kind.
@@ -356,6 +416,23 @@ impl Pipeline {
                 "name '{}': use letters, digits, '_' and '-' only",
                 self.name
             ));
+        }
+        if RESERVED_NAMES.contains(&self.name.as_str()) {
+            return Err(format!(
+                "name '{}' is reserved for the ledger rows of warehouse operations ({})",
+                self.name,
+                RESERVED_NAMES.join(", ")
+            ));
+        }
+        if let Some(s) = &self.schedule {
+            s.parsed()?;
+            if let Some(f) = &s.freshness
+                && f.error_after_hours.is_some_and(|e| e < f.warn_after_hours)
+            {
+                return Err(
+                    "schedule.freshness: error_after_hours is below warn_after_hours".into(),
+                );
+            }
         }
         let FormatConfig::Csv(csv) = &self.format;
         if !(1..=3).contains(&csv.header_rows) {

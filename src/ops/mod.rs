@@ -12,6 +12,7 @@ pub mod optimize;
 pub mod rollback;
 pub mod run;
 pub mod sql;
+pub mod status;
 pub mod vacuum;
 
 /// Exit codes of the command line (documented in the README).

@@ -209,3 +209,84 @@ fn vacuum_deletes_replaced_files_and_keeps_what_readers_see() {
         r.stdout
     );
 }
+
+#[test]
+fn status_shows_last_run_next_due_time_and_freshness() {
+    let f = Fixture::new();
+    std::fs::create_dir_all(f.path("pipelines")).unwrap();
+    let schedule = "schedule:\n  cron: \"0 0 6 * * *\"\n  timezone: Europe/Helsinki\n  freshness: {warn_after_hours: 24, error_after_hours: 72}\n";
+    let p = f.pipeline_named("kysely", "", MAPPING, schedule);
+    let moved = f.path("pipelines/kysely.yaml");
+    std::fs::write(
+        &moved,
+        std::fs::read_to_string(&p).unwrap().replace(
+            "location: in",
+            &format!("location: {}", f.path("in").display()),
+        ),
+    )
+    .unwrap();
+    let status = |at: &str| {
+        palaute(
+            &[
+                "status",
+                "--warehouse",
+                &f.warehouse(),
+                "--pipelines",
+                f.path("pipelines").to_str().unwrap(),
+                "--json",
+                "--at",
+                at,
+            ],
+            &[],
+        )
+    };
+    // never run: past the error window by definition
+    let r = status("2030-01-15T10:00:00Z");
+    assert_eq!(r.code, 1, "{}{}", r.stdout, r.stderr);
+    let v: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(v[0]["freshness"], "error");
+    assert!(v[0]["last_run"].is_null());
+
+    f.input("a.csv", export(0..10, None).as_bytes());
+    assert_eq!(f.run(&moved).code, 0);
+    let now = chrono::Utc::now();
+    let at = |h: i64| (now + chrono::Duration::hours(h)).to_rfc3339();
+    let r = status(&at(1));
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let v: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(v[0]["pipeline"], "kysely");
+    assert_eq!(v[0]["last_status"], "succeeded");
+    assert_eq!(v[0]["freshness"], "ok");
+    let r = status(&at(30));
+    let v: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(v[0]["freshness"], "warn");
+    assert_eq!(r.code, 0);
+    // a rerun with nothing new does not make the source fresh again
+    assert_eq!(f.run(&moved).code, 0);
+    let r = status(&at(100));
+    let v: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(v[0]["freshness"], "error");
+    assert_eq!(v[0]["last_status"], "no_change");
+    assert_eq!(r.code, 1);
+    // 10:00 UTC on 15 January is 12:00 in Helsinki (UTC+2): next due 06:00 local the next day
+    let r = status("2030-01-15T10:00:00Z");
+    let v: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(v[0]["next_due"], "2030-01-16T04:00:00Z");
+    // and in summer (UTC+3)
+    let r = status("2030-07-15T10:00:00Z");
+    let v: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(v[0]["next_due"], "2030-07-16T03:00:00Z");
+}
+
+#[test]
+fn a_bad_schedule_or_a_reserved_name_is_a_configuration_error() {
+    let f = Fixture::new();
+    let p = f.pipeline_named("t", "", MAPPING, "schedule:\n  cron: \"61 * * * *\"\n");
+    let r = f.check(&p);
+    assert_eq!(r.code, 2, "{}{}", r.stdout, r.stderr);
+    assert!(r.stderr.contains("schedule.cron"), "{}", r.stderr);
+    let p = f.pipeline_named("aggregate", "", MAPPING, "");
+    let r = f.check(&p);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(r.stderr.contains("reserved"), "{}", r.stderr);
+}
