@@ -22,6 +22,39 @@ pub enum StoreError {
     },
 }
 
+/// Delta tables on S3 commit through delta-rs's default log store, which writes each commit file
+/// with a conditional create (`If-None-Match: *`, which S3 and S3-compatible stores support), so
+/// two writers cannot both commit the same version. deltalake-core registers log stores for
+/// `file://` and `memory://` only (the `deltalake-aws` crate would add a DynamoDB-locked one);
+/// this registers the default one for `s3://` once.
+fn register_s3_log_store() {
+    use deltalake_core::logstore::{
+        LogStore, LogStoreFactory, ObjectStoreRef, StorageConfig, default_logstore,
+        logstore_factories,
+    };
+    struct S3 {}
+    impl LogStoreFactory for S3 {
+        fn with_options(
+            &self,
+            prefixed_store: ObjectStoreRef,
+            root_store: ObjectStoreRef,
+            location: &Url,
+            options: &StorageConfig,
+        ) -> deltalake_core::DeltaResult<Arc<dyn LogStore>> {
+            Ok(default_logstore(
+                prefixed_store,
+                root_store,
+                location,
+                options,
+            ))
+        }
+    }
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        logstore_factories().insert(Url::parse("s3://").expect("a valid URL"), Arc::new(S3 {}));
+    });
+}
+
 /// A location resolved to a store, the path of its root inside the store, and its URL.
 #[derive(Clone, Debug)]
 pub struct Location {
@@ -48,6 +81,7 @@ impl Location {
             if bucket.is_empty() {
                 return Err(err("no bucket in the URL".into()));
             }
+            register_s3_log_store();
             let store = object_store::aws::AmazonS3Builder::from_env()
                 .with_bucket_name(bucket)
                 .build()

@@ -9,4 +9,5 @@ mod mapping;
 mod marts;
 mod operations;
 mod privacy;
+mod s3;
 mod transactions;
