@@ -14,6 +14,7 @@ use palaute::ops::run::{RunError, RunOptions, render_summary, run_pipeline};
 use palaute::ops::sql::OutputFormat;
 use palaute::ops::{check, demo, exit, history, sql};
 use palaute::privacy::disclosure::{DEFAULT_MIN_N, DEFAULT_RELIABLE_N, Rules};
+use palaute::warehouse::lease::{Lease, LeaseError};
 use palaute::warehouse::{Warehouse, WarehouseError};
 
 #[derive(Parser)]
@@ -264,6 +265,21 @@ fn load_all(files: &[PathBuf]) -> anyhow::Result<Vec<Pipeline>> {
     Ok(out)
 }
 
+/// Take the warehouse's writer lease, or the exit code to stop with.
+async fn writer_lease(wh: &Warehouse, purpose: &str) -> Result<Lease, i32> {
+    match Lease::acquire(wh, purpose).await {
+        Ok(l) => Ok(l),
+        Err(e @ LeaseError::Held { .. }) => {
+            eprintln!("palaute: {e}");
+            Err(exit::LEASE)
+        }
+        Err(e) => {
+            eprintln!("palaute: {e}");
+            Err(exit::ENVIRONMENT)
+        }
+    }
+}
+
 fn init_logs(format: LogFormat) {
     let interactive = std::io::stderr().is_terminal();
     let default = if interactive { "warn" } else { "info" };
@@ -301,6 +317,11 @@ async fn main_inner(cli: Cli) -> anyhow::Result<i32> {
             let opts = RunOptions {
                 dry_run: false,
                 progress: !json,
+            };
+            let names: Vec<&str> = pipelines.iter().map(|p| p.name.as_str()).collect();
+            let lease = match writer_lease(&wh, &format!("run {}", names.join(","))).await {
+                Ok(l) => l,
+                Err(code) => return Ok(code),
             };
             let mut code = 0;
             let mut periods = std::collections::BTreeSet::new();
@@ -341,6 +362,7 @@ async fn main_inner(cli: Cli) -> anyhow::Result<i32> {
                     }
                 }
             }
+            lease.release().await;
             Ok(code)
         }
         Cmd::Aggregate {
@@ -362,7 +384,13 @@ async fn main_inner(cli: Cli) -> anyhow::Result<i32> {
                 rules: disclosure.rules()?,
                 sql_cubes,
             };
-            match aggregate(&wh, &o).await {
+            let lease = match writer_lease(&wh, "aggregate").await {
+                Ok(l) => l,
+                Err(code) => return Ok(code),
+            };
+            let result = aggregate(&wh, &o).await;
+            lease.release().await;
+            match result {
                 Ok(r) => {
                     if json {
                         println!("{}", serde_json::to_string(&r)?);
@@ -379,7 +407,13 @@ async fn main_inner(cli: Cli) -> anyhow::Result<i32> {
         }
         Cmd::Optimize { w, json } => {
             let wh = Warehouse::open(&config::resolve_warehouse(w.warehouse.as_deref()), false)?;
-            match palaute::ops::optimize::optimize(&wh).await {
+            let lease = match writer_lease(&wh, "optimize").await {
+                Ok(l) => l,
+                Err(code) => return Ok(code),
+            };
+            let result = palaute::ops::optimize::optimize(&wh).await;
+            lease.release().await;
+            match result {
                 Ok(r) => {
                     if json {
                         println!("{}", serde_json::to_string(&r)?);
@@ -432,7 +466,13 @@ async fn main_inner(cli: Cli) -> anyhow::Result<i32> {
                 (None, Some(v)) => Target::Seq(v),
                 (None, None) => unreachable!("clap requires one"),
             };
-            match rollback(&wh, &target).await {
+            let lease = match writer_lease(&wh, "rollback").await {
+                Ok(l) => l,
+                Err(code) => return Ok(code),
+            };
+            let result = rollback(&wh, &target).await;
+            lease.release().await;
+            match result {
                 Ok(r) => {
                     println!(
                         "rolled back to seq {} (run {}): {} tables restored",
@@ -454,7 +494,13 @@ async fn main_inner(cli: Cli) -> anyhow::Result<i32> {
         }
         Cmd::Vacuum { w, retention } => {
             let wh = Warehouse::open(&config::resolve_warehouse(w.warehouse.as_deref()), false)?;
-            match palaute::ops::vacuum::vacuum(&wh, retention).await {
+            let lease = match writer_lease(&wh, "vacuum").await {
+                Ok(l) => l,
+                Err(code) => return Ok(code),
+            };
+            let result = palaute::ops::vacuum::vacuum(&wh, retention).await;
+            lease.release().await;
+            match result {
                 Ok(r) => {
                     println!(
                         "vacuum (retention {} h): {} files deleted",

@@ -27,4 +27,6 @@ pub mod exit {
     pub const ENVIRONMENT: i32 = 4;
     /// `audit-disclosure` recovered a suppressed value from what the marts publish
     pub const DISCLOSURE: i32 = 5;
+    /// another run or operation holds the warehouse's writer lease: nothing was done
+    pub const LEASE: i32 = 6;
 }

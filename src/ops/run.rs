@@ -132,6 +132,13 @@ fn failpoint(stage: &str) -> Result<(), RunError> {
         // like kill -9: no clean-up, no ledger row
         std::process::exit(86);
     }
+    if let Some(secs) = fp
+        .strip_prefix(&format!("sleep:{stage}:"))
+        .and_then(|s| s.parse::<u64>().ok())
+    {
+        // a slow run, for tests of what happens meanwhile
+        std::thread::sleep(std::time::Duration::from_secs(secs));
+    }
     Ok(())
 }
 

@@ -6,6 +6,7 @@
 //! run that died between its table commits is invisible; the next run restores such tables to the
 //! committed versions before it starts ([`Warehouse::recover`]).
 
+pub mod lease;
 pub mod ledger;
 pub mod tables;
 pub mod writer;

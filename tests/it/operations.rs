@@ -290,3 +290,69 @@ fn a_bad_schedule_or_a_reserved_name_is_a_configuration_error() {
     assert_eq!(r.code, 2, "{}", r.stderr);
     assert!(r.stderr.contains("reserved"), "{}", r.stderr);
 }
+
+#[test]
+fn one_writer_at_a_time_and_a_killed_run_converges_after_its_lease_expires() {
+    let export_a = export(0..50, None);
+    // the uninterrupted run, for reference
+    let reference = Fixture::new();
+    reference.input("a.csv", export_a.as_bytes());
+    let p = reference.pipeline("", MAPPING);
+    assert_eq!(reference.run(&p).code, 0);
+    let expected = reference.dump();
+
+    // a slow run holds the writer lease: another run and an operation are turned away
+    let f = Fixture::new();
+    f.input("a.csv", export_a.as_bytes());
+    let p = f.pipeline("", MAPPING);
+    let slow = std::process::Command::new(env!("CARGO_BIN_EXE_palaute"))
+        .args(["run", "--warehouse", &f.warehouse(), p.to_str().unwrap()])
+        .env_remove("PALAUTE_WAREHOUSE")
+        .env("PALAUTE_FAILPOINT", "sleep:ledger:5")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let leases = f.path("wh/_leases/writer");
+    let t = std::time::Instant::now();
+    while std::fs::read_dir(&leases).map_or(0, |d| d.count()) == 0 {
+        assert!(
+            t.elapsed().as_secs() < 30,
+            "the slow run never took the lease"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let r = f.run(&p);
+    assert_eq!(r.code, 6, "{}{}", r.stdout, r.stderr);
+    assert!(
+        r.stderr.contains("busy") && r.stderr.contains("run t"),
+        "{}",
+        r.stderr
+    );
+    let r = palaute(&["optimize", "--warehouse", &f.warehouse()], &[]);
+    assert_eq!(r.code, 6, "{}", r.stderr);
+    let out = slow.wait_with_output().unwrap();
+    assert!(out.status.success());
+    assert_eq!(f.dump(), expected);
+    // released: the next run goes ahead at once
+    assert_eq!(f.run(&p).code, 0);
+
+    // a run killed mid-commit keeps the lease until it expires; then the next run restores
+    // the tables and converges to the uninterrupted result
+    let k = Fixture::new();
+    k.input("a.csv", export_a.as_bytes());
+    let p = k.pipeline("", MAPPING);
+    let ttl = [("PALAUTE_LEASE_TTL_SECONDS", "2")];
+    let r = k.run_env(&p, &[ttl[0], ("PALAUTE_FAILPOINT", "crash:commit:answers")]);
+    assert_eq!(r.code, 86, "{}", r.stderr);
+    let r = k.run_env(&p, &ttl);
+    assert_eq!(
+        r.code, 6,
+        "the dead run's lease has not expired yet: {}",
+        r.stderr
+    );
+    std::thread::sleep(std::time::Duration::from_millis(2500));
+    let r = k.run_env(&p, &ttl);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert_eq!(k.dump(), expected);
+}

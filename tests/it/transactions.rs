@@ -78,10 +78,18 @@ fn a_crash_between_commits_is_invisible_and_recovered() {
     let before = f.dump();
     f.input("b.csv", export(20..60).as_bytes());
     // like kill -9 after the responses table was committed: no clean-up, no ledger row
-    let r = f.run_env(&p, &[("PALAUTE_FAILPOINT", "crash:commit:answers")]);
+    let r = f.run_env(
+        &p,
+        &[
+            ("PALAUTE_FAILPOINT", "crash:commit:answers"),
+            ("PALAUTE_LEASE_TTL_SECONDS", "1"),
+        ],
+    );
     assert_eq!(r.code, 86, "{}", r.stderr);
     // readers see the committed state: the ledger's versions
     assert_eq!(f.dump(), before);
+    // the dead run's writer lease expires, then the next run restores and loads
+    std::thread::sleep(std::time::Duration::from_millis(1200));
     let r = f.run(&p);
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert!(
