@@ -132,6 +132,23 @@ enum Cmd {
         #[arg(long)]
         json: bool,
     },
+    /// Run every scheduled pipeline of a folder when its cron expression is due (until SIGTERM)
+    Schedule {
+        #[command(flatten)]
+        w: WarehouseArg,
+        /// The folder of pipeline files (re-read while running)
+        #[arg(long, default_value = "./pipelines")]
+        pipelines: PathBuf,
+        /// Retries of a transient failure (exit 4 or 6) before the next due time
+        #[arg(long, default_value_t = 5)]
+        max_retries: u32,
+        /// The first retry's delay in seconds (doubled each time, plus up to 50 % jitter)
+        #[arg(long, default_value_t = 30.0)]
+        backoff_seconds: f64,
+        /// On SIGTERM / SIGINT, how long running runs may take to finish
+        #[arg(long, default_value_t = 120)]
+        grace_seconds: u64,
+    },
     /// Per pipeline: the last run, the next due time and the freshness of its source (exit 1
     /// when a pipeline is past its error window)
     Status {
@@ -427,6 +444,23 @@ async fn main_inner(cli: Cli) -> anyhow::Result<i32> {
                     Ok(exit::ENVIRONMENT)
                 }
             }
+        }
+        Cmd::Schedule {
+            w,
+            pipelines,
+            max_retries,
+            backoff_seconds,
+            grace_seconds,
+        } => {
+            let o = palaute::ops::schedule::ScheduleOptions {
+                pipelines,
+                warehouse: config::resolve_warehouse(w.warehouse.as_deref()),
+                max_retries,
+                backoff: std::time::Duration::from_secs_f64(backoff_seconds.max(0.0)),
+                grace: std::time::Duration::from_secs(grace_seconds),
+            };
+            palaute::ops::schedule::schedule(&o).await?;
+            Ok(0)
         }
         Cmd::Status {
             w,

@@ -11,6 +11,7 @@ pub mod history;
 pub mod optimize;
 pub mod rollback;
 pub mod run;
+pub mod schedule;
 pub mod sql;
 pub mod status;
 pub mod vacuum;

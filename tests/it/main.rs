@@ -10,4 +10,5 @@ mod marts;
 mod operations;
 mod privacy;
 mod s3;
+mod schedule;
 mod transactions;

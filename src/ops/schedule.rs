@@ -1,0 +1,195 @@
+//! `palaute schedule`: a long-running scheduler. It reads every pipeline in a folder, runs each
+//! when its `schedule.cron` is due (in its time zone), and notices added, changed and removed
+//! pipeline files without a restart.
+//!
+//! Each run is a child `palaute run` process, so a run behaves exactly as from cron or Airflow
+//! and its exit code says what happened: 0 done; 4 (environment: a source or the warehouse could
+//! not be reached) and 6 (another writer holds the warehouse's lease) are transient and retried
+//! with exponential backoff and jitter; 1, 2 (configuration) and 3 (data over the quality
+//! threshold) are permanent and wait for the next due time. The warehouse's writer lease keeps
+//! two schedulers, even on two machines, from running at once; one scheduler runs one pipeline
+//! at a time (the most overdue first), so a pipeline never starts while its previous run is
+//! going. On SIGTERM or SIGINT the scheduler starts no
+//! more runs and gives the running ones a grace period to finish (a run stopped after it rolls
+//! back; one killed at the end of the grace period is restored by the next run).
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use rand::Rng;
+
+use crate::config::{self, Pipeline};
+
+use super::exit;
+
+#[derive(Debug, Clone)]
+pub struct ScheduleOptions {
+    pub pipelines: PathBuf,
+    pub warehouse: String,
+    /// retries of a transient failure before waiting for the next due time
+    pub max_retries: u32,
+    /// first backoff; doubled on every retry, with up to 50 % jitter
+    pub backoff: Duration,
+    pub grace: Duration,
+}
+
+struct Entry {
+    pipeline: Pipeline,
+    text: String,
+    next_due: Option<DateTime<Utc>>,
+    retries: u32,
+}
+
+struct Running {
+    child: tokio::process::Child,
+    name: String,
+}
+
+/// Read the folder: name → (pipeline, file text). Files that do not load are logged and left out.
+fn scan(dir: &Path) -> BTreeMap<String, (Pipeline, String)> {
+    let mut out = BTreeMap::new();
+    let files = match config::pipelines_in(dir) {
+        Ok(f) => f,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot read the pipeline folder");
+            return out;
+        }
+    };
+    for f in files {
+        let text = std::fs::read_to_string(&f).unwrap_or_default();
+        match config::load_pipeline(&f) {
+            Ok(p) if p.schedule.is_some() => {
+                out.insert(p.name.clone(), (p, text));
+            }
+            Ok(_) => {}
+            Err(e) => tracing::error!(file = %f.display(), error = %e, "pipeline not scheduled"),
+        }
+    }
+    out
+}
+
+fn next_due(p: &Pipeline, after: DateTime<Utc>) -> Option<DateTime<Utc>> {
+    p.schedule.as_ref().and_then(|s| s.next_after(after).ok())
+}
+
+fn transient(code: i32) -> bool {
+    code == exit::ENVIRONMENT || code == exit::LEASE
+}
+
+/// Run the scheduler until SIGTERM or SIGINT.
+pub async fn schedule(o: &ScheduleOptions) -> std::io::Result<()> {
+    let exe = std::env::current_exe()?;
+    let mut entries: HashMap<String, Entry> = HashMap::new();
+    let mut running: Vec<Running> = Vec::new();
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    let mut tick = tokio::time::interval(Duration::from_millis(250));
+    tracing::info!(folder = %o.pipelines.display(), "scheduler started");
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = tokio::signal::ctrl_c() => break,
+            _ = term.recv() => break,
+        }
+        let now = Utc::now();
+        // pick up added, changed and removed pipelines
+        let found = scan(&o.pipelines);
+        entries.retain(|name, _| {
+            let keep = found.contains_key(name);
+            if !keep {
+                tracing::info!(pipeline = %name, "pipeline removed: no longer scheduled");
+            }
+            keep
+        });
+        for (name, (p, text)) in found {
+            let changed = entries.get(&name).is_none_or(|e| e.text != text);
+            if changed {
+                tracing::info!(pipeline = %name, "pipeline scheduled");
+                let due = next_due(&p, now);
+                entries.insert(
+                    name,
+                    Entry {
+                        pipeline: p,
+                        text,
+                        next_due: due,
+                        retries: 0,
+                    },
+                );
+            }
+        }
+        // finished runs
+        let mut still = Vec::new();
+        for mut r in running.drain(..) {
+            match r.child.try_wait()? {
+                None => still.push(r),
+                Some(status) => {
+                    let code = status.code().unwrap_or(exit::FAILURE);
+                    let Some(e) = entries.get_mut(&r.name) else {
+                        continue;
+                    };
+                    if code == 0 {
+                        tracing::info!(pipeline = %r.name, "run succeeded");
+                        e.retries = 0;
+                    } else if transient(code) && e.retries < o.max_retries {
+                        e.retries += 1;
+                        let base = o.backoff.as_secs_f64() * 2f64.powi(e.retries as i32 - 1);
+                        let wait = base * (1.0 + rand::rng().random_range(0.0..0.5));
+                        tracing::warn!(
+                            pipeline = %r.name, exit = code, retry = e.retries,
+                            seconds = wait, "transient failure: retrying"
+                        );
+                        e.next_due = Some(
+                            Utc::now() + chrono::Duration::milliseconds((wait * 1000.0) as i64),
+                        );
+                    } else {
+                        tracing::error!(
+                            pipeline = %r.name, exit = code,
+                            "run failed: not retried, waiting for the next due time"
+                        );
+                        e.retries = 0;
+                    }
+                }
+            }
+        }
+        running = still;
+        // start the most overdue pipeline, one run at a time: the warehouse has one writer
+        if running.is_empty()
+            && let Some((name, e)) = entries
+                .iter_mut()
+                .filter(|(_, e)| e.next_due.is_some_and(|d| d <= now))
+                .min_by_key(|(n, e)| (e.next_due, (*n).clone()))
+        {
+            let child = tokio::process::Command::new(&exe)
+                .args(["run", "--json", "--warehouse", &o.warehouse])
+                .arg(&e.pipeline.file)
+                .stdout(std::process::Stdio::null())
+                .kill_on_drop(false)
+                .spawn()?;
+            tracing::info!(pipeline = %name, "run started");
+            running.push(Running {
+                child,
+                name: name.clone(),
+            });
+            // the next regular due time (a transient failure sets an earlier retry)
+            e.next_due = next_due(&e.pipeline, now);
+        }
+    }
+    tracing::info!(
+        running = running.len(),
+        grace_seconds = o.grace.as_secs(),
+        "stopping: no new runs; waiting for the running ones"
+    );
+    let deadline = tokio::time::Instant::now() + o.grace;
+    for mut r in running {
+        match tokio::time::timeout_at(deadline, r.child.wait()).await {
+            Ok(_) => tracing::info!(pipeline = %r.name, "run finished"),
+            Err(_) => {
+                tracing::warn!(pipeline = %r.name, "grace period over: stopping the run (the next run restores the tables)");
+                let _ = r.child.kill().await;
+            }
+        }
+    }
+    tracing::info!("scheduler stopped");
+    Ok(())
+}
