@@ -149,6 +149,24 @@ enum Cmd {
         #[arg(long, default_value_t = 120)]
         grace_seconds: u64,
     },
+    /// Re-read a pipeline's sources and replace its rows of these periods (one atomic run)
+    Backfill {
+        /// The pipeline file
+        pipeline: PathBuf,
+        /// First month (YYYY-MM)
+        #[arg(long)]
+        from: String,
+        /// Last month (YYYY-MM)
+        #[arg(long)]
+        to: String,
+        #[command(flatten)]
+        w: WarehouseArg,
+        /// Do not recompute the marts for those periods
+        #[arg(long)]
+        no_aggregate: bool,
+        #[command(flatten)]
+        disclosure: DisclosureArgs,
+    },
     /// Per pipeline: the last run, the next due time and the freshness of its source (exit 1
     /// when a pipeline is past its error window)
     Status {
@@ -334,6 +352,7 @@ async fn main_inner(cli: Cli) -> anyhow::Result<i32> {
             let opts = RunOptions {
                 dry_run: false,
                 progress: !json,
+                ..RunOptions::default()
             };
             let names: Vec<&str> = pipelines.iter().map(|p| p.name.as_str()).collect();
             let lease = match writer_lease(&wh, &format!("run {}", names.join(","))).await {
@@ -462,6 +481,70 @@ async fn main_inner(cli: Cli) -> anyhow::Result<i32> {
             palaute::ops::schedule::schedule(&o).await?;
             Ok(0)
         }
+        Cmd::Backfill {
+            pipeline,
+            from,
+            to,
+            w,
+            no_aggregate,
+            disclosure,
+        } => {
+            use palaute::marts::periods::parse_month;
+            if parse_month(&from).is_none() || parse_month(&to).is_none() || from > to {
+                anyhow::bail!(UsageError(format!(
+                    "--from {from} --to {to}: give two months YYYY-MM, the first not after the last"
+                )));
+            }
+            let rules = disclosure.rules()?;
+            let p = config::load_pipeline(&pipeline)?;
+            let wh = Warehouse::open(&config::resolve_warehouse(w.warehouse.as_deref()), true)?;
+            let lease = match writer_lease(&wh, &format!("backfill {}", p.name)).await {
+                Ok(l) => l,
+                Err(code) => return Ok(code),
+            };
+            let opts = RunOptions {
+                dry_run: false,
+                progress: true,
+                backfill: Some((from.clone(), to.clone())),
+            };
+            let mut code = 0;
+            match run_pipeline(&wh, &p, &opts).await {
+                Ok(r) => {
+                    print!("{}", render_summary(&r));
+                    println!(
+                        "  backfill {from}..{to}: {} source rows of other periods left alone, {} stored rows the source no longer holds removed",
+                        r.outside_range, r.removed
+                    );
+                    if !no_aggregate && r.status != palaute::warehouse::RunStatus::NoChange {
+                        let mut first = from.clone();
+                        let mut last = to.clone();
+                        if let (Some(a), Some(b)) = (r.periods.first(), r.periods.last()) {
+                            first = first.min(a.clone());
+                            last = last.max(b.clone());
+                        }
+                        let o = AggregateOptions {
+                            from: Some(first),
+                            to: Some(last),
+                            rules,
+                            ..AggregateOptions::default()
+                        };
+                        match aggregate(&wh, &o).await {
+                            Ok(a) => print!("{}", palaute::ops::aggregate::render(&a)),
+                            Err(e) => {
+                                eprintln!("palaute: aggregate: {e}");
+                                code = e.exit_code();
+                            }
+                        }
+                    }
+                }
+                Err(e) => {
+                    eprintln!("palaute: {}: {e}", p.name);
+                    code = e.exit_code();
+                }
+            }
+            lease.release().await;
+            Ok(code)
+        }
         Cmd::Status {
             w,
             pipelines,
@@ -584,6 +667,7 @@ async fn main_inner(cli: Cli) -> anyhow::Result<i32> {
                 let opts = RunOptions {
                     dry_run: true,
                     progress: false,
+                    ..RunOptions::default()
                 };
                 match run_pipeline(&wh, p, &opts).await {
                     Ok(r) => print!("{}", check::render(&r)),

@@ -77,6 +77,7 @@ pub async fn run(dir: &Path, seed: u64) -> Result<String, DemoError> {
     let opts = RunOptions {
         dry_run: false,
         progress: true,
+        ..RunOptions::default()
     };
     let _ = writeln!(out, "palaute demo in {}\n", dir.display());
     let _ = writeln!(

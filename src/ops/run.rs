@@ -91,6 +91,9 @@ pub struct RunOptions {
     pub dry_run: bool,
     /// show a progress bar on an interactive terminal
     pub progress: bool,
+    /// backfill: re-read every source object and replace the pipeline's rows of these periods
+    /// (first and last month, YYYY-MM); rows of other periods are left alone
+    pub backfill: Option<(String, String)>,
 }
 
 /// What happened to one source object.
@@ -117,6 +120,10 @@ pub struct RunReport {
     pub table_versions: BTreeMap<String, u64>,
     pub seconds: f64,
     pub restored: Vec<String>,
+    /// backfill: rows of the source outside the periods (ignored), and stored rows of the
+    /// periods that the source no longer holds (removed)
+    pub outside_range: u64,
+    pub removed: u64,
     /// periods (YYYY-MM) whose rows this run added, changed or removed
     pub periods: BTreeSet<String>,
 }
@@ -243,6 +250,8 @@ struct Ctx<'a> {
     existing: Existing,
     to_delete: HashMap<Partition, HashSet<u128>>,
     reasons: BTreeMap<String, u64>,
+    range: Option<(String, String)>,
+    outside_range: u64,
     examples: Vec<String>,
     now_micros: i64,
     /// (item, option) of the current object's normalizer → the answers writer's symbol
@@ -440,6 +449,12 @@ impl Ctx<'_> {
             counts.duplicate += 1;
             return Decision::Skip;
         }
+        if let Some((from, to)) = &self.range
+            && (head.partition.period < *from || head.partition.period > *to)
+        {
+            self.outside_range += 1;
+            return Decision::Skip;
+        }
         self.seen.insert(head.key, head.row_hash);
         match self.existing.keys.get(&head.key) {
             Some((hash, _)) if *hash == head.row_hash => {
@@ -485,6 +500,42 @@ impl Ctx<'_> {
             _ => unreachable!("a decision to write comes with a head and a mapped body"),
         }
     }
+}
+
+/// Keys of `p`'s stored responses in the periods `from`..=`to` that this run did not see.
+async fn stale_keys(
+    wh: &Warehouse,
+    p: &Pipeline,
+    table_files: &BTreeMap<&'static str, HashMap<Partition, Vec<TableFile>>>,
+    from: &str,
+    to: &str,
+    seen: &FastMap<u128, i64>,
+) -> Result<HashMap<Partition, HashSet<u128>>, WarehouseError> {
+    let mut out: HashMap<Partition, HashSet<u128>> = HashMap::new();
+    let Some(index) = table_files.get(RESPONSES) else {
+        return Ok(out);
+    };
+    for (part, files) in index {
+        if part.period.as_str() < from || part.period.as_str() > to {
+            continue;
+        }
+        for b in wh
+            .read_files(RESPONSES, files, &["response_key", "pipeline"])
+            .await?
+        {
+            let k = b.column(0).as_string::<i32>();
+            let pl = b.column(1).as_string::<i32>();
+            for i in 0..b.num_rows() {
+                if pl.value(i) == p.name
+                    && let Some(key) = parse_key(k.value(i))
+                    && !seen.contains_key(&key)
+                {
+                    out.entry(part.clone()).or_default().insert(key);
+                }
+            }
+        }
+    }
+    Ok(out)
 }
 
 /// What the sequential dedupe step decided for a row.
@@ -546,6 +597,7 @@ pub async fn run_pipeline(
         .unwrap_or_default();
     let next_seq = runs.last().map(|r| r.seq + 1).unwrap_or(1);
     let mut manifest: HashMap<String, String> = HashMap::new();
+    let backfill = opts.backfill.is_some();
     // objects loaded by runs that still count (a rollback undoes the runs after its target)
     for r in super::rollback::effective_runs(&runs)
         .into_iter()
@@ -562,7 +614,7 @@ pub async fn run_pipeline(
     let mut to_read: Vec<(SourceObject, &'static str)> = Vec::new();
     let mut records: Vec<ObjectRecord> = Vec::new();
     for o in &listed {
-        let state = match manifest.get(&o.name) {
+        let state = match manifest.get(&o.name).filter(|_| !backfill) {
             Some(f) if *f == o.fingerprint() => "unchanged",
             Some(_) => "changed",
             None => "new",
@@ -643,6 +695,8 @@ pub async fn run_pipeline(
         existing,
         to_delete: HashMap::new(),
         reasons: BTreeMap::new(),
+        range: opts.backfill.clone(),
+        outside_range: 0,
         examples: Vec::new(),
         now_micros: started.timestamp_micros(),
         symbols: FastMap::default(),
@@ -787,6 +841,8 @@ pub async fn run_pipeline(
         table_versions: committed.clone(),
         seconds: 0.0,
         restored,
+        outside_range: ctx.outside_range,
+        removed: 0,
         periods: BTreeSet::new(),
     };
     let quality = match &result {
@@ -833,6 +889,23 @@ pub async fn run_pipeline(
         return Err(e);
     }
 
+    if let Some((from, to)) = &opts.backfill {
+        // stored rows of the periods that the source no longer holds
+        let stale = stale_keys(wh, p, &table_files, from, to, &ctx.seen).await;
+        let stale = match stale {
+            Ok(s) => s,
+            Err(e) => {
+                let e = RunError::from(e);
+                discard_all(wh, writers).await;
+                failed.record(&e).await;
+                return Err(e);
+            }
+        };
+        for (part, keys) in stale {
+            report.removed += keys.len() as u64;
+            ctx.to_delete.entry(part).or_default().extend(keys);
+        }
+    }
     let outcome = commit_run(
         wh,
         &mut writers,
@@ -863,7 +936,7 @@ pub async fn run_pipeline(
     for (k, v) in versions {
         table_versions.insert(k.to_string(), v);
     }
-    let changed = counts.loaded + counts.updated + counts.quarantined > 0;
+    let changed = counts.loaded + counts.updated + counts.quarantined + report.removed > 0;
     let status = if changed {
         RunStatus::Succeeded
     } else {
@@ -876,11 +949,19 @@ pub async fn run_pipeline(
         started_at: started,
         finished_at: Utc::now(),
         status,
-        message: None,
+        message: opts
+            .backfill
+            .as_ref()
+            .map(|(f, t)| format!("backfill {f}..{t}")),
         counts: counts.clone(),
         objects_read: records.len() as u64,
         objects_skipped,
-        objects: records.clone(),
+        // a backfill applied only some periods of its objects: it does not mark them loaded
+        objects: if backfill {
+            Vec::new()
+        } else {
+            records.clone()
+        },
         table_versions: table_versions.clone(),
         palaute_version: env!("CARGO_PKG_VERSION").to_string(),
     };

@@ -356,3 +356,89 @@ fn one_writer_at_a_time_and_a_killed_run_converges_after_its_lease_expires() {
     assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
     assert_eq!(k.dump(), expected);
 }
+
+#[test]
+fn backfill_replaces_only_the_given_periods() {
+    let f = Fixture::new();
+    let p = f.pipeline("", MAPPING);
+    // responses 0..60 over January–March 2024 (id % 3 picks the month)
+    f.input("a.csv", export(0..60, None).as_bytes());
+    assert_eq!(f.run(&p).code, 0);
+    let per_month = |f: &Fixture| -> Vec<(String, i64)> {
+        f.sql("SELECT period, count(*) AS n FROM responses GROUP BY period ORDER BY period")
+            .iter()
+            .map(|r| {
+                (
+                    r["period"].as_str().unwrap().to_string(),
+                    r["n"].as_i64().unwrap(),
+                )
+            })
+            .collect()
+    };
+    assert_eq!(
+        per_month(&f),
+        [
+            ("2024-01".into(), 20),
+            ("2024-02".into(), 20),
+            ("2024-03".into(), 20)
+        ]
+    );
+    // at the source: response 1 (February) edited, 4 (February) and 3 (January) deleted,
+    // 60..63 added (January, February, March)
+    let edited: String = export(0..63, Some(1))
+        .lines()
+        .filter(|l| !l.starts_with("4,") && !l.starts_with("3,"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    f.input("a.csv", edited.as_bytes());
+    let r = crate::common::palaute(
+        &[
+            "backfill",
+            p.to_str().unwrap(),
+            "--from",
+            "2024-02",
+            "--to",
+            "2024-02",
+            "--warehouse",
+            &f.warehouse(),
+        ],
+        &[],
+    );
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert!(r.stdout.contains("1 new, 1 updated"), "{}", r.stdout);
+    assert!(
+        r.stdout
+            .contains("1 stored rows the source no longer holds removed"),
+        "{}",
+        r.stdout
+    );
+    // February replaced (20 − 1 deleted + 1 added); January and March untouched
+    assert_eq!(
+        per_month(&f),
+        [
+            ("2024-01".into(), 20),
+            ("2024-02".into(), 20),
+            ("2024-03".into(), 20)
+        ]
+    );
+    assert_eq!(
+        f.sql("SELECT count(*) AS n FROM responses WHERE response_key IN (SELECT response_key FROM responses WHERE source_row = 5)")[0]["n"],
+        1
+    );
+    let q1 = f.sql(
+        "SELECT a.value FROM answers a JOIN responses r ON a.response_key = r.response_key \
+         WHERE r.period = '2024-02' AND a.item_code = 'availability' AND a.value = 1",
+    );
+    assert_eq!(q1.len(), 1, "the edited answer is in");
+    // the backfill did not mark the object loaded: a normal run applies the rest
+    let r = f.run(&p);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(
+        per_month(&f),
+        [
+            ("2024-01".into(), 21),
+            ("2024-02".into(), 20),
+            ("2024-03".into(), 21)
+        ]
+    );
+}
