@@ -719,7 +719,7 @@ pub async fn run_pipeline(
     let mut counts = Counts::default();
     let result: Result<(), RunError> = async {
         let mut done_bytes = 0u64;
-        for (obj, state) in &to_read {
+        for (object_no, (obj, state)) in to_read.iter().enumerate() {
             let copy = src.local_copy(obj).await?;
             let mut recs = Records::open(&copy.path, &obj.name, &p.format).map_err(RunError::Format)?;
             let norm = Normalizer::new(p, catalog, recs.names()).map_err(|errs| {
@@ -798,6 +798,13 @@ pub async fn run_pipeline(
                 }
                 if let Some(b) = &bar {
                     b.set_position(done_bytes + recs.bytes_read().min(obj.size));
+                    b.set_message(format!(
+                        "{} object {}/{} rows {}",
+                        p.name,
+                        object_no + 1,
+                        to_read.len(),
+                        counts.read + oc.read
+                    ));
                 }
                 failpoint("write")?;
             }

@@ -164,6 +164,9 @@ pub async fn schedule(o: &ScheduleOptions) -> std::io::Result<()> {
                 .args(["run", "--json", "--warehouse", &o.warehouse])
                 .arg(&e.pipeline.file)
                 .stdout(std::process::Stdio::null())
+                // its own process group: a Ctrl-C or a service manager's SIGTERM to the
+                // scheduler's group does not kill the run; the scheduler gives it the grace period
+                .process_group(0)
                 .kill_on_drop(false)
                 .spawn()?;
             tracing::info!(pipeline = %name, "run started");
