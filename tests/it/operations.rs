@@ -337,14 +337,39 @@ fn one_writer_at_a_time_and_a_killed_run_converges_after_its_lease_expires() {
     // released: the next run goes ahead at once
     assert_eq!(f.run(&p).code, 0);
 
-    // a run killed mid-commit keeps the lease until it expires; then the next run restores
-    // the tables and converges to the uninterrupted result
+    // a run killed with SIGKILL between its table commits and its ledger row keeps the lease
+    // until it expires; then the next run restores the tables and converges to the
+    // uninterrupted result
     let k = Fixture::new();
     k.input("a.csv", export_a.as_bytes());
     let p = k.pipeline("", MAPPING);
     let ttl = [("PALAUTE_LEASE_TTL_SECONDS", "2")];
-    let r = k.run_env(&p, &[ttl[0], ("PALAUTE_FAILPOINT", "crash:commit:answers")]);
-    assert_eq!(r.code, 86, "{}", r.stderr);
+    let doomed = std::process::Command::new(env!("CARGO_BIN_EXE_palaute"))
+        .args(["run", "--warehouse", &k.warehouse(), p.to_str().unwrap()])
+        .env_remove("PALAUTE_WAREHOUSE")
+        .env("PALAUTE_FAILPOINT", "sleep:ledger:30")
+        .env("PALAUTE_LEASE_TTL_SECONDS", "2")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // wait until its tables are committed (the responses table has a version 1)
+    let t = std::time::Instant::now();
+    while !k
+        .path("wh/responses/_delta_log/00000000000000000001.json")
+        .exists()
+    {
+        assert!(t.elapsed().as_secs() < 30, "the run never committed");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let st = std::process::Command::new("kill")
+        .args(["-9", &doomed.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let out = doomed.wait_with_output().unwrap();
+    assert!(!out.status.success(), "the run was killed");
     let r = k.run_env(&p, &ttl);
     assert_eq!(
         r.code, 6,
@@ -354,6 +379,11 @@ fn one_writer_at_a_time_and_a_killed_run_converges_after_its_lease_expires() {
     std::thread::sleep(std::time::Duration::from_millis(2500));
     let r = k.run_env(&p, &ttl);
     assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert!(
+        r.stdout.contains("restored to the committed version first"),
+        "{}",
+        r.stdout
+    );
     assert_eq!(k.dump(), expected);
 }
 
