@@ -300,6 +300,31 @@ fn load_all(files: &[PathBuf]) -> anyhow::Result<Vec<Pipeline>> {
     Ok(out)
 }
 
+/// Recompute the marts of the months `from`..=`to` after a run or a backfill and print the
+/// result; returns the exit code.
+async fn aggregate_after(wh: &Warehouse, from: &str, to: &str, rules: Rules, json: bool) -> i32 {
+    let o = AggregateOptions {
+        from: Some(from.to_string()),
+        to: Some(to.to_string()),
+        rules,
+        ..AggregateOptions::default()
+    };
+    match aggregate(wh, &o).await {
+        Ok(r) => {
+            if json {
+                println!("{}", serde_json::json!({ "aggregate": r }));
+            } else {
+                print!("{}", palaute::ops::aggregate::render(&r));
+            }
+            0
+        }
+        Err(e) => {
+            eprintln!("palaute: aggregate: {e}");
+            e.exit_code()
+        }
+    }
+}
+
 /// Take the warehouse's writer lease, or the exit code to stop with.
 async fn writer_lease(wh: &Warehouse, purpose: &str) -> Result<Lease, i32> {
     match Lease::acquire(wh, purpose).await {
@@ -383,20 +408,7 @@ async fn main_inner(cli: Cli) -> anyhow::Result<i32> {
                 }
             }
             if !no_aggregate && let (Some(first), Some(last)) = (periods.first(), periods.last()) {
-                let o = AggregateOptions {
-                    from: Some(first.clone()),
-                    to: Some(last.clone()),
-                    rules,
-                    ..AggregateOptions::default()
-                };
-                match aggregate(&wh, &o).await {
-                    Ok(r) if json => println!("{}", serde_json::json!({ "aggregate": r })),
-                    Ok(r) => print!("{}", palaute::ops::aggregate::render(&r)),
-                    Err(e) => {
-                        eprintln!("palaute: aggregate: {e}");
-                        code = code.max(e.exit_code());
-                    }
-                }
+                code = code.max(aggregate_after(&wh, first, last, rules, json).await);
             }
             lease.release().await;
             Ok(code)
@@ -522,19 +534,7 @@ async fn main_inner(cli: Cli) -> anyhow::Result<i32> {
                             first = first.min(a.clone());
                             last = last.max(b.clone());
                         }
-                        let o = AggregateOptions {
-                            from: Some(first),
-                            to: Some(last),
-                            rules,
-                            ..AggregateOptions::default()
-                        };
-                        match aggregate(&wh, &o).await {
-                            Ok(a) => print!("{}", palaute::ops::aggregate::render(&a)),
-                            Err(e) => {
-                                eprintln!("palaute: aggregate: {e}");
-                                code = e.exit_code();
-                            }
-                        }
+                        code = aggregate_after(&wh, &first, &last, rules, false).await;
                     }
                 }
                 Err(e) => {

@@ -515,16 +515,6 @@ async fn write_mart(
     Ok(files)
 }
 
-async fn delete_files(wh: &Warehouse, name: &str, files: &[WrittenFile]) {
-    for f in files {
-        let _ = wh
-            .loc
-            .store
-            .delete(&wh.loc.child(&format!("{name}/{}", f.rel_path)))
-            .await;
-    }
-}
-
 /// The reference path: the fine cubes by the SQL files over the whole tables.
 async fn sql_cubes(ctx: &SessionContext, range: &[(&str, String)]) -> Result<(), AggregateError> {
     let (schema, rc) = collect(ctx, &fill(SQL_CUBE_RESPONSES, range)).await?;
@@ -751,7 +741,7 @@ pub async fn aggregate(
         wh.restore_all(&committed_now).await;
         for (name, files) in &written {
             if !committed_now.iter().any(|(n, _)| n == name) {
-                delete_files(wh, name, files).await;
+                crate::warehouse::writer::delete_uploaded(&wh.loc, name, files).await;
             }
         }
         return Err(e);

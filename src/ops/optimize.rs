@@ -192,13 +192,7 @@ pub async fn optimize(wh: &Warehouse) -> Result<OptimizeReport, WarehouseError> 
             if committed_now.iter().any(|(n, _)| n == name) {
                 continue;
             }
-            for f in files {
-                let _ = wh
-                    .loc
-                    .store
-                    .delete(&wh.loc.child(&format!("{name}/{}", f.rel_path)))
-                    .await;
-            }
+            crate::warehouse::writer::delete_uploaded(&wh.loc, name, files).await;
         }
         return Err(e);
     }

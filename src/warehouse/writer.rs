@@ -347,3 +347,14 @@ pub async fn discard(loc: &Location, table: &str, files: &[WrittenFile]) {
         }
     }
 }
+
+/// Remove files written straight to the store (marts, compacted files) that were not committed
+/// (best effort; `vacuum` removes anything left over).
+pub async fn delete_uploaded(loc: &Location, table: &str, files: &[WrittenFile]) {
+    for f in files {
+        let _ = loc
+            .store
+            .delete(&loc.child(&format!("{table}/{}", f.rel_path)))
+            .await;
+    }
+}
