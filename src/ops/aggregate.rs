@@ -672,32 +672,43 @@ pub async fn aggregate(
     }
     tracing::info!(seconds = t.elapsed().as_secs_f64(), "fine cubes");
 
-    let mut outputs = Vec::new();
+    // compute each mart and write its files at once (uncommitted, invisible), keeping only the
+    // list of files: one mart's rows are in memory at a time
+    let mut written: Vec<(&str, Vec<WrittenFile>)> = Vec::new();
     for spec in &SPECS {
         let t = Instant::now();
-        let (schema, batches, mr) = compute_mart(&ctx, spec, opts, &range, &levels).await?;
-        tracing::info!(
-            mart = spec.name,
-            rows = mr.rows,
-            primary = mr.suppressed_primary,
-            secondary = mr.suppressed_secondary,
-            cascade = mr.suppressed_cascade,
-            seconds = t.elapsed().as_secs_f64(),
-            "mart computed"
-        );
-        report.marts.insert(spec.name.to_string(), mr);
-        outputs.push((spec.name, schema, batches));
+        let step = async {
+            let (schema, batches, mr) = compute_mart(&ctx, spec, opts, &range, &levels).await?;
+            wh.ensure_mart(spec.name, &schema, METHOD).await?;
+            let files = write_mart(wh, spec.name, &schema, &batches, &run_id).await?;
+            Ok::<_, AggregateError>((files, mr))
+        };
+        match step.await {
+            Ok((files, mr)) => {
+                tracing::info!(
+                    mart = spec.name,
+                    rows = mr.rows,
+                    primary = mr.suppressed_primary,
+                    secondary = mr.suppressed_secondary,
+                    cascade = mr.suppressed_cascade,
+                    seconds = t.elapsed().as_secs_f64(),
+                    "mart computed"
+                );
+                report.marts.insert(spec.name.to_string(), mr);
+                written.push((spec.name, files));
+            }
+            Err(e) => {
+                for (name, files) in &written {
+                    crate::warehouse::writer::delete_uploaded(&wh.loc, name, files).await;
+                }
+                return Err(e);
+            }
+        }
     }
 
-    // write, then commit every mart, then the ledger row
-    let mut written: Vec<(&str, Vec<WrittenFile>)> = Vec::new();
+    // commit every mart, then the ledger row
     let mut committed_now: Vec<(&str, u64)> = Vec::new();
     let result = async {
-        for (name, schema, batches) in &outputs {
-            wh.ensure_mart(name, schema, METHOD).await?;
-            let files = write_mart(wh, name, schema, batches, &run_id).await?;
-            written.push((name, files));
-        }
         for (name, files) in &written {
             let t = wh.table(name, None).await?;
             let before = t.version().unwrap_or(0);
