@@ -638,55 +638,50 @@ pub async fn aggregate(
         report.seconds = clock.elapsed().as_secs_f64();
         return Ok(report);
     }
-    let (ps, pb) = periods_table(&years, &types);
-    register(&ctx, "periods", vec![pb], ps);
     let (os, ob) = ordinal_items(Catalog::embedded())?;
     register(&ctx, "ordinal_items", vec![ob], os);
-    let range = vec![
-        ("from", format!("{}-01", years[0])),
-        ("to", format!("{}-12", years[years.len() - 1])),
-    ];
-    let t = Instant::now();
-    if opts.sql_cubes {
-        sql_cubes(&ctx, &range).await?;
-    } else {
-        let committed_tables = wh.committed_tables().await?;
-        let c = crate::marts::cube::build(
-            wh,
-            &committed_tables[crate::warehouse::tables::RESPONSES],
-            &committed_tables[crate::warehouse::tables::ANSWERS],
-            &range[0].1,
-            &range[1].1,
-            ordinal_top_low(Catalog::embedded()),
-        )
-        .await?;
-        register(
-            &ctx,
-            "recommendation_cube",
-            c.recommendation.1,
-            c.recommendation.0,
-        );
-        register(&ctx, "counts_cube", c.counts.1, c.counts.0);
-        register(&ctx, "item_cube", c.items.1, c.items.0);
-        register(&ctx, "selection_cube", c.selections.1, c.selections.0);
-    }
-    tracing::info!(seconds = t.elapsed().as_secs_f64(), "fine cubes");
-
-    // compute each mart and write its files at once (uncommitted, invisible), keeping only the
-    // list of files: one mart's rows are in memory at a time
+    let committed_tables = wh.committed_tables().await?;
+    // one year at a time: years are independent (no period, hence no suppression group, spans
+    // two), and memory then holds one year's cells
     let mut written: Vec<(&str, Vec<WrittenFile>)> = Vec::new();
-    for spec in &SPECS {
+    for year in &years {
+        let (ps, pb) = periods_table(&[*year], &types);
+        register(&ctx, "periods", vec![pb], ps);
+        let range = vec![("from", format!("{year}-01")), ("to", format!("{year}-12"))];
         let t = Instant::now();
         let step = async {
-            let (schema, batches, mr) = compute_mart(&ctx, spec, opts, &range, &levels).await?;
-            wh.ensure_mart(spec.name, &schema, METHOD).await?;
-            let files = write_mart(wh, spec.name, &schema, &batches, &run_id).await?;
-            Ok::<_, AggregateError>((files, mr))
-        };
-        match step.await {
-            Ok((files, mr)) => {
+            if opts.sql_cubes {
+                sql_cubes(&ctx, &range).await?;
+            } else {
+                let c = crate::marts::cube::build(
+                    wh,
+                    &committed_tables[crate::warehouse::tables::RESPONSES],
+                    &committed_tables[crate::warehouse::tables::ANSWERS],
+                    &range[0].1,
+                    &range[1].1,
+                    ordinal_top_low(Catalog::embedded()),
+                )
+                .await?;
+                register(
+                    &ctx,
+                    "recommendation_cube",
+                    c.recommendation.1,
+                    c.recommendation.0,
+                );
+                register(&ctx, "counts_cube", c.counts.1, c.counts.0);
+                register(&ctx, "item_cube", c.items.1, c.items.0);
+                register(&ctx, "selection_cube", c.selections.1, c.selections.0);
+            }
+            tracing::info!(year, seconds = t.elapsed().as_secs_f64(), "fine cubes");
+            // compute each mart and write its files at once (uncommitted, invisible)
+            for spec in &SPECS {
+                let t = Instant::now();
+                let (schema, batches, mr) = compute_mart(&ctx, spec, opts, &range, &levels).await?;
+                wh.ensure_mart(spec.name, &schema, METHOD).await?;
+                let files = write_mart(wh, spec.name, &schema, &batches, &run_id).await?;
                 tracing::info!(
                     mart = spec.name,
+                    year,
                     rows = mr.rows,
                     primary = mr.suppressed_primary,
                     secondary = mr.suppressed_secondary,
@@ -694,15 +689,24 @@ pub async fn aggregate(
                     seconds = t.elapsed().as_secs_f64(),
                     "mart computed"
                 );
-                report.marts.insert(spec.name.to_string(), mr);
-                written.push((spec.name, files));
-            }
-            Err(e) => {
-                for (name, files) in &written {
-                    crate::warehouse::writer::delete_uploaded(&wh.loc, name, files).await;
+                let total = report.marts.entry(spec.name.to_string()).or_default();
+                total.rows += mr.rows;
+                total.suppressed_primary += mr.suppressed_primary;
+                total.suppressed_secondary += mr.suppressed_secondary;
+                total.suppressed_cascade += mr.suppressed_cascade;
+                total.low_reliability += mr.low_reliability;
+                match written.iter_mut().find(|(n, _)| *n == spec.name) {
+                    Some((_, f)) => f.extend(files),
+                    None => written.push((spec.name, files)),
                 }
-                return Err(e);
             }
+            Ok::<(), AggregateError>(())
+        };
+        if let Err(e) = step.await {
+            for (name, files) in &written {
+                crate::warehouse::writer::delete_uploaded(&wh.loc, name, files).await;
+            }
+            return Err(e);
         }
     }
 
