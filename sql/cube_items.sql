@@ -9,7 +9,7 @@
 -- Placeholders: {from} and {to}, the first and last month (YYYY-MM) recomputed.
 WITH c AS (
   SELECT rd.dim_id, a.item_code,
-         sum(CASE WHEN a.status <> 'missing' THEN 1 ELSE 0 END) AS n,
+         sum(CASE WHEN a.status IN ('answered', 'cant_say', 'not_applicable') THEN 1 ELSE 0 END) AS n,
          sum(CASE WHEN a.status = 'answered' THEN 1 ELSE 0 END) AS n_answered,
          sum(CASE WHEN a.status = 'cant_say' THEN 1 ELSE 0 END) AS n_cant_say,
          sum(CASE WHEN a.status = 'not_applicable' THEN 1 ELSE 0 END) AS n_not_applicable,

@@ -15,6 +15,9 @@ pub const DEFAULT_WAREHOUSE: &str = "./warehouse";
 pub const WAREHOUSE_ENV: &str = "PALAUTE_WAREHOUSE";
 /// The time zone of periods (`YYYY-MM`) and of source times without an offset.
 pub const DEFAULT_TIMEZONE: &str = "Europe/Helsinki";
+/// The environment variable a LimeSurvey database source reads its connection string from
+/// (unless the pipeline names another).
+pub const LIMESURVEY_URL_ENV: &str = "PALAUTE_LIMESURVEY_URL";
 /// Quarantined share of a run's rows over which the run fails (percent).
 pub const DEFAULT_MAX_QUARANTINED_PCT: f64 = 5.0;
 

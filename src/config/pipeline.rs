@@ -20,8 +20,9 @@ pub struct Pipeline {
     #[serde(default)]
     pub description: Option<String>,
     pub source: SourceConfig,
+    /// How a file source's objects are decoded (default CSV); not given for a database source.
     #[serde(default)]
-    pub format: FormatConfig,
+    pub format: Option<FormatConfig>,
     pub mapping: Mapping,
     #[serde(default)]
     pub privacy: PrivacyConfig,
@@ -95,6 +96,26 @@ impl Schedule {
 pub enum SourceConfig {
     /// Export files in a local folder or under an object-store prefix (`s3://bucket/prefix`).
     Files(FilesSource),
+    /// A LimeSurvey installation's database (MariaDB / MySQL or PostgreSQL), read incrementally.
+    LimesurveyDb(LimesurveyDbSource),
+}
+
+impl SourceConfig {
+    /// The collection system (part of every response key).
+    pub fn system(&self) -> &str {
+        match self {
+            SourceConfig::Files(f) => &f.system,
+            SourceConfig::LimesurveyDb(l) => &l.system,
+        }
+    }
+
+    /// The survey's id in that system (part of every response key).
+    pub fn survey(&self) -> String {
+        match self {
+            SourceConfig::Files(f) => f.survey.clone(),
+            SourceConfig::LimesurveyDb(l) => l.survey_id.to_string(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -115,11 +136,94 @@ fn default_glob() -> String {
     "*.csv".to_string()
 }
 
+/// Which LimeSurvey response-table layout a database holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum LimesurveySchema {
+    /// detected from the tables present
+    #[default]
+    Auto,
+    /// LimeSurvey 3 and 4: `<prefix>survey_<sid>`, labels in `<prefix>answers.answer`
+    V3,
+    /// LimeSurvey 5 and 6: `<prefix>survey_<sid>`, labels in `<prefix>answer_l10ns`
+    V5,
+    /// LimeSurvey 7: `<prefix>responses_<sid>` with `Q<qid>` columns
+    V7,
+}
+
+/// What to do with responses LimeSurvey has not marked submitted (`submitdate` NULL).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Incomplete {
+    /// leave them in the database (they are read again when submitted)
+    #[default]
+    Skip,
+    /// load them with completion `partial`
+    Partial,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimesurveyDbSource {
+    /// The environment variable holding the connection string (`mysql://…` or `postgres://…`).
+    /// The connection string itself never appears in a pipeline file.
+    #[serde(default = "default_ls_env")]
+    pub url_env: String,
+    /// The survey id (`sid`).
+    pub survey_id: u64,
+    /// The installation's table prefix.
+    #[serde(default = "default_ls_prefix")]
+    pub table_prefix: String,
+    #[serde(default)]
+    pub schema: LimesurveySchema,
+    #[serde(default)]
+    pub incomplete: Incomplete,
+    /// The language whose answer labels replace answer codes (default: fi, else sv, else en,
+    /// else any the survey has).
+    #[serde(default)]
+    pub language: Option<String>,
+    /// `label` (answer codes replaced by their labels) or `code`.
+    #[serde(default = "default_ls_answers")]
+    pub answers: String,
+    /// At most this many new responses per run; the next run continues from the watermark.
+    #[serde(default = "default_ls_batch")]
+    pub max_rows_per_run: u64,
+    /// An unsubmitted response newer than this holds the watermark back (it may still be
+    /// submitted); older ones are passed over.
+    #[serde(default = "default_ls_pending")]
+    pub pending_days: u32,
+    /// The system name in response keys.
+    #[serde(default = "default_ls_system")]
+    pub system: String,
+}
+
+fn default_ls_env() -> String {
+    super::LIMESURVEY_URL_ENV.to_string()
+}
+fn default_ls_prefix() -> String {
+    "lime_".to_string()
+}
+fn default_ls_answers() -> String {
+    "label".to_string()
+}
+fn default_ls_batch() -> u64 {
+    100_000
+}
+fn default_ls_pending() -> u32 {
+    7
+}
+fn default_ls_system() -> String {
+    "limesurvey".to_string()
+}
+
 /// How a source object is decoded. One variant per file format.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum FormatConfig {
     Csv(CsvFormat),
+    /// XLSX, XLS, XLSB or ODS (by content)
+    Spreadsheet(SheetFormat),
+    Json(JsonFormat),
 }
 
 impl Default for FormatConfig {
@@ -128,18 +232,83 @@ impl Default for FormatConfig {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+/// Known CSV layouts: each sets the header rows, the names row and the delimiter (which the
+/// pipeline may still set itself).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum CsvLayout {
+    #[default]
+    Generic,
+    /// row 1 column names, row 2 question labels, row 3 `{"ImportId":…}`
+    Qualtrics,
+    /// row 1 column names, row 2 question labels (BOM, a trailing comma on every row)
+    QualtricsLegacy,
+    /// LimeSurvey's VV export: TAB, row 1 question texts, row 2 codes
+    LimesurveyVv,
+    /// Google Forms: one header row of question texts
+    GoogleForms,
+}
+
+#[derive(Debug, Clone, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 pub struct CsvFormat {
+    /// A known export layout (sets the defaults below).
+    #[serde(default)]
+    pub layout: CsvLayout,
     /// `auto` (BOM, else UTF-8 if the whole file is valid UTF-8, else Windows-1252), `utf-8`,
     /// `windows-1252` or `iso-8859-1`.
-    #[serde(default = "auto")]
-    pub encoding: String,
+    #[serde(default)]
+    pub encoding: Option<String>,
     /// `auto` (detected from the first rows among `,` `;` TAB), or the delimiter itself
     /// (`","`, `";"`, `"\t"` or `tab`).
-    #[serde(default = "auto")]
-    pub delimiter: String,
+    #[serde(default)]
+    pub delimiter: Option<String>,
     /// How many header rows precede the data (1–3).
+    #[serde(default)]
+    pub header_rows: Option<usize>,
+    /// Which header row holds the column names the mapping uses (1-based; default the last).
+    #[serde(default)]
+    pub names_row: Option<usize>,
+}
+
+impl CsvFormat {
+    pub fn encoding(&self) -> &str {
+        self.encoding.as_deref().unwrap_or("auto")
+    }
+    pub fn delimiter(&self) -> &str {
+        match (&self.delimiter, self.layout) {
+            (Some(d), _) => d,
+            (None, CsvLayout::LimesurveyVv) => "tab",
+            (None, CsvLayout::Qualtrics | CsvLayout::QualtricsLegacy | CsvLayout::GoogleForms) => {
+                ","
+            }
+            (None, CsvLayout::Generic) => "auto",
+        }
+    }
+    pub fn header_rows(&self) -> usize {
+        self.header_rows.unwrap_or(match self.layout {
+            CsvLayout::Qualtrics => 3,
+            CsvLayout::QualtricsLegacy | CsvLayout::LimesurveyVv => 2,
+            CsvLayout::Generic | CsvLayout::GoogleForms => 1,
+        })
+    }
+    /// 1-based
+    pub fn names_row(&self) -> usize {
+        self.names_row.unwrap_or(match self.layout {
+            CsvLayout::Qualtrics | CsvLayout::QualtricsLegacy => 1,
+            _ => self.header_rows(),
+        })
+    }
+}
+
+/// A sheet of a spreadsheet workbook.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SheetFormat {
+    /// The sheet: its name, or its position (1 = the first). Default: the first sheet.
+    #[serde(default)]
+    pub sheet: Option<Scalar>,
+    /// Header rows above the data (1–3); empty rows above the first header row are skipped.
     #[serde(default = "one")]
     pub header_rows: usize,
     /// Which header row holds the column names the mapping uses (1-based; default the last).
@@ -147,22 +316,25 @@ pub struct CsvFormat {
     pub names_row: Option<usize>,
 }
 
-fn auto() -> String {
-    "auto".to_string()
-}
-fn one() -> usize {
-    1
+/// How a JSON object is laid out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum JsonLayout {
+    /// one JSON object per line (kiosks, SMS vendors)
+    #[default]
+    Ndjson,
+    /// one JSON array of objects
+    Array,
+    /// LimeSurvey RemoteControl `export_responses` output: base64 of a JSON document with a
+    /// `responses` array (raw, as a JSON string, or inside the JSON-RPC reply)
+    LimesurveyRemotecontrol,
 }
 
-impl Default for CsvFormat {
-    fn default() -> Self {
-        CsvFormat {
-            encoding: auto(),
-            delimiter: auto(),
-            header_rows: 1,
-            names_row: None,
-        }
-    }
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct JsonFormat {
+    #[serde(default)]
+    pub layout: JsonLayout,
 }
 
 /// A scalar written in YAML as a string, a number or a boolean, kept as its text.
@@ -195,10 +367,13 @@ pub struct FieldSpec {
     /// source value → code (tried before the code list's own codes, labels and aliases)
     #[serde(default)]
     pub values: BTreeMap<Scalar, Scalar>,
-    /// for times: `auto` (ISO 8601, Finnish `d.m.yyyy H.mm`, US `M/D/YYYY H:MM:SS`), or a
-    /// chrono format string
+    /// for times: `auto` (ISO 8601, Finnish `d.m.yyyy H.mm`, US `M/D/YYYY H:MM:SS`, Excel
+    /// serial numbers), `excel`, or a chrono format string
     #[serde(default)]
     pub format: Option<String>,
+    /// a column read when `column` is empty (e.g. the last-activity time of a partial response)
+    #[serde(default)]
+    pub fallback: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -318,6 +493,9 @@ pub struct Mapping {
     pub birth_year: Option<Field>,
     #[serde(default)]
     pub gender: Option<Field>,
+    /// `complete` or `partial` (default: every response is complete)
+    #[serde(default)]
+    pub completion: Option<Field>,
     /// instrument item code (or own item code) → where its answer is
     pub items: BTreeMap<String, ItemMap>,
     #[serde(default)]
@@ -404,6 +582,11 @@ impl Default for QualityConfig {
 }
 
 impl Pipeline {
+    /// The format of a file source's objects (CSV unless the pipeline says otherwise).
+    pub fn format(&self) -> FormatConfig {
+        self.format.clone().unwrap_or_default()
+    }
+
     /// Checks that need no catalog and no source: shapes and ranges.
     pub(crate) fn validate(&self) -> Result<(), String> {
         if self.name.is_empty()
@@ -434,19 +617,47 @@ impl Pipeline {
                 );
             }
         }
-        let FormatConfig::Csv(csv) = &self.format;
-        if !(1..=3).contains(&csv.header_rows) {
-            return Err(format!(
-                "format.header_rows: {} (allowed 1 to 3)",
-                csv.header_rows
-            ));
+        let (header_rows, names_row) = match (&self.source, &self.format) {
+            (SourceConfig::LimesurveyDb(_), Some(_)) => {
+                return Err(
+                    "format: a limesurvey_db source reads the database; remove `format`".into(),
+                );
+            }
+            (SourceConfig::LimesurveyDb(l), None) => {
+                if !l
+                    .table_prefix
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_')
+                {
+                    return Err(format!(
+                        "source.table_prefix '{}': letters, digits and '_' only",
+                        l.table_prefix
+                    ));
+                }
+                if !matches!(l.answers.as_str(), "label" | "code") {
+                    return Err(format!(
+                        "source.answers '{}': use label or code",
+                        l.answers
+                    ));
+                }
+                if l.max_rows_per_run == 0 {
+                    return Err("source.max_rows_per_run: must be at least 1".into());
+                }
+                (1, 1)
+            }
+            (_, None) => (1, 1),
+            (_, Some(FormatConfig::Csv(c))) => (c.header_rows(), c.names_row()),
+            (_, Some(FormatConfig::Spreadsheet(x))) => {
+                (x.header_rows, x.names_row.unwrap_or(x.header_rows))
+            }
+            (_, Some(FormatConfig::Json(_))) => (1, 1),
+        };
+        if !(1..=3).contains(&header_rows) {
+            return Err(format!("format.header_rows: {header_rows} (allowed 1 to 3)"));
         }
-        if let Some(n) = csv.names_row
-            && (n == 0 || n > csv.header_rows)
-        {
+        if names_row == 0 || names_row > header_rows {
             return Err(format!(
-                "format.names_row: {n} (allowed 1 to header_rows = {})",
-                csv.header_rows
+                "format.names_row: {names_row} (allowed 1 to header_rows = {header_rows})"
             ));
         }
         if !(0.0..=100.0).contains(&self.quality.max_quarantined_pct) {
@@ -507,6 +718,9 @@ impl Mapping {
         if let Some(g) = &self.gender {
             v.push(("gender", g));
         }
+        if let Some(c) = &self.completion {
+            v.push(("completion", c));
+        }
         v
     }
 
@@ -515,7 +729,7 @@ impl Mapping {
         let mut v: Vec<String> = self
             .fields()
             .into_iter()
-            .filter_map(|(_, f)| f.0.column.clone())
+            .flat_map(|(_, f)| f.0.column.iter().chain(f.0.fallback.iter()).cloned())
             .collect();
         for it in self.items.values() {
             v.extend(it.0.column.iter().cloned());
@@ -523,4 +737,8 @@ impl Mapping {
         }
         v
     }
+}
+
+fn one() -> usize {
+    1
 }

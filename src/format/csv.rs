@@ -9,6 +9,11 @@
 //! - quoted fields with embedded delimiters, doubled quotes and newlines; CRLF, LF and mixed line
 //!   ends.
 //! - 1–3 header rows (e.g. question texts above codes); the mapping names columns by one of them.
+//! - layouts (`layout:`): Qualtrics (3 header rows, names in row 1, ImportIds in row 3), legacy
+//!   Qualtrics (2 header rows, a BOM, a trailing comma on every row), LimeSurvey's VV export (TAB
+//!   though named .csv, question texts above codes, `{question_not_shown}` kept distinct from an
+//!   empty answer, numbers written `68.0000000000`), Google Forms (question texts as names,
+//!   `M/D/YYYY H:MM:SS` times, checkbox answers joined with ", " — split by the known options).
 //! - a trailing empty header cell (Qualtrics' legacy trailing comma, LimeSurvey's extra TAB) and
 //!   trailing empty cells on data rows are ignored; any other field-count mismatch quarantines the
 //!   row.
@@ -162,8 +167,8 @@ fn detect_delimiter(sample: &[u8]) -> u8 {
 impl CsvObject {
     /// Open `path` (the object `object`), decode it and read its header rows.
     pub fn open(path: &Path, object: &str, cfg: &CsvFormat) -> Result<CsvObject, FormatError> {
-        let (enc, _bom) = choose_encoding(path, object, &cfg.encoding)?;
-        let delimiter = match parse_delimiter(&cfg.delimiter)? {
+        let (enc, _bom) = choose_encoding(path, object, cfg.encoding())?;
+        let delimiter = match parse_delimiter(cfg.delimiter())? {
             Some(d) => d,
             None => {
                 let mut sample = Vec::with_capacity(SAMPLE);
@@ -185,14 +190,15 @@ impl CsvObject {
             .from_reader(decoded_reader(path, object, enc)?);
         let mut header_rows = Vec::new();
         let mut record = ByteRecord::new();
-        for i in 0..cfg.header_rows {
+        let header_count = cfg.header_rows();
+        for i in 0..header_count {
             let ok = reader
                 .read_byte_record(&mut record)
                 .map_err(|e| io_err(object, e))?;
             if !ok {
                 return Err(FormatError::MissingHeader {
                     object: object.to_string(),
-                    expected: cfg.header_rows,
+                    expected: header_count,
                     found: i,
                 });
             }
@@ -202,7 +208,7 @@ impl CsvObject {
                 .collect();
             header_rows.push(row);
         }
-        let names_row = cfg.names_row.unwrap_or(cfg.header_rows) - 1;
+        let names_row = cfg.names_row() - 1;
         let mut names = header_rows[names_row].clone();
         while names.last().is_some_and(|s| s.is_empty()) {
             names.pop();

@@ -2,6 +2,9 @@
 //! One module per format; the normalizer sees only [`Records`].
 
 pub mod csv;
+pub mod json;
+pub mod sheet;
+pub mod table;
 
 use std::path::Path;
 
@@ -24,18 +27,23 @@ pub enum FormatError {
 /// An open object: its column names and a cursor over its records.
 pub enum Records {
     Csv(csv::CsvObject),
+    /// spreadsheets, JSON and database rows, held in memory
+    Table(table::TableObject),
 }
 
 impl Records {
     pub fn open(path: &Path, object: &str, cfg: &FormatConfig) -> Result<Records, FormatError> {
         match cfg {
             FormatConfig::Csv(c) => Ok(Records::Csv(csv::CsvObject::open(path, object, c)?)),
+            FormatConfig::Spreadsheet(s) => Ok(Records::Table(sheet::open(path, object, s)?)),
+            FormatConfig::Json(j) => Ok(Records::Table(json::open(path, object, j)?)),
         }
     }
 
     pub fn names(&self) -> &[String] {
         match self {
             Records::Csv(c) => &c.names,
+            Records::Table(t) => &t.names,
         }
     }
 
@@ -51,6 +59,7 @@ impl Records {
                 },
                 c.header_rows.len()
             ),
+            Records::Table(t) => t.description.clone(),
         }
     }
 
@@ -58,12 +67,14 @@ impl Records {
     pub fn read_into(&mut self, rec: &mut ::csv::ByteRecord) -> Result<Option<u64>, String> {
         match self {
             Records::Csv(c) => c.read_into(rec),
+            Records::Table(t) => Ok(t.read_into(rec)),
         }
     }
 
     pub fn bytes_read(&self) -> u64 {
         match self {
             Records::Csv(c) => c.bytes_read(),
+            Records::Table(t) => t.bytes_read(),
         }
     }
 }

@@ -244,7 +244,7 @@ fn partition_cubes(
                 }
                 None => {
                     let m = ic.entry((gid, item)).or_default();
-                    m[0] += (status != "missing") as i64;
+                    m[0] += matches!(status, "answered" | "cant_say" | "not_applicable") as i64;
                     m[1] += (status == "answered") as i64;
                     m[2] += (status == "cant_say") as i64;
                     m[3] += (status == "not_applicable") as i64;

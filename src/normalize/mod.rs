@@ -14,7 +14,7 @@ use chrono::{DateTime, Datelike, Utc};
 use chrono_tz::Tz;
 use csv::ByteRecord;
 
-use crate::config::{Field, ItemSpec, Mapping, Pipeline, Scalar, SourceConfig};
+use crate::config::{Field, ItemSpec, Mapping, Pipeline, Scalar};
 use crate::schema::{Catalog, CodeList, Labels, ScaleKind, codes::fold};
 use time::TimeFormat;
 
@@ -35,13 +35,21 @@ impl std::fmt::Display for Problem {
     }
 }
 
+/// What LimeSurvey writes (VV export) for a question its conditions did not show; its database
+/// holds NULL there, which the LimeSurvey source reads as this marker. Empty means shown but not
+/// answered.
+pub const NOT_SHOWN: &str = "{question_not_shown}";
+
 /// Answer status of a closed item.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Status {
     Answered,
     CantSay,
     NotApplicable,
+    /// shown, not answered
     Missing,
+    /// not shown to the respondent (survey logic)
+    NotShown,
 }
 
 impl Status {
@@ -51,6 +59,7 @@ impl Status {
             Status::CantSay => "cant_say",
             Status::NotApplicable => "not_applicable",
             Status::Missing => "missing",
+            Status::NotShown => "not_shown",
         }
     }
     fn parse(s: &str) -> Option<Status> {
@@ -58,6 +67,7 @@ impl Status {
             "cant_say" => Some(Status::CantSay),
             "not_applicable" => Some(Status::NotApplicable),
             "missing" => Some(Status::Missing),
+            "not_shown" => Some(Status::NotShown),
             _ => None,
         }
     }
@@ -154,6 +164,8 @@ pub struct Body {
     pub language: Option<String>,
     pub age_group: Option<String>,
     pub gender: Option<String>,
+    /// `complete` unless the mapping says `partial`
+    pub completion: &'static str,
     pub nps: Option<i8>,
     pub answers: Vec<Answer>,
     /// (text item index, raw text) — scrubbed before it is stored
@@ -168,6 +180,9 @@ pub struct Normalizer {
     names: Vec<String>,
     id_col: usize,
     submitted: (usize, TimeFormat),
+    /// read when the submission time is empty (e.g. the last activity of a partial response)
+    submitted_fallback: Option<usize>,
+    completion: Option<Coded>,
     started: Option<(usize, TimeFormat)>,
     tz: Tz,
     municipality: Option<From>,
@@ -228,6 +243,12 @@ impl<'a> Binder<'a> {
     }
 
     fn column(&mut self, key: &str, col: &str) -> Option<usize> {
+        if crate::privacy::is_identifier_column(col) {
+            self.errors.push(format!(
+                "mapping.{key}: column '{col}' identifies the respondent; it never enters the warehouse"
+            ));
+            return None;
+        }
         if self.dups.contains(col) {
             self.errors.push(format!(
                 "mapping.{key}: column '{col}' appears more than once in the header"
@@ -303,6 +324,7 @@ fn suggestion(col: &str, names: &[String]) -> String {
 fn time_format(f: &Field) -> TimeFormat {
     match f.0.format.as_deref() {
         None | Some("auto") => TimeFormat::Auto,
+        Some("excel") => TimeFormat::Excel,
         Some(other) => TimeFormat::Custom(other.to_string()),
     }
 }
@@ -324,7 +346,6 @@ impl Normalizer {
         names: &[String],
     ) -> Result<Normalizer, Vec<String>> {
         let m = &p.mapping;
-        let SourceConfig::Files(src) = &p.source;
         let mut b = Binder::new(names);
         let mut errors = Vec::new();
         let instrument = match catalog.instrument(&m.instrument) {
@@ -353,6 +374,22 @@ impl Normalizer {
         };
         let id_col = b.from("response_id", &m.response_id);
         let submitted = b.from("submitted_at", &m.submitted_at);
+        let submitted_fallback = m
+            .submitted_at
+            .0
+            .fallback
+            .as_ref()
+            .and_then(|c| b.column("submitted_at.fallback", c));
+        let completion = b.coded("completion", &m.completion, None);
+        if let Some(c) = &completion {
+            for v in c.values.values() {
+                if !matches!(v.as_str(), "complete" | "partial") {
+                    errors.push(format!(
+                        "mapping.completion.values: '{v}' is neither complete nor partial"
+                    ));
+                }
+            }
+        }
         let started = m
             .started_at
             .as_ref()
@@ -575,11 +612,13 @@ impl Normalizer {
         Ok(Normalizer {
             instrument: m.instrument.clone(),
             version: m.version.0.clone(),
-            system: src.system.clone(),
-            survey: src.survey.clone(),
+            system: p.source.system().to_string(),
+            survey: p.source.survey(),
             names: names.to_vec(),
             id_col,
             submitted: (sub_col, time_format(&m.submitted_at)),
+            submitted_fallback,
+            completion,
             started,
             tz,
             municipality,
@@ -613,7 +652,14 @@ impl Normalizer {
         &self.names[i]
     }
 
+    /// A field's text; LimeSurvey's "not shown" marker reads as empty.
     fn field<'r>(&self, rec: &'r ByteRecord, i: usize) -> Result<&'r str, Problem> {
+        self.field_marked(rec, i)
+            .map(|s| if s == NOT_SHOWN { "" } else { s })
+    }
+
+    /// A field's text with the "not shown" marker kept (closed items record it as a status).
+    fn field_marked<'r>(&self, rec: &'r ByteRecord, i: usize) -> Result<&'r str, Problem> {
         let b = rec.get(i).unwrap_or(b"");
         std::str::from_utf8(b).map(str::trim).map_err(|_| Problem {
             code: "encoding",
@@ -690,7 +736,11 @@ impl Normalizer {
                 None
             }
         };
-        let submitted = match self.field(rec, self.submitted.0) {
+        let submitted_col = match self.submitted_fallback {
+            Some(f) if matches!(self.field(rec, self.submitted.0), Ok("")) => f,
+            _ => self.submitted.0,
+        };
+        let submitted = match self.field(rec, submitted_col) {
             Ok(s) => match time::parse_time(s, &self.submitted.1, self.tz) {
                 Some(t) => Some(t),
                 None => {
@@ -700,7 +750,7 @@ impl Normalizer {
                         } else {
                             "invalid_time"
                         },
-                        column: Some(self.names[self.submitted.0].clone()),
+                        column: Some(self.names[submitted_col].clone()),
                         message: if s.is_empty() {
                             "no submission time".into()
                         } else {
@@ -820,6 +870,19 @@ impl Normalizer {
         body.language = take(self.coded(rec, &self.language, "language"));
         body.age_group = take(self.coded(rec, &self.age_group, "age group"));
         body.gender = take(self.coded(rec, &self.gender, "gender"));
+        body.completion = "complete";
+        match take(self.coded(rec, &self.completion, "completion")).as_deref() {
+            None | Some("complete") => {}
+            Some("partial") => body.completion = "partial",
+            Some(_) => problems.push(Problem {
+                code: "invalid_code",
+                column: match self.completion.as_ref().map(|c| &c.from) {
+                    Some(From::Column(_, n)) => Some(n.clone()),
+                    _ => None,
+                },
+                message: "completion is neither complete nor partial".into(),
+            }),
+        }
         if let Some((c, fmt)) = &self.started {
             match self.field(rec, *c) {
                 Ok("") => {}
@@ -867,7 +930,7 @@ impl Normalizer {
                     lookup,
                     nps,
                 } => {
-                    let raw = match self.field(rec, *col) {
+                    let raw = match self.field_marked(rec, *col) {
                         Ok(s) => s,
                         Err(p) => {
                             problems.push(p);
@@ -876,6 +939,8 @@ impl Normalizer {
                     };
                     let (value, status, keep_raw) = if raw.is_empty() {
                         (None, Status::Missing, false)
+                    } else if raw == NOT_SHOWN {
+                        (None, Status::NotShown, false)
                     } else if let Some(n) =
                         parse_integral(raw).filter(|_| !lookup.contains_key(&fold(raw)))
                     {

@@ -2,7 +2,9 @@
 //!
 //! `auto` accepts ISO 8601 (`2024-03-05T14:22:01+02:00`, `2024-03-05 14:22`, `…Z`, a date alone),
 //! Finnish (`5.3.2024 14.22`, `5.3.2024 14:22:05`, `5.3.2024`) and US slash dates as Google Forms
-//! writes them (`4/27/2021 11:02:10`). Times without an offset are local time in the pipeline's
+//! writes them (`4/27/2021 11:02:10`), and Excel serial numbers (`45383.5`: days since
+//! 1899-12-30 in the 1900 date system, as a spreadsheet cell holds a date that lost its format).
+//! Times without an offset are local time in the pipeline's
 //! time zone; in the autumn's repeated hour the earlier instant is taken, and a time in the
 //! spring's skipped hour is moved an hour on.
 
@@ -13,8 +15,27 @@ use chrono_tz::Tz;
 #[derive(Debug, Clone)]
 pub enum TimeFormat {
     Auto,
+    /// an Excel serial number only
+    Excel,
     /// a chrono format string (`%d/%m/%Y %H:%M`)
     Custom(String),
+}
+
+/// An Excel serial date-time (1900 date system, as Excel and LibreOffice write it for dates after
+/// 1 March 1900): days since 1899-12-30, the fraction being the time of day. Plausible survey dates
+/// only (1990–2100), so that an ordinary number is not read as a date.
+fn parse_excel_serial(s: &str, tz: Tz) -> Option<DateTime<Utc>> {
+    if !s.bytes().all(|b| b.is_ascii_digit() || b == b'.' || b == b',') {
+        return None;
+    }
+    let v: f64 = s.replace(',', ".").parse().ok()?;
+    // 1990-01-01 = 32874, 2100-01-01 = 73051
+    if !(32874.0..73051.0).contains(&v) {
+        return None;
+    }
+    let epoch = NaiveDate::from_ymd_opt(1899, 12, 30)?.and_time(NaiveTime::MIN);
+    let ms = (v * 86_400_000.0).round() as i64;
+    local(tz, epoch + chrono::Duration::milliseconds(ms))
 }
 
 /// The period of an instant: `YYYY-MM` in Finnish time.
@@ -187,7 +208,10 @@ pub fn parse_time(s: &str, fmt: &TimeFormat, tz: Tz) -> Option<DateTime<Utc>> {
         return None;
     }
     match fmt {
-        TimeFormat::Auto => parse_iso(s, tz).or_else(|| parse_dotted_or_slashed(s, tz)),
+        TimeFormat::Auto => parse_iso(s, tz)
+            .or_else(|| parse_dotted_or_slashed(s, tz))
+            .or_else(|| parse_excel_serial(s, tz)),
+        TimeFormat::Excel => parse_excel_serial(s, tz),
         TimeFormat::Custom(f) => {
             if let Ok(t) = DateTime::parse_from_str(s, f) {
                 return Some(t.with_timezone(&Utc));
@@ -209,6 +233,17 @@ mod tests {
 
     fn p(s: &str) -> Option<String> {
         parse_time(s, &TimeFormat::Auto, Helsinki).map(|t| t.to_rfc3339())
+    }
+
+    #[test]
+    fn excel_serial_numbers() {
+        // 45292 is 2024-01-01 (Excel counts from 1899-12-30); + 31 + 29 + 31 days = 1 April,
+        // noon in Helsinki (UTC+3 in summer time)
+        assert_eq!(p("45383.5").unwrap(), "2024-04-01T09:00:00+00:00");
+        assert_eq!(p("45383,5").unwrap(), "2024-04-01T09:00:00+00:00");
+        // an ordinary number is not a date
+        assert_eq!(p("4"), None);
+        assert_eq!(p("123456"), None);
     }
 
     #[test]

@@ -30,7 +30,7 @@ use csv::ByteRecord;
 use deltalake_core::kernel::Action;
 
 use crate::config::Pipeline;
-use crate::format::{FormatError, Records};
+use crate::format::FormatError;
 use crate::normalize::{Head, Normalizer, Partition, Problem, unmapped_columns};
 use crate::privacy::Scrubber;
 use crate::schema::Catalog;
@@ -368,7 +368,7 @@ impl Ctx<'_> {
                 r.age_group.append_option(body.age_group.as_deref());
                 r.gender.append_option(body.gender.as_deref());
                 r.nps.append_option(body.nps);
-                r.completion.append_value("complete");
+                r.completion.append_value(body.completion);
                 r.load_id.append_value(load_id);
                 r.source_object.append_value(object);
                 r.source_row.append_value(line as i64);
@@ -608,8 +608,8 @@ pub async fn run_pipeline(
         }
     }
 
-    let src = source::open(p)?;
-    let listed = src.list().await?;
+    let src = source::open(p).await?;
+    let listed = src.list(&manifest, backfill).await?;
     let mut plans: Vec<ObjectPlan> = Vec::new();
     let mut to_read: Vec<(SourceObject, &'static str)> = Vec::new();
     let mut records: Vec<ObjectRecord> = Vec::new();
@@ -720,8 +720,11 @@ pub async fn run_pipeline(
     let result: Result<(), RunError> = async {
         let mut done_bytes = 0u64;
         for (object_no, (obj, state)) in to_read.iter().enumerate() {
-            let copy = src.local_copy(obj).await?;
-            let mut recs = Records::open(&copy.path, &obj.name, &p.format).map_err(RunError::Format)?;
+            let mut opened = src.records(obj).await.map_err(|e| match e {
+                SourceError::Format(f) => RunError::Format(f),
+                other => RunError::Source(other),
+            })?;
+            let recs = &mut opened.records;
             let norm = Normalizer::new(p, catalog, recs.names()).map_err(|errs| {
                 RunError::Config(format!(
                     "{}: {}: {}",

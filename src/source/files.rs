@@ -53,6 +53,8 @@ impl FilesReader {
                     size: m.size,
                     etag: m.e_tag.clone(),
                     last_modified: m.last_modified,
+                    fingerprint: None,
+                    range: None,
                 });
             }
         }

@@ -1,13 +1,17 @@
-//! Sources: where a pipeline's raw objects come from. One module per source kind, behind
-//! [`SourceObject`] listings and [`open_local`] access; formats (CSV, …) read what a source opens.
+//! Sources: where a pipeline's raw objects come from. One module per source kind, behind one
+//! seam: [`Source::list`] offers objects with fingerprints, [`Source::records`] opens one as
+//! [`Records`] (a file source through its format module: CSV, spreadsheet, JSON).
 
 mod files;
+pub mod limesurvey;
 
 pub use files::FilesReader;
+pub use limesurvey::LimesurveyReader;
 
 use std::path::PathBuf;
 
-use crate::config::{Pipeline, SourceConfig};
+use crate::config::{FormatConfig, Pipeline, SourceConfig};
+use crate::format::{FormatError, Records};
 use crate::store::StoreError;
 
 #[derive(Debug, thiserror::Error)]
@@ -23,6 +27,10 @@ pub enum SourceError {
     Read { object: String, message: String },
     #[error("source.glob '{glob}': {message}")]
     Glob { glob: String, message: String },
+    #[error("pipeline {pipeline}: LimeSurvey database: {message}")]
+    Database { pipeline: String, message: String },
+    #[error(transparent)]
+    Format(#[from] FormatError),
 }
 
 /// One object a source offers (an export file), with what identifies its content.
@@ -33,12 +41,19 @@ pub struct SourceObject {
     pub size: u64,
     pub etag: Option<String>,
     pub last_modified: chrono::DateTime<chrono::Utc>,
+    /// a fingerprint the source sets itself (a database source: its next watermark)
+    pub fingerprint: Option<String>,
+    /// a database source: the response ids (exclusive, inclusive) the object covers
+    pub range: Option<(i64, i64)>,
 }
 
 impl SourceObject {
     /// The identity compared with the ledger: an object with the same name, size and etag (or
     /// modification time where the store gives no etag) is unchanged and is not read again.
     pub fn fingerprint(&self) -> String {
+        if let Some(f) = &self.fingerprint {
+            return f.clone();
+        }
         match &self.etag {
             Some(e) => format!("{}:{}", self.size, e),
             None => format!("{}:{}", self.size, self.last_modified.timestamp_micros()),
@@ -53,8 +68,14 @@ pub struct LocalCopy {
     _temp: Option<tempfile_lite::TempFile>,
 }
 
+/// An open source.
+pub enum Source {
+    Files(FilesReader, FormatConfig),
+    Limesurvey(Box<LimesurveyReader>),
+}
+
 /// Open the reader of a pipeline's source.
-pub fn open(p: &Pipeline) -> Result<FilesReader, SourceError> {
+pub async fn open(p: &Pipeline) -> Result<Source, SourceError> {
     match &p.source {
         SourceConfig::Files(f) => {
             let base = p
@@ -62,7 +83,54 @@ pub fn open(p: &Pipeline) -> Result<FilesReader, SourceError> {
                 .parent()
                 .map(|d| d.to_path_buf())
                 .unwrap_or_else(|| PathBuf::from("."));
-            FilesReader::new(f, &base)
+            Ok(Source::Files(FilesReader::new(f, &base)?, p.format()))
+        }
+        SourceConfig::LimesurveyDb(l) => Ok(Source::Limesurvey(Box::new(
+            LimesurveyReader::connect(l, &p.name).await?,
+        ))),
+    }
+}
+
+/// A source object opened for reading, with what must live as long as its records.
+pub struct Opened {
+    pub records: Records,
+    _copy: Option<LocalCopy>,
+}
+
+impl Source {
+    /// Every object the source offers. `manifest` holds the fingerprints of objects loaded by
+    /// runs that count (a database source reads its watermark there); `from_start` ignores it.
+    pub async fn list(
+        &self,
+        manifest: &std::collections::HashMap<String, String>,
+        from_start: bool,
+    ) -> Result<Vec<SourceObject>, SourceError> {
+        match self {
+            Source::Files(f, _) => f.list().await,
+            Source::Limesurvey(l) => {
+                let prev = manifest
+                    .get(l.object_name())
+                    .filter(|_| !from_start)
+                    .map(String::as_str);
+                l.list(prev).await
+            }
+        }
+    }
+
+    pub async fn records(&self, obj: &SourceObject) -> Result<Opened, SourceError> {
+        match self {
+            Source::Files(f, fmt) => {
+                let copy = f.local_copy(obj).await?;
+                let records = Records::open(&copy.path, &obj.name, fmt)?;
+                Ok(Opened {
+                    records,
+                    _copy: Some(copy),
+                })
+            }
+            Source::Limesurvey(l) => Ok(Opened {
+                records: Records::Table(l.records(obj).await?),
+                _copy: None,
+            }),
         }
     }
 }
