@@ -635,10 +635,7 @@ impl Pipeline {
                     ));
                 }
                 if !matches!(l.answers.as_str(), "label" | "code") {
-                    return Err(format!(
-                        "source.answers '{}': use label or code",
-                        l.answers
-                    ));
+                    return Err(format!("source.answers '{}': use label or code", l.answers));
                 }
                 if l.max_rows_per_run == 0 {
                     return Err("source.max_rows_per_run: must be at least 1".into());
@@ -653,7 +650,9 @@ impl Pipeline {
             (_, Some(FormatConfig::Json(_))) => (1, 1),
         };
         if !(1..=3).contains(&header_rows) {
-            return Err(format!("format.header_rows: {header_rows} (allowed 1 to 3)"));
+            return Err(format!(
+                "format.header_rows: {header_rows} (allowed 1 to 3)"
+            ));
         }
         if names_row == 0 || names_row > header_rows {
             return Err(format!(

@@ -202,12 +202,13 @@ pub fn open(path: &Path, object: &str, cfg: &JsonFormat) -> Result<TableObject, 
         }
         JsonLayout::Array => {
             let text = std::fs::read_to_string(path).map_err(io)?;
-            let v: Value = serde_json::from_str(text.trim_start_matches('\u{feff}')).map_err(
-                |e| FormatError::Unreadable {
-                    object: object.to_string(),
-                    message: format!("not JSON: {e}"),
-                },
-            )?;
+            let v: Value =
+                serde_json::from_str(text.trim_start_matches('\u{feff}')).map_err(|e| {
+                    FormatError::Unreadable {
+                        object: object.to_string(),
+                        message: format!("not JSON: {e}"),
+                    }
+                })?;
             let Value::Array(list) = v else {
                 return Err(FormatError::Unreadable {
                     object: object.to_string(),
@@ -235,7 +236,8 @@ mod tests {
 
     #[test]
     fn remotecontrol_reply_shapes() {
-        let doc = r#"{"responses":[{"1":{"id":"1","q1":"A1"}},{"id":"2","q1":null,"m":["a","b"]}]}"#;
+        let doc =
+            r#"{"responses":[{"1":{"id":"1","q1":"A1"}},{"id":"2","q1":null,"m":["a","b"]}]}"#;
         let b64 = base64::engine::general_purpose::STANDARD.encode(doc);
         for text in [
             b64.clone(),

@@ -51,8 +51,11 @@ pub fn open(path: &Path, object: &str, cfg: &SheetFormat) -> Result<TableObject,
         object: object.to_string(),
         message,
     };
-    let mut wb = open_workbook_auto(path)
-        .map_err(|e| unreadable(format!("not a readable XLSX, XLS, XLSB or ODS workbook: {e}")))?;
+    let mut wb = open_workbook_auto(path).map_err(|e| {
+        unreadable(format!(
+            "not a readable XLSX, XLS, XLSB or ODS workbook: {e}"
+        ))
+    })?;
     let names = wb.sheet_names();
     let index = match &cfg.sheet {
         None => 0,
@@ -80,7 +83,12 @@ pub fn open(path: &Path, object: &str, cfg: &SheetFormat) -> Result<TableObject,
     let mut rows = range
         .rows()
         .enumerate()
-        .map(|(i, r)| (first_row + i as u64, r.iter().map(cell_text).collect::<Vec<_>>()))
+        .map(|(i, r)| {
+            (
+                first_row + i as u64,
+                r.iter().map(cell_text).collect::<Vec<_>>(),
+            )
+        })
         .skip_while(|(_, r)| r.iter().all(String::is_empty));
     let mut headers = Vec::new();
     for i in 0..cfg.header_rows {

@@ -25,7 +25,10 @@ pub enum TimeFormat {
 /// 1 March 1900): days since 1899-12-30, the fraction being the time of day. Plausible survey dates
 /// only (1990–2100), so that an ordinary number is not read as a date.
 fn parse_excel_serial(s: &str, tz: Tz) -> Option<DateTime<Utc>> {
-    if !s.bytes().all(|b| b.is_ascii_digit() || b == b'.' || b == b',') {
+    if !s
+        .bytes()
+        .all(|b| b.is_ascii_digit() || b == b'.' || b == b',')
+    {
         return None;
     }
     let v: f64 = s.replace(',', ".").parse().ok()?;

@@ -31,8 +31,8 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Once;
 
 use chrono::{NaiveDateTime, Utc};
-use sqlx::Row;
 use sqlx::AnyPool;
+use sqlx::Row;
 use sqlx::any::AnyPoolOptions;
 
 use super::{SourceError, SourceObject};
@@ -283,8 +283,12 @@ impl LimesurveyReader {
                 continue;
             }
             let parsed = match self.schema {
-                LimesurveySchema::V7 => v7.captures(&c).map(|m| (m[1].to_string(), m[2].to_string())),
-                _ => sgqa.captures(&c).map(|m| (m[2].to_string(), m[3].to_string())),
+                LimesurveySchema::V7 => v7
+                    .captures(&c)
+                    .map(|m| (m[1].to_string(), m[2].to_string())),
+                _ => sgqa
+                    .captures(&c)
+                    .map(|m| (m[2].to_string(), m[3].to_string())),
             };
             let Some((qid, suffix)) = parsed else {
                 out.push(Column {
@@ -414,10 +418,9 @@ impl LimesurveyReader {
                 continue;
             };
             let done = r[1].is_some();
-            let last = r[2]
-                .as_deref()
-                .or(r[3].as_deref())
-                .and_then(|t| NaiveDateTime::parse_from_str(&t[..t.len().min(19)], "%Y-%m-%d %H:%M:%S").ok());
+            let last = r[2].as_deref().or(r[3].as_deref()).and_then(|t| {
+                NaiveDateTime::parse_from_str(&t[..t.len().min(19)], "%Y-%m-%d %H:%M:%S").ok()
+            });
             let pending = !done && last.is_none_or(|t| t > cutoff);
             if pending {
                 held = true;

@@ -4,6 +4,7 @@
 mod common;
 mod decoding;
 mod demo;
+mod formats;
 mod idempotency;
 mod mapping;
 mod marts;
