@@ -412,7 +412,9 @@ impl LimesurveyReader {
         let cutoff = Utc::now().naive_utc() - chrono::Duration::days(self.cfg.pending_days as i64);
         let mut watermark = from;
         let mut held = false;
-        let (mut max, mut submitted, mut count) = (from, 0u64, 0u64);
+        let (mut max, mut count) = (from, 0u64);
+        // (id, submitted) of the rows after the watermark: their state is part of the fingerprint
+        let mut after: Vec<(i64, bool)> = Vec::new();
         for r in &rows {
             let Some(id) = r[0].as_deref().and_then(|s| s.parse::<i64>().ok()) else {
                 continue;
@@ -427,9 +429,10 @@ impl LimesurveyReader {
             }
             if !held {
                 watermark = id;
+            } else {
+                after.push((id, done));
             }
             max = id;
-            submitted += done as u64;
             if done || self.cfg.incomplete == Incomplete::Partial {
                 count += 1;
             }
@@ -439,7 +442,12 @@ impl LimesurveyReader {
             size: count,
             etag: None,
             last_modified: Utc::now(),
-            fingerprint: Some(format!("wm:{watermark};max:{max};submitted:{submitted}")),
+            // the same whatever the previous watermark was, so that a run that finds the
+            // same rows in the same state sees the object unchanged
+            fingerprint: Some(format!(
+                "wm:{watermark};max:{max};submitted:{}",
+                after.iter().filter(|(_, d)| *d).count()
+            )),
             range: Some((from, max)),
         }])
     }

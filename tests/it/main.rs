@@ -6,6 +6,7 @@ mod decoding;
 mod demo;
 mod formats;
 mod idempotency;
+mod limesurvey;
 mod mapping;
 mod marts;
 mod operations;
