@@ -260,6 +260,35 @@ enum Cmd {
     },
     /// Measure the pipeline on a generated wide export (see README: Performance)
     Bench(palaute::ops::bench::BenchArgs),
+    /// Write a keying template for paper forms (channel paper), and optionally the pipeline that
+    /// loads filled templates strictly
+    Template {
+        /// Instrument code (schemas/instruments/)
+        instrument: String,
+        /// Instrument version (default: the latest)
+        #[arg(long)]
+        version: Option<String>,
+        #[arg(long, value_enum, default_value = "xlsx")]
+        format: TemplateFormat,
+        /// Language of the header texts: fi, sv or en
+        #[arg(long, default_value = "fi")]
+        language: String,
+        /// The template file (default: <instrument>_template.<format>)
+        #[arg(long)]
+        output: Option<PathBuf>,
+        /// Also write a pipeline file that loads filled templates from the folder --location
+        #[arg(long)]
+        pipeline: Option<PathBuf>,
+        /// The folder (relative to the pipeline file) or s3:// prefix filled templates are saved in
+        #[arg(long, default_value = "paper")]
+        location: String,
+    },
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum TemplateFormat {
+    Csv,
+    Xlsx,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -719,6 +748,69 @@ async fn main_inner(cli: Cli) -> anyhow::Result<i32> {
                 GenKind::Bench => palaute::demo::bench_data::write(&out, rows, seed)?,
             }
             println!("wrote {}", out.display());
+            Ok(0)
+        }
+        Cmd::Template {
+            instrument,
+            version,
+            format,
+            language,
+            output,
+            pipeline,
+            location,
+        } => {
+            use palaute::ops::template;
+            let catalog = palaute::schema::Catalog::embedded();
+            let version = match (version, catalog.instrument(&instrument)) {
+                (Some(v), _) => v,
+                (None, Ok(i)) => i
+                    .versions
+                    .last()
+                    .map(|v| v.version.clone())
+                    .unwrap_or_default(),
+                (None, Err(e)) => {
+                    eprintln!("palaute: {e}");
+                    return Ok(exit::CONFIG);
+                }
+            };
+            let cols = match template::columns(catalog, &instrument, &version, &language) {
+                Ok(c) => c,
+                Err(e) => {
+                    eprintln!("palaute: {e}");
+                    return Ok(exit::CONFIG);
+                }
+            };
+            let xlsx = format == TemplateFormat::Xlsx;
+            let out = output.unwrap_or_else(|| {
+                PathBuf::from(format!(
+                    "{instrument}_template.{}",
+                    if xlsx { "xlsx" } else { "csv" }
+                ))
+            });
+            if xlsx {
+                template::write_xlsx(&out, &cols, &language)?;
+            } else {
+                template::write_csv(&out, &cols)?;
+            }
+            println!(
+                "wrote {} ({} columns, instrument {instrument} version {version}, channel paper)",
+                out.display(),
+                cols.len()
+            );
+            if let Some(p) = pipeline {
+                let name = p
+                    .file_stem()
+                    .and_then(|s| s.to_str())
+                    .unwrap_or("paper")
+                    .to_string();
+                let yaml =
+                    template::pipeline_yaml(&name, &instrument, &version, &cols, xlsx, &location);
+                std::fs::write(&p, yaml).with_context(|| format!("writing {}", p.display()))?;
+                println!(
+                    "wrote {} (loads filled templates from {location})",
+                    p.display()
+                );
+            }
             Ok(0)
         }
         Cmd::Bench(args) => {

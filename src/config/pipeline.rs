@@ -503,6 +503,11 @@ pub struct Mapping {
     /// source columns knowingly left out (they are not listed as ignored by `check`)
     #[serde(default)]
     pub ignore: Vec<String>,
+    /// Strict values, for forms keyed in by staff (`palaute template`): a closed item takes its
+    /// scale's numbers, `eos` (can't say) or `ei koske` (not applicable) only, an option column
+    /// `x` or nothing; anything else is quarantined with the allowed values in its reason.
+    #[serde(default)]
+    pub strict: bool,
 }
 
 fn default_tz() -> String {

@@ -40,6 +40,11 @@ impl std::fmt::Display for Problem {
 /// answered.
 pub const NOT_SHOWN: &str = "{question_not_shown}";
 
+/// What a strict mapping (a paper-form template) accepts for the statuses, and as an option mark.
+pub const STRICT_STATUSES: [(&str, &str); 2] =
+    [("cant_say", "eos"), ("not_applicable", "ei koske")];
+pub const STRICT_MARK: &str = "x";
+
 /// Answer status of a closed item.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Status {
@@ -100,10 +105,14 @@ enum ItemKind {
         max: i16,
         lookup: HashMap<String, Target>,
         nps: bool,
+        /// strict mappings: what a cell may hold, for the quarantine reason
+        allowed: Option<String>,
     },
     MultiColumns {
         cols: Vec<(u16, usize)>,
         selected: Option<HashSet<String>>,
+        /// strict mappings: anything but these (and empty) is an invalid option
+        strict: bool,
     },
     MultiCell {
         col: usize,
@@ -499,15 +508,28 @@ impl Normalizer {
                         continue;
                     };
                     let mut lookup = HashMap::new();
-                    for (st, words) in &scale.statuses {
-                        let status = Status::parse(st).unwrap_or(Status::CantSay);
-                        for w in words {
-                            lookup.insert(fold(w), Target::Status(status));
+                    let mut allowed = None;
+                    if m.strict {
+                        let mut words = vec![format!("{}–{}", scale.min, scale.max)];
+                        for (st, word) in STRICT_STATUSES {
+                            if scale.statuses.contains_key(st) {
+                                let status = Status::parse(st).unwrap_or(Status::CantSay);
+                                lookup.insert(fold(word), Target::Status(status));
+                                words.push(word.to_string());
+                            }
                         }
-                    }
-                    for (v, labels) in &scale.values {
-                        for l in labels.all() {
-                            lookup.insert(fold(l), Target::Value(*v));
+                        allowed = Some(words.join(", "));
+                    } else {
+                        for (st, words) in &scale.statuses {
+                            let status = Status::parse(st).unwrap_or(Status::CantSay);
+                            for w in words {
+                                lookup.insert(fold(w), Target::Status(status));
+                            }
+                        }
+                        for (v, labels) in &scale.values {
+                            for l in labels.all() {
+                                lookup.insert(fold(l), Target::Value(*v));
+                            }
                         }
                     }
                     for (k, v) in scalar_map(&s.values) {
@@ -532,6 +554,7 @@ impl Normalizer {
                         max: scale.max,
                         lookup,
                         nps: scale_name == "recommend11",
+                        allowed,
                     }
                 }
                 ScaleKind::Multi => {
@@ -550,9 +573,17 @@ impl Normalizer {
                                 )),
                             }
                         }
-                        let selected = (!s.selected.is_empty())
-                            .then(|| s.selected.iter().map(|x| fold(&x.0)).collect());
-                        ItemKind::MultiColumns { cols, selected }
+                        let selected = if m.strict {
+                            Some([fold(STRICT_MARK)].into_iter().collect())
+                        } else {
+                            (!s.selected.is_empty())
+                                .then(|| s.selected.iter().map(|x| fold(&x.0)).collect())
+                        };
+                        ItemKind::MultiColumns {
+                            cols,
+                            selected,
+                            strict: m.strict,
+                        }
                     } else {
                         let Some(col) = s.column.as_ref().and_then(|c| b.column(&key, c)) else {
                             continue;
@@ -929,6 +960,7 @@ impl Normalizer {
                     max,
                     lookup,
                     nps,
+                    allowed,
                 } => {
                     let raw = match self.field_marked(rec, *col) {
                         Ok(s) => s,
@@ -948,7 +980,12 @@ impl Normalizer {
                             problems.push(Problem {
                                 code: "out_of_range",
                                 column: Some(self.names[*col].clone()),
-                                message: format!("outside the scale {min}–{max}"),
+                                message: match allowed {
+                                    Some(a) => {
+                                        format!("outside the scale {min}–{max} (allowed: {a})")
+                                    }
+                                    None => format!("outside the scale {min}–{max}"),
+                                },
                             });
                             continue;
                         }
@@ -961,9 +998,12 @@ impl Normalizer {
                                 problems.push(Problem {
                                     code: "invalid_value",
                                     column: Some(self.names[*col].clone()),
-                                    message: format!(
-                                        "not a value of the scale {min}–{max}, a scale label, or a known status"
-                                    ),
+                                    message: match allowed {
+                                        Some(a) => format!("not an allowed value (allowed: {a})"),
+                                        None => format!(
+                                            "not a value of the scale {min}–{max}, a scale label, or a known status"
+                                        ),
+                                    },
                                 });
                                 continue;
                             }
@@ -981,7 +1021,11 @@ impl Normalizer {
                         raw: keep_raw.then(|| raw.to_string()),
                     });
                 }
-                ItemKind::MultiColumns { cols, selected } => {
+                ItemKind::MultiColumns {
+                    cols,
+                    selected,
+                    strict,
+                } => {
                     for (oi, col) in cols {
                         let v = match self.field(rec, *col) {
                             Ok(s) => s,
@@ -990,6 +1034,19 @@ impl Normalizer {
                                 continue;
                             }
                         };
+                        if *strict
+                            && !v.is_empty()
+                            && !selected.as_ref().is_some_and(|s| s.contains(&fold(v)))
+                        {
+                            problems.push(Problem {
+                                code: "invalid_option",
+                                column: Some(self.names[*col].clone()),
+                                message: format!(
+                                    "not an allowed mark (allowed: {STRICT_MARK} or empty)"
+                                ),
+                            });
+                            continue;
+                        }
                         let chosen = match selected {
                             Some(set) => set.contains(&fold(v)),
                             None => {

@@ -14,6 +14,7 @@ pub mod run;
 pub mod schedule;
 pub mod sql;
 pub mod status;
+pub mod template;
 pub mod vacuum;
 
 /// Exit codes of the command line (documented in the README).

@@ -10,6 +10,7 @@ mod limesurvey;
 mod mapping;
 mod marts;
 mod operations;
+mod paper;
 mod privacy;
 mod s3;
 mod schedule;
