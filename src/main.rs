@@ -418,7 +418,10 @@ async fn main_inner(cli: Cli) -> anyhow::Result<i32> {
             for p in &pipelines {
                 match run_pipeline(&wh, p, &opts).await {
                     Ok(r) => {
-                        periods.extend(r.periods.iter().cloned());
+                        // the marts are computed from survey responses only
+                        if p.kind == config::PipelineKind::Survey {
+                            periods.extend(r.periods.iter().cloned());
+                        }
                         if json {
                             let v = serde_json::json!({
                                 "pipeline": r.pipeline, "run_id": r.run_id, "status": r.status,
@@ -556,7 +559,10 @@ async fn main_inner(cli: Cli) -> anyhow::Result<i32> {
                         "  backfill {from}..{to}: {} source rows of other periods left alone, {} stored rows the source no longer holds removed",
                         r.outside_range, r.removed
                     );
-                    if !no_aggregate && r.status != palaute::warehouse::RunStatus::NoChange {
+                    if !no_aggregate
+                        && p.kind == config::PipelineKind::Survey
+                        && r.status != palaute::warehouse::RunStatus::NoChange
+                    {
                         let mut first = from.clone();
                         let mut last = to.clone();
                         if let (Some(a), Some(b)) = (r.periods.first(), r.periods.last()) {

@@ -17,6 +17,10 @@ pub const RESERVED_NAMES: [&str; 4] = ["aggregate", "optimize", "rollback", "vac
 pub struct Pipeline {
     /// Unique name; it is the pipeline's key in the run ledger.
     pub name: String,
+    /// `survey` (questionnaire responses → responses, answers, comments) or `feedback`
+    /// (spontaneous feedback → the feedback table).
+    #[serde(default)]
+    pub kind: PipelineKind,
     #[serde(default)]
     pub description: Option<String>,
     pub source: SourceConfig,
@@ -34,6 +38,15 @@ pub struct Pipeline {
     /// The file this pipeline was read from (set by the loader).
     #[serde(skip)]
     pub file: PathBuf,
+}
+
+/// What a pipeline loads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum PipelineKind {
+    #[default]
+    Survey,
+    Feedback,
 }
 
 /// When a pipeline is due, and how long its source may produce nothing new.
@@ -338,7 +351,7 @@ pub struct JsonFormat {
 }
 
 /// A scalar written in YAML as a string, a number or a boolean, kept as its text.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Default)]
 pub struct Scalar(pub String);
 
 impl<'de> Deserialize<'de> for Scalar {
@@ -462,9 +475,16 @@ fn own_theme() -> String {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Mapping {
+    /// the instrument (survey pipelines)
+    #[serde(default)]
     pub instrument: String,
+    #[serde(default)]
     pub version: Scalar,
+    /// the response's (a feedback pipeline: the feedback's) id in the source
+    #[serde(alias = "feedback_id")]
     pub response_id: Field,
+    /// when it was answered (a feedback pipeline: received)
+    #[serde(alias = "received_at")]
     pub submitted_at: Field,
     #[serde(default)]
     pub started_at: Option<Field>,
@@ -497,7 +517,21 @@ pub struct Mapping {
     #[serde(default)]
     pub completion: Option<Field>,
     /// instrument item code (or own item code) → where its answer is
+    #[serde(default)]
     pub items: BTreeMap<String, ItemMap>,
+    /// feedback: praise / complaint / suggestion / question (codes, fi/sv/en labels, aliases)
+    #[serde(default)]
+    pub feedback_type: Option<Field>,
+    /// feedback: the free text (scrubbed before it is stored)
+    #[serde(default)]
+    pub text: Option<Field>,
+    /// feedback: whether the sender asked to be contacted (yes / kyllä / true / 1 / x, or no)
+    #[serde(default)]
+    pub contact_requested: Option<Field>,
+    /// feedback: contact-detail columns (e-mail, phone, name). Only whether one of them is
+    /// filled is read, to set `contact_requested`; their values never leave the reader.
+    #[serde(default)]
+    pub contact_columns: Vec<String>,
     #[serde(default)]
     pub own_items: BTreeMap<String, OwnItem>,
     /// source columns knowingly left out (they are not listed as ignored by `check`)
@@ -679,6 +713,42 @@ impl Pipeline {
         if m.response_id.0.column.is_none() || m.submitted_at.0.column.is_none() {
             return Err("mapping.response_id and mapping.submitted_at must name columns".into());
         }
+        match self.kind {
+            PipelineKind::Survey => {
+                if m.instrument.is_empty() || m.version.0.is_empty() {
+                    return Err("mapping.instrument and mapping.version are required".into());
+                }
+                if m.feedback_type.is_some()
+                    || m.text.is_some()
+                    || m.contact_requested.is_some()
+                    || !m.contact_columns.is_empty()
+                {
+                    return Err("mapping: feedback_type, text, contact_requested and contact_columns belong to `kind: feedback` pipelines".into());
+                }
+            }
+            PipelineKind::Feedback => {
+                if !m.instrument.is_empty() || !m.items.is_empty() || !m.own_items.is_empty() {
+                    return Err(
+                        "mapping: a feedback pipeline has no instrument, items or own_items".into(),
+                    );
+                }
+                if m.feedback_type.is_none() || m.text.is_none() {
+                    return Err(
+                        "mapping.feedback_type and mapping.text are required for `kind: feedback`"
+                            .into(),
+                    );
+                }
+                if m.started_at.is_some()
+                    || m.respondent_role.is_some()
+                    || m.age_group.is_some()
+                    || m.birth_year.is_some()
+                    || m.gender.is_some()
+                    || m.completion.is_some()
+                {
+                    return Err("mapping: a feedback pipeline maps no respondent background (started_at, respondent_role, age_group, birth_year, gender, completion)".into());
+                }
+            }
+        }
         if m.age_group.is_some() && m.birth_year.is_some() {
             return Err("mapping: give age_group or birth_year, not both".into());
         }
@@ -724,6 +794,15 @@ impl Mapping {
         }
         if let Some(c) = &self.completion {
             v.push(("completion", c));
+        }
+        for (k, f) in [
+            ("feedback_type", &self.feedback_type),
+            ("text", &self.text),
+            ("contact_requested", &self.contact_requested),
+        ] {
+            if let Some(f) = f {
+                v.push((k, f));
+            }
         }
         v
     }

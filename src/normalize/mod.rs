@@ -14,7 +14,7 @@ use chrono::{DateTime, Datelike, Utc};
 use chrono_tz::Tz;
 use csv::ByteRecord;
 
-use crate::config::{Field, ItemSpec, Mapping, Pipeline, Scalar};
+use crate::config::{Field, ItemSpec, Mapping, Pipeline, PipelineKind, Scalar};
 use crate::schema::{Catalog, CodeList, Labels, ScaleKind, codes::fold};
 use time::TimeFormat;
 
@@ -175,6 +175,9 @@ pub struct Body {
     pub gender: Option<String>,
     /// `complete` unless the mapping says `partial`
     pub completion: &'static str,
+    /// feedback: its type code, and whether contact was asked for
+    pub feedback_type: Option<String>,
+    pub contact_requested: bool,
     pub nps: Option<i8>,
     pub answers: Vec<Answer>,
     /// (text item index, raw text) — scrubbed before it is stored
@@ -192,6 +195,9 @@ pub struct Normalizer {
     /// read when the submission time is empty (e.g. the last activity of a partial response)
     submitted_fallback: Option<usize>,
     completion: Option<Coded>,
+    feedback_type: Option<Coded>,
+    contact_requested: Option<Coded>,
+    contact_columns: Vec<usize>,
     started: Option<(usize, TimeFormat)>,
     tz: Tz,
     municipality: Option<From>,
@@ -214,7 +220,8 @@ pub struct Normalizer {
 
 /// The columns of an object that the mapping does not read and does not list under `ignore`.
 pub fn unmapped_columns(m: &Mapping, names: &[String]) -> Vec<String> {
-    let used: HashSet<String> = m.columns().into_iter().collect();
+    let mut used: HashSet<String> = m.columns().into_iter().collect();
+    used.extend(m.contact_columns.iter().cloned());
     let ignored: HashSet<&str> = m.ignore.iter().map(String::as_str).collect();
     names
         .iter()
@@ -357,7 +364,9 @@ impl Normalizer {
         let m = &p.mapping;
         let mut b = Binder::new(names);
         let mut errors = Vec::new();
+        let feedback = p.kind == PipelineKind::Feedback;
         let instrument = match catalog.instrument(&m.instrument) {
+            _ if feedback => None,
             Ok(i) => Some(i),
             Err(e) => {
                 errors.push(format!("mapping.instrument: {e}"));
@@ -390,6 +399,22 @@ impl Normalizer {
             .as_ref()
             .and_then(|c| b.column("submitted_at.fallback", c));
         let completion = b.coded("completion", &m.completion, None);
+        let feedback_type = b.coded(
+            "feedback_type",
+            &m.feedback_type,
+            Some(catalog.list("feedback_type")),
+        );
+        let contact_requested = b.coded("contact_requested", &m.contact_requested, None);
+        // contact details: only whether one is filled is read
+        let mut contact_columns = Vec::new();
+        for c in &m.contact_columns {
+            match names.iter().position(|n| n == c) {
+                Some(i) => contact_columns.push(i),
+                None => errors.push(format!(
+                    "mapping.contact_columns: column '{c}' is not in the source"
+                )),
+            }
+        }
         if let Some(c) = &completion {
             for v in c.values.values() {
                 if !matches!(v.as_str(), "complete" | "partial") {
@@ -449,6 +474,23 @@ impl Normalizer {
         // items: the instrument version's items plus the pipeline's own
         let mut items = Vec::new();
         let mut text_cols = HashSet::new();
+        // a feedback's text is an open-text item of its own
+        if let Some(f) = &m.text {
+            match b.from("text", f) {
+                Some(From::Column(col, _)) => {
+                    text_cols.insert(col);
+                    items.push(CompiledItem {
+                        code: "text".to_string(),
+                        kind: ItemKind::Text { col },
+                        options: Vec::new(),
+                    });
+                }
+                Some(From::Constant(_)) => {
+                    errors.push("mapping.text: name the column holding the text".into())
+                }
+                None => {}
+            }
+        }
         for (code, spec) in &m.items {
             let (scale_name, options): (String, Vec<(String, Labels)>) = if let Some(own) =
                 m.own_items.get(code)
@@ -650,6 +692,9 @@ impl Normalizer {
             submitted: (sub_col, time_format(&m.submitted_at)),
             submitted_fallback,
             completion,
+            feedback_type,
+            contact_requested,
+            contact_columns,
             started,
             tz,
             municipality,
@@ -901,8 +946,44 @@ impl Normalizer {
         body.language = take(self.coded(rec, &self.language, "language"));
         body.age_group = take(self.coded(rec, &self.age_group, "age group"));
         body.gender = take(self.coded(rec, &self.gender, "gender"));
+        body.feedback_type = take(self.coded(rec, &self.feedback_type, "feedback type"));
+        let contact = take(self.coded(rec, &self.contact_requested, "contact requested"));
+        let completion = take(self.coded(rec, &self.completion, "completion"));
         body.completion = "complete";
-        match take(self.coded(rec, &self.completion, "completion")).as_deref() {
+        if self.feedback_type.is_some() && body.feedback_type.is_none() && problems.is_empty() {
+            problems.push(Problem {
+                code: "missing_type",
+                column: match self.feedback_type.as_ref().map(|c| &c.from) {
+                    Some(From::Column(_, n)) => Some(n.clone()),
+                    _ => None,
+                },
+                message: "no feedback type".into(),
+            });
+        }
+        match contact.as_deref() {
+            None => {}
+            Some(v) => match fold(v).as_str() {
+                "yes" | "kyllä" | "kylla" | "ja" | "true" | "1" | "x" | "y" | "k" => {
+                    body.contact_requested = true
+                }
+                "no" | "ei" | "nej" | "false" | "0" | "n" | "e" => {}
+                _ => problems.push(Problem {
+                    code: "invalid_value",
+                    column: match self.contact_requested.as_ref().map(|c| &c.from) {
+                        Some(From::Column(_, n)) => Some(n.clone()),
+                        _ => None,
+                    },
+                    message: "not a yes or no (allowed: yes, kyllä, ja, true, 1, x; no, ei, nej, false, 0)".into(),
+                }),
+            },
+        }
+        if self.contact_columns.iter().any(|&c| {
+            rec.get(c)
+                .is_some_and(|v| !v.iter().all(u8::is_ascii_whitespace))
+        }) {
+            body.contact_requested = true;
+        }
+        match completion.as_deref() {
             None | Some("complete") => {}
             Some("partial") => body.completion = "partial",
             Some(_) => problems.push(Problem {

@@ -18,7 +18,7 @@ use object_store::ObjectStoreExt;
 use parquet::arrow::ArrowWriter;
 
 use crate::warehouse::ledger;
-use crate::warehouse::tables::{ANSWERS, COMMENTS, QUARANTINE, RESPONSES, table_def};
+use crate::warehouse::tables::{DATA_TABLES, table_def};
 use crate::warehouse::writer::{WrittenFile, add_action, remove_action, writer_properties};
 use crate::warehouse::{TableFile, Warehouse, WarehouseError};
 
@@ -120,7 +120,7 @@ pub async fn optimize(wh: &Warehouse) -> Result<OptimizeReport, WarehouseError> 
     let mut written: Vec<(&'static str, Vec<WrittenFile>, Vec<Action>)> = Vec::new();
     let mut committed_now: Vec<(&'static str, u64)> = Vec::new();
     let result = async {
-        for name in [RESPONSES, ANSWERS, COMMENTS, QUARANTINE] {
+        for name in DATA_TABLES {
             let t = wh.table(name, None).await?;
             let files = wh.files(&t).await?;
             let mut tr = TableReport {

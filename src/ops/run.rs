@@ -29,7 +29,7 @@ use chrono::Utc;
 use csv::ByteRecord;
 use deltalake_core::kernel::Action;
 
-use crate::config::Pipeline;
+use crate::config::{Pipeline, PipelineKind};
 use crate::format::FormatError;
 use crate::normalize::{Head, Normalizer, Partition, Problem, unmapped_columns};
 use crate::privacy::Scrubber;
@@ -37,7 +37,8 @@ use crate::schema::Catalog;
 use crate::source::{self, SourceError, SourceObject};
 use crate::warehouse::ledger::{self, Counts, ObjectRecord, RunRecord, RunStatus};
 use crate::warehouse::tables::{
-    ANSWERS, COMMENTS, CompactAnswer, QUARANTINE, RESPONSES, Rows, key_hex, parse_key, table_def,
+    ANSWERS, COMMENTS, CompactAnswer, FEEDBACK, QUARANTINE, RESPONSES, Rows, key_hex, parse_key,
+    table_def,
 };
 use crate::warehouse::writer::{
     self, SPILL_BUDGET, TableWriter, WrittenFile, add_action, remove_action,
@@ -47,6 +48,23 @@ use crate::warehouse::{TableFile, Warehouse, WarehouseError};
 use super::exit;
 
 const CHUNK: usize = 16_384;
+
+/// The tables holding a pipeline kind's rows by key; the first holds one row per key.
+fn keyed_tables(kind: PipelineKind) -> &'static [&'static str] {
+    match kind {
+        PipelineKind::Survey => &[RESPONSES, ANSWERS, COMMENTS],
+        PipelineKind::Feedback => &[FEEDBACK],
+    }
+}
+
+/// The key column of a keyed table.
+fn key_column(table: &str) -> &'static str {
+    if table == FEEDBACK {
+        "feedback_key"
+    } else {
+        "response_key"
+    }
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
@@ -156,7 +174,7 @@ struct Writers {
 }
 
 impl Writers {
-    fn new(wh: &Warehouse, load_id: &str) -> Self {
+    fn new(wh: &Warehouse, load_id: &str, kind: PipelineKind) -> Self {
         let (base, in_place, staging) = match &wh.loc.local_dir {
             Some(d) => (d.clone(), true, None),
             None => {
@@ -165,8 +183,8 @@ impl Writers {
             }
         };
         let mut tables = BTreeMap::new();
-        for t in [RESPONSES, ANSWERS, COMMENTS, QUARANTINE] {
-            tables.insert(t, TableWriter::new(table_def(t), base.join(t), load_id));
+        for t in keyed_tables(kind).iter().chain([&QUARANTINE]) {
+            tables.insert(*t, TableWriter::new(table_def(t), base.join(t), load_id));
         }
         Writers {
             tables,
@@ -178,6 +196,8 @@ impl Writers {
 
 /// Keys already in the warehouse, loaded partition by partition as rows need them.
 struct Existing {
+    /// the table holding one row per key
+    table: &'static str,
     files: HashMap<Partition, Vec<TableFile>>,
     loaded: HashSet<Partition>,
     keys: FastMap<u128, (i64, Partition)>,
@@ -214,12 +234,13 @@ impl Existing {
             return Ok(());
         }
         use futures::StreamExt;
+        let table = self.table;
         let mut reads = futures::stream::iter(files.into_iter().map(|(p, f)| async move {
             let batches = wh
                 .read_files(
-                    RESPONSES,
+                    table,
                     std::slice::from_ref(&f),
-                    &["response_key", "row_hash"],
+                    &[key_column(table), "row_hash"],
                 )
                 .await;
             (p, batches)
@@ -336,6 +357,49 @@ impl Ctx<'_> {
         };
         let key = key_hex(head.key);
         let part = &head.partition;
+        if let Some(tw) = w.tables.get_mut(FEEDBACK) {
+            let (pipeline, load_id) = (&self.p.name, &self.load_id);
+            let text = texts.first();
+            let bytes = 300 + object.len() + text.map_or(0, |t| t.text.len());
+            tw.append(part, bytes, |rows| {
+                let Rows::Feedback(r) = rows else {
+                    unreachable!()
+                };
+                r.feedback_key.append_value(&key);
+                r.row_hash.append_value(head.row_hash);
+                r.pipeline.append_value(pipeline);
+                r.source_system.append_value(&norm.system);
+                r.source_id.append_value(&norm.survey);
+                r.received_at
+                    .append_value(head.submitted_at.timestamp_micros());
+                r.feedback_type
+                    .append_value(body.feedback_type.as_deref().unwrap_or_default());
+                r.classification_year.append_value(head.classification_year);
+                r.municipality.append_option(head.municipality.as_deref());
+                r.cooperation_area
+                    .append_option(head.cooperation_area.as_deref());
+                r.local_area.append_option(body.local_area.as_deref());
+                r.org_unit.append_option(body.org_unit.as_deref());
+                r.service.append_option(body.service.as_deref());
+                r.channel.append_option(body.channel.as_deref());
+                r.language.append_option(body.language.as_deref());
+                r.contact_requested.append_value(body.contact_requested);
+                r.text.append_option(text.map(|t| t.text.as_str()));
+                r.redactions
+                    .append_value(text.map_or(0, |t| t.redactions as i32));
+                r.redaction_kinds
+                    .append_value(text.map_or("", |t| t.kinds.as_str()));
+                r.load_id.append_value(load_id);
+                r.source_object.append_value(object);
+                r.source_row.append_value(line as i64);
+            });
+            if w.tables.values().map(|t| t.buffered).sum::<usize>() > SPILL_BUDGET {
+                for t in w.tables.values_mut() {
+                    t.spill()?;
+                }
+            }
+            return Ok(());
+        }
         {
             let tw = w.tables.get_mut(RESPONSES).expect("responses writer");
             let (pipeline, load_id) = (&self.p.name, &self.load_id);
@@ -512,7 +576,8 @@ async fn stale_keys(
     seen: &FastMap<u128, i64>,
 ) -> Result<HashMap<Partition, HashSet<u128>>, WarehouseError> {
     let mut out: HashMap<Partition, HashSet<u128>> = HashMap::new();
-    let Some(index) = table_files.get(RESPONSES) else {
+    let table = keyed_tables(p.kind)[0];
+    let Some(index) = table_files.get(table) else {
         return Ok(out);
     };
     for (part, files) in index {
@@ -520,7 +585,7 @@ async fn stale_keys(
             continue;
         }
         for b in wh
-            .read_files(RESPONSES, files, &["response_key", "pipeline"])
+            .read_files(table, files, &[key_column(table), "pipeline"])
             .await?
         {
             let k = b.column(0).as_string::<i32>();
@@ -639,6 +704,7 @@ pub async fn run_pipeline(
 
     // what the warehouse holds, at the committed versions
     let mut existing = Existing {
+        table: keyed_tables(p.kind)[0],
         files: HashMap::new(),
         loaded: HashSet::new(),
         keys: FastMap::default(),
@@ -648,7 +714,7 @@ pub async fn run_pipeline(
     let mut quarantined_before = FastSet::default();
     let mut tables = BTreeMap::new();
     if (exists || !opts.dry_run) && !to_read.is_empty() {
-        for name in [RESPONSES, ANSWERS, COMMENTS, QUARANTINE] {
+        for name in keyed_tables(p.kind).iter().copied().chain([QUARANTINE]) {
             // a plan reads the committed versions; a run, after recovery, the latest (whose
             // content is the committed one) so that its commits follow them
             let v = opts
@@ -682,14 +748,17 @@ pub async fn run_pipeline(
             }
             tables.insert(name, t);
         }
-        existing.files = table_files.get(RESPONSES).cloned().unwrap_or_default();
+        existing.files = table_files
+            .get(keyed_tables(p.kind)[0])
+            .cloned()
+            .unwrap_or_default();
     }
 
     let mut ctx = Ctx {
         p,
         load_id: load_id.clone(),
         scrubber: Scrubber::new(&p.privacy.scrub),
-        writers: (!opts.dry_run).then(|| Writers::new(wh, &load_id)),
+        writers: (!opts.dry_run).then(|| Writers::new(wh, &load_id, p.kind)),
         seen: FastMap::default(),
         quarantined_before,
         existing,
@@ -1011,7 +1080,7 @@ async fn commit_run(
 ) -> Result<Committed, CommitFailure> {
     let mut removes: BTreeMap<&'static str, Vec<Action>> = BTreeMap::new();
     let rewrite = async {
-        for name in [RESPONSES, ANSWERS, COMMENTS] {
+        for name in [RESPONSES, ANSWERS, COMMENTS, FEEDBACK] {
             let Some(index) = table_files.get(name) else {
                 continue;
             };

@@ -70,7 +70,7 @@ pub struct LocalCopy {
 
 /// An open source.
 pub enum Source {
-    Files(FilesReader, FormatConfig),
+    Files(Box<(FilesReader, FormatConfig)>),
     Limesurvey(Box<LimesurveyReader>),
 }
 
@@ -83,7 +83,10 @@ pub async fn open(p: &Pipeline) -> Result<Source, SourceError> {
                 .parent()
                 .map(|d| d.to_path_buf())
                 .unwrap_or_else(|| PathBuf::from("."));
-            Ok(Source::Files(FilesReader::new(f, &base)?, p.format()))
+            Ok(Source::Files(Box::new((
+                FilesReader::new(f, &base)?,
+                p.format(),
+            ))))
         }
         SourceConfig::LimesurveyDb(l) => Ok(Source::Limesurvey(Box::new(
             LimesurveyReader::connect(l, &p.name).await?,
@@ -106,7 +109,7 @@ impl Source {
         from_start: bool,
     ) -> Result<Vec<SourceObject>, SourceError> {
         match self {
-            Source::Files(f, _) => f.list().await,
+            Source::Files(f) => f.0.list().await,
             Source::Limesurvey(l) => {
                 let prev = manifest
                     .get(l.object_name())
@@ -119,7 +122,8 @@ impl Source {
 
     pub async fn records(&self, obj: &SourceObject) -> Result<Opened, SourceError> {
         match self {
-            Source::Files(f, fmt) => {
+            Source::Files(f) => {
+                let (f, fmt) = f.as_ref();
                 let copy = f.local_copy(obj).await?;
                 let records = Records::open(&copy.path, &obj.name, fmt)?;
                 Ok(Opened {

@@ -4,8 +4,8 @@
 use std::sync::{Arc, OnceLock};
 
 use arrow::array::{
-    ArrayBuilder, ArrayRef, Int8Builder, Int16Builder, Int32Builder, Int64Builder, RecordBatch,
-    StringBuilder, TimestampMicrosecondBuilder,
+    ArrayBuilder, ArrayRef, BooleanBuilder, Int8Builder, Int16Builder, Int32Builder, Int64Builder,
+    RecordBatch, StringBuilder, TimestampMicrosecondArray, TimestampMicrosecondBuilder,
 };
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 
@@ -13,11 +13,13 @@ pub const RESPONSES: &str = "responses";
 pub const ANSWERS: &str = "answers";
 pub const COMMENTS: &str = "comments";
 pub const QUARANTINE: &str = "quarantine";
+pub const FEEDBACK: &str = "feedback";
 pub const RUNS: &str = "runs";
 
-/// The data tables a run writes (the ledger `runs` is written last, as the commit point).
-pub const DATA_TABLES: [&str; 4] = [RESPONSES, ANSWERS, COMMENTS, QUARANTINE];
-pub const ALL_TABLES: [&str; 5] = [RESPONSES, ANSWERS, COMMENTS, QUARANTINE, RUNS];
+/// The data tables runs write (the ledger `runs` is written last, as the commit point), in
+/// commit order.
+pub const DATA_TABLES: [&str; 5] = [RESPONSES, ANSWERS, COMMENTS, FEEDBACK, QUARANTINE];
+pub const ALL_TABLES: [&str; 6] = [RESPONSES, ANSWERS, COMMENTS, FEEDBACK, QUARANTINE, RUNS];
 
 /// The comparison marts `palaute aggregate` writes (their schemas come from `sql/`; they are
 /// created on the first aggregation).
@@ -124,6 +126,36 @@ pub fn table_def(name: &str) -> &'static TableDef {
                 &["period", "county"],
             ),
             def(
+                FEEDBACK,
+                vec![
+                    s("feedback_key", false),
+                    Field::new("row_hash", DataType::Int64, false),
+                    s("pipeline", false),
+                    s("source_system", false),
+                    s("source_id", false),
+                    Field::new("received_at", ts(), false),
+                    s("feedback_type", false),
+                    Field::new("classification_year", DataType::Int16, false),
+                    s("municipality", true),
+                    s("cooperation_area", true),
+                    s("local_area", true),
+                    s("org_unit", true),
+                    s("service", true),
+                    s("channel", true),
+                    s("language", true),
+                    Field::new("contact_requested", DataType::Boolean, false),
+                    s("text", true),
+                    Field::new("redactions", DataType::Int32, false),
+                    s("redaction_kinds", false),
+                    s("load_id", false),
+                    s("source_object", false),
+                    Field::new("source_row", DataType::Int64, false),
+                    s("period", false),
+                    s("county", false),
+                ],
+                &["period", "county"],
+            ),
+            def(
                 COMMENTS,
                 vec![
                     s("response_key", false),
@@ -200,6 +232,7 @@ pub enum Rows {
     Responses(ResponsesRows),
     Answers(AnswersRows),
     Comments(CommentsRows),
+    Feedback(FeedbackRows),
     Quarantine(QuarantineRows),
 }
 
@@ -209,6 +242,7 @@ impl Rows {
             RESPONSES => Rows::Responses(ResponsesRows::default()),
             ANSWERS => Rows::Answers(AnswersRows::default()),
             COMMENTS => Rows::Comments(CommentsRows::default()),
+            FEEDBACK => Rows::Feedback(FeedbackRows::default()),
             QUARANTINE => Rows::Quarantine(QuarantineRows::default()),
             other => panic!("no row builder for {other}"),
         }
@@ -219,6 +253,7 @@ impl Rows {
             Rows::Responses(r) => r.response_key.len(),
             Rows::Answers(r) => r.rows.len(),
             Rows::Comments(r) => r.response_key.len(),
+            Rows::Feedback(r) => r.feedback_key.len(),
             Rows::Quarantine(r) => r.pipeline.len(),
         }
     }
@@ -234,6 +269,7 @@ impl Rows {
             Rows::Responses(r) => r.finish(),
             Rows::Answers(r) => r.finish(symbols),
             Rows::Comments(r) => r.finish(),
+            Rows::Feedback(r) => r.finish(),
             Rows::Quarantine(r) => r.finish(),
         };
         RecordBatch::try_new(schema.clone(), cols).expect("builders match the table schema")
@@ -468,5 +504,65 @@ impl QuarantineRows {
             self.record,
             self.quarantined_at,
         ]
+    }
+}
+
+#[derive(Default)]
+pub struct FeedbackRows {
+    pub feedback_key: StringBuilder,
+    pub row_hash: Int64Builder,
+    pub pipeline: StringBuilder,
+    pub source_system: StringBuilder,
+    pub source_id: StringBuilder,
+    pub received_at: TimestampMicrosecondBuilder,
+    pub feedback_type: StringBuilder,
+    pub classification_year: Int16Builder,
+    pub municipality: StringBuilder,
+    pub cooperation_area: StringBuilder,
+    pub local_area: StringBuilder,
+    pub org_unit: StringBuilder,
+    pub service: StringBuilder,
+    pub channel: StringBuilder,
+    pub language: StringBuilder,
+    pub contact_requested: BooleanBuilder,
+    pub text: StringBuilder,
+    pub redactions: Int32Builder,
+    pub redaction_kinds: StringBuilder,
+    pub load_id: StringBuilder,
+    pub source_object: StringBuilder,
+    pub source_row: Int64Builder,
+}
+
+impl FeedbackRows {
+    fn finish(&mut self) -> Vec<ArrayRef> {
+        let received: TimestampMicrosecondArray = self.received_at.finish();
+        let received = received.with_timezone("UTC");
+        let mut v = finish_all![
+            self.feedback_key,
+            self.row_hash,
+            self.pipeline,
+            self.source_system,
+            self.source_id,
+        ];
+        v.push(Arc::new(received));
+        v.extend(finish_all![
+            self.feedback_type,
+            self.classification_year,
+            self.municipality,
+            self.cooperation_area,
+            self.local_area,
+            self.org_unit,
+            self.service,
+            self.channel,
+            self.language,
+            self.contact_requested,
+            self.text,
+            self.redactions,
+            self.redaction_kinds,
+            self.load_id,
+            self.source_object,
+            self.source_row,
+        ]);
+        v
     }
 }

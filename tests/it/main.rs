@@ -4,6 +4,7 @@
 mod common;
 mod decoding;
 mod demo;
+mod feedback;
 mod formats;
 mod idempotency;
 mod limesurvey;
