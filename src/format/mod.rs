@@ -63,6 +63,14 @@ impl Records {
         }
     }
 
+    /// The part of the object the records come from (a spreadsheet's sheet), for messages.
+    pub fn part(&self) -> Option<&str> {
+        match self {
+            Records::Csv(_) => None,
+            Records::Table(t) => t.part.as_deref(),
+        }
+    }
+
     /// Read the next record into `rec`, reusing its memory; returns its row number.
     pub fn read_into(&mut self, rec: &mut ::csv::ByteRecord) -> Result<Option<u64>, String> {
         match self {

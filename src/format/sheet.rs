@@ -117,5 +117,7 @@ pub fn open(path: &Path, object: &str, cfg: &SheetFormat) -> Result<TableObject,
         names.len(),
         cfg.header_rows
     );
-    Ok(TableObject::new(names_row, data, description))
+    let mut t = TableObject::new(names_row, data, description);
+    t.part = Some(format!("sheet '{sheet}'"));
+    Ok(t)
 }

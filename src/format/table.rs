@@ -8,6 +8,8 @@ pub struct TableObject {
     /// (row number as the source counts it, fields)
     pub rows: Vec<(u64, Vec<String>)>,
     pub description: String,
+    /// the part of the object read (`sheet 'Form1'`), named in messages
+    pub part: Option<String>,
     next: usize,
     bytes: u64,
 }
@@ -18,6 +20,7 @@ impl TableObject {
             names,
             rows,
             description,
+            part: None,
             next: 0,
             bytes: 0,
         }

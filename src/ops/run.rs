@@ -796,9 +796,10 @@ pub async fn run_pipeline(
             let recs = &mut opened.records;
             let norm = Normalizer::new(p, catalog, recs.names()).map_err(|errs| {
                 RunError::Config(format!(
-                    "{}: {}: {}",
+                    "{}: {}{}: {}",
                     p.file.display(),
                     obj.name,
+                    recs.part().map(|s| format!(" {s}")).unwrap_or_default(),
                     errs.join("; ")
                 ))
             })?;

@@ -182,7 +182,7 @@ fn a_mapping_may_not_name_an_identifier_column_and_a_missing_sheet_is_named() {
     let r = f.run(&p);
     assert_eq!(r.code, 2, "{}{}", r.stdout, r.stderr);
     assert!(
-        r.stderr.contains("'Email' identifies the respondent"),
+        r.stderr.contains("vastaukset.xlsx sheet 'Form1': mapping.items.open: column 'Email' identifies the respondent"),
         "{}",
         r.stderr
     );
