@@ -15,6 +15,19 @@ fn write_pipeline(f: &Fixture, glob: &str, format: &str, mapping: &str) -> std::
     p
 }
 
+/// A second run over the same objects reads nothing and changes nothing.
+fn rerun_loads_nothing(f: &Fixture, p: &std::path::Path) {
+    let before = f.dump();
+    let r = f.run(p);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let last = f.sql(
+        "SELECT rows_read, rows_loaded FROM runs WHERE pipeline = 't' ORDER BY seq DESC LIMIT 1",
+    );
+    assert_eq!(last[0]["rows_read"].as_i64(), Some(0));
+    assert_eq!(last[0]["rows_loaded"].as_i64(), Some(0));
+    assert_eq!(f.dump(), before);
+}
+
 const FORMS_MAPPING: &str = r#"mapping:
   instrument: thl_national
   version: 2
@@ -310,6 +323,7 @@ fn ods_with_two_header_rows_swedish_labels_and_date_cells() {
         a.iter().map(|r| r["value"].as_i64()).collect::<Vec<_>>(),
         vec![Some(5), Some(5)]
     );
+    rerun_loads_nothing(&f, &p);
 }
 
 const JSON_MAPPING: &str = r#"mapping:
@@ -373,6 +387,7 @@ fn ndjson_drop_with_nested_objects_arrays_and_a_broken_line() {
     assert_eq!(opts, vec!["excursion", "group"]);
     let c = f.sql("SELECT text FROM comments");
     assert_eq!(s(&c[0], "text"), Some("Kivaa! [email]"));
+    rerun_loads_nothing(&f, &p);
 }
 
 #[test]
@@ -414,6 +429,7 @@ fn limesurvey_remotecontrol_export_in_its_json_rpc_reply() {
             file.display()
         );
     }
+    rerun_loads_nothing(&f, &p);
     // an error reply names the object and loads nothing
     f.input(
         "export_2024-10.json",
@@ -480,6 +496,7 @@ fn qualtrics_three_header_rows_and_the_legacy_layout() {
     // data starts on line 3 of the file
     assert_eq!(rows[0]["source_row"].as_i64(), Some(3));
     assert_eq!(rows[1]["nps"].as_i64(), Some(3));
+    rerun_loads_nothing(&f, &p);
 }
 
 #[test]
@@ -521,6 +538,7 @@ fn limesurvey_vv_tab_separated_with_not_shown_and_padded_numbers() {
             (None, "missing")
         ]
     );
+    rerun_loads_nothing(&f, &p);
 }
 
 #[test]
@@ -584,4 +602,5 @@ fn google_forms_us_timestamps_and_checkbox_labels_with_commas() {
     assert_eq!(q.len(), 1);
     assert_eq!(q[0]["source_row"].as_i64(), Some(4));
     assert!(s(&q[0], "reason_codes").unwrap().contains("invalid_option"));
+    rerun_loads_nothing(&f, &p);
 }
