@@ -194,6 +194,18 @@ impl Writers {
     }
 }
 
+impl Writers {
+    /// Write buffered rows to their files when the buffers together pass the budget.
+    fn spill_if_over_budget(&mut self) -> Result<(), RunError> {
+        if self.tables.values().map(|t| t.buffered).sum::<usize>() > SPILL_BUDGET {
+            for t in self.tables.values_mut() {
+                t.spill()?;
+            }
+        }
+        Ok(())
+    }
+}
+
 /// Keys already in the warehouse, loaded partition by partition as rows need them.
 struct Existing {
     /// the table holding one row per key
@@ -393,12 +405,7 @@ impl Ctx<'_> {
                 r.source_object.append_value(object);
                 r.source_row.append_value(line as i64);
             });
-            if w.tables.values().map(|t| t.buffered).sum::<usize>() > SPILL_BUDGET {
-                for t in w.tables.values_mut() {
-                    t.spill()?;
-                }
-            }
-            return Ok(());
+            return w.spill_if_over_budget();
         }
         {
             let tw = w.tables.get_mut(RESPONSES).expect("responses writer");
@@ -493,12 +500,7 @@ impl Ctx<'_> {
                 }
             });
         }
-        if w.tables.values().map(|t| t.buffered).sum::<usize>() > SPILL_BUDGET {
-            for t in w.tables.values_mut() {
-                t.spill()?;
-            }
-        }
-        Ok(())
+        w.spill_if_over_budget()
     }
 
     /// The first, sequential step for a row: is it a duplicate, to quarantine, or to write?

@@ -89,6 +89,18 @@ struct Column {
     question: bool,
 }
 
+impl Column {
+    /// A column that is not a question's, read under its database name.
+    fn plain(name: String) -> Column {
+        Column {
+            db_name: name.clone(),
+            name,
+            qid: None,
+            question: false,
+        }
+    }
+}
+
 pub struct LimesurveyReader {
     cfg: LimesurveyDbSource,
     pipeline: String,
@@ -274,12 +286,7 @@ impl LimesurveyReader {
                 continue;
             }
             if FIXED.contains(&c.as_str()) {
-                out.push(Column {
-                    db_name: c.clone(),
-                    name: c,
-                    qid: None,
-                    question: false,
-                });
+                out.push(Column::plain(c));
                 continue;
             }
             let parsed = match self.schema {
@@ -291,12 +298,7 @@ impl LimesurveyReader {
                     .map(|m| (m[2].to_string(), m[3].to_string())),
             };
             let Some((qid, suffix)) = parsed else {
-                out.push(Column {
-                    db_name: c.clone(),
-                    name: c,
-                    qid: None,
-                    question: false,
-                });
+                out.push(Column::plain(c));
                 continue;
             };
             let qid: i64 = qid.parse().unwrap_or(-1);
