@@ -3,6 +3,7 @@
 
 pub mod bench_data;
 pub mod county;
+pub mod feedback;
 pub mod project;
 pub mod text;
 

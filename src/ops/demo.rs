@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use crate::config::load_pipeline;
-use crate::demo::{GenError, county, project};
+use crate::demo::{GenError, county, feedback, project};
 use crate::warehouse::Warehouse;
 
 use super::run::{RunError, RunOptions, render_summary, run_pipeline};
@@ -13,6 +13,7 @@ use super::sql::{self, SqlError};
 
 const COUNTY_YAML: &str = include_str!("../../pipelines/demo_county.yaml");
 const PROJECT_YAML: &str = include_str!("../../pipelines/demo_project.yaml");
+const FEEDBACK_YAML: &str = include_str!("../../pipelines/demo_feedback.yaml");
 /// Responses per month in the demo county's survey.
 pub const PER_MONTH: usize = 150;
 
@@ -40,11 +41,13 @@ pub fn generate(dir: &Path, seed: u64, months: usize) -> Result<(), DemoError> {
         county::write_export(&dir.join("exports/county"), seed, m, PER_MONTH)?;
     }
     project::write(&dir.join("exports/project"), seed)?;
+    feedback::write(&dir.join("exports/feedback"), seed)?;
     let pdir = dir.join("pipelines");
     std::fs::create_dir_all(&pdir).map_err(|e| DemoError::Io(pdir.display().to_string(), e))?;
     for (name, text) in [
         ("demo_county.yaml", COUNTY_YAML),
         ("demo_project.yaml", PROJECT_YAML),
+        ("demo_feedback.yaml", FEEDBACK_YAML),
     ] {
         let t = text.replace("location: ../demo/exports/", "location: ../exports/");
         let p = pdir.join(name);
@@ -74,6 +77,7 @@ pub async fn run(dir: &Path, seed: u64) -> Result<String, DemoError> {
     let wh = Warehouse::open(&wh_dir.display().to_string(), true)?;
     let county = load_pipeline(&dir.join("pipelines/demo_county.yaml"))?;
     let project = load_pipeline(&dir.join("pipelines/demo_project.yaml"))?;
+    let feedback = load_pipeline(&dir.join("pipelines/demo_feedback.yaml"))?;
     let opts = RunOptions {
         dry_run: false,
         progress: true,
@@ -82,10 +86,11 @@ pub async fn run(dir: &Path, seed: u64) -> Result<String, DemoError> {
     let _ = writeln!(out, "palaute demo in {}\n", dir.display());
     let _ = writeln!(
         out,
-        "1. First load: three monthly cumulative exports of the county survey and the project survey"
+        "1. First load: three monthly cumulative exports of the county survey, the project survey, and the county's spontaneous feedback (an Excel export)"
     );
     out.push_str(&render_summary(&run_pipeline(&wh, &county, &opts).await?));
     out.push_str(&render_summary(&run_pipeline(&wh, &project, &opts).await?));
+    out.push_str(&render_summary(&run_pipeline(&wh, &feedback, &opts).await?));
 
     let _ = writeln!(
         out,
@@ -118,6 +123,8 @@ pub async fn run(dir: &Path, seed: u64) -> Result<String, DemoError> {
     out.push_str(&table(&wh, "SELECT redaction_kinds, count(*) AS comments, sum(redactions) AS redactions FROM comments WHERE redactions > 0 GROUP BY redaction_kinds ORDER BY redaction_kinds").await?);
     out.push('\n');
     out.push_str(&table(&wh, "SELECT field, text FROM comments WHERE redactions > 0 ORDER BY response_key, field LIMIT 3").await?);
+    out.push('\n');
+    out.push_str(&table(&wh, "SELECT feedback_type, count(*) AS feedback, sum(CASE WHEN contact_requested THEN 1 ELSE 0 END) AS contact_requested, sum(redactions) AS redactions FROM feedback GROUP BY feedback_type ORDER BY feedback_type").await?);
     out.push('\n');
     let _ = writeln!(
         out,

@@ -94,14 +94,45 @@ fn demo_shows_quarantine_dedupe_and_scrubbing() {
         v["suppressed"].as_u64().unwrap() > 0,
         "the demo has small cells"
     );
-    // history lists the five runs and the aggregation
+    // spontaneous feedback from an Excel export: typed, one mistyped row quarantined, contact
+    // details reduced to a flag
+    let fb = palaute(
+        &[
+            "sql",
+            "--warehouse",
+            wh.to_str().unwrap(),
+            "--format",
+            "json",
+            "SELECT count(*) AS n, sum(CASE WHEN contact_requested THEN 1 ELSE 0 END) AS contact, count(DISTINCT feedback_type) AS types FROM feedback",
+        ],
+        &[],
+    );
+    assert_eq!(fb.code, 0, "{}", fb.stderr);
+    let v: serde_json::Value = serde_json::from_str(&fb.stdout).unwrap();
+    let n = v[0]["n"].as_i64().unwrap();
+    assert!((49..=79).contains(&n), "{v}");
+    assert!(v[0]["contact"].as_i64().unwrap() > 0, "{v}");
+    assert_eq!(v[0]["types"].as_i64(), Some(4));
+    assert!(out.contains("demo_feedback"), "{out}");
+    for file in crate::common::files_under(&wh) {
+        let b = std::fs::read(&file).unwrap();
+        for secret in [&b"Esimerkki"[..], b"palaute1", b"@example.fi"] {
+            assert!(
+                !b.windows(secret.len()).any(|w| w == secret),
+                "{} holds {}",
+                file.display(),
+                String::from_utf8_lossy(secret)
+            );
+        }
+    }
+    // history lists the six runs and the aggregation
     let h = palaute(&["history", "--warehouse", wh.to_str().unwrap()], &[]);
     let runs = h
         .stdout
         .lines()
         .filter(|l| l.starts_with(|c: char| c.is_ascii_digit()))
         .count();
-    assert_eq!(runs, 6, "{}", h.stdout);
+    assert_eq!(runs, 7, "{}", h.stdout);
     assert_eq!(
         h.stdout
             .lines()
