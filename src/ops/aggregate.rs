@@ -20,7 +20,7 @@ use deltalake_core::kernel::Action;
 use object_store::ObjectStoreExt;
 use parquet::arrow::ArrowWriter;
 
-use crate::marts::cells::{Key, groups, read_keys};
+use crate::marts::cells::{Cells, Key, groups, read_keys};
 use crate::marts::periods::{ALL_PERIOD_TYPES, PeriodType, parse_month, period_rows};
 use crate::marts::{
     GEO_LEVELS, METHOD, MartSpec, SPECS, SQL_CUBE_RESPONSES, SQL_RESPONSE_DIMS, figure_vars, fill,
@@ -222,7 +222,8 @@ pub fn decide(
     spec: &MartSpec,
     rules: &Rules,
 ) -> Result<Vec<Option<Reason>>, String> {
-    let keys = read_keys(batches, spec)?;
+    let cells = read_keys(batches, spec)?;
+    let keys = &cells.keys;
     let mut size = Vec::new();
     let mut primary = Vec::new();
     for b in batches {
@@ -241,13 +242,17 @@ pub fn decide(
     let unit_col = spec
         .unit_key
         .and_then(|u| spec.keys.iter().position(|k| *k == u));
-    let is_unit = |k: &Key| unit_col.is_none_or(|c| k.keys[c] == "*");
+    let star = cells.strings.get("*").expect("'*' is always interned");
+    let is_unit = |k: &Key| unit_col.is_none_or(|c| k.keys[c] == star);
     let mut order: Vec<usize> = (0..keys.len()).filter(|&i| is_unit(&keys[i])).collect();
     order.sort_by(|&a, &b| keys[a].cmp(&keys[b]));
-    let unit_keys: Vec<Key> = order.iter().map(|&i| keys[i].clone()).collect();
+    let unit_cells = Cells {
+        keys: order.iter().map(|&i| keys[i]).collect(),
+        strings: cells.strings,
+    };
     let unit_n: Vec<u64> = order.iter().map(|&i| size[i]).collect();
     let unit_primary: Vec<bool> = order.iter().map(|&i| primary[i]).collect();
-    let g = groups(&unit_keys, spec);
+    let g = groups(&unit_cells, spec);
     let decided =
         if std::env::var("PALAUTE_FAILPOINT").as_deref() == Ok("skip:secondary-suppression") {
             // tests only: publish with primary suppression alone, for the audit to catch
@@ -258,18 +263,19 @@ pub fn decide(
         } else {
             suppress(&unit_n, &unit_primary, &g)
         };
-    let mut by_unit: HashMap<&Key, Option<Reason>, foldhash::fast::RandomState> =
-        HashMap::default();
-    for (k, r) in unit_keys.iter().zip(&decided) {
-        by_unit.insert(k, *r);
-    }
+    let by_unit: HashMap<Key, Option<Reason>, foldhash::fast::RandomState> = unit_cells
+        .keys
+        .iter()
+        .zip(&decided)
+        .map(|(k, r)| (*k, *r))
+        .collect();
     Ok(keys
         .iter()
         .map(|k| match unit_col {
             None => by_unit.get(k).copied().flatten(),
             Some(c) => {
-                let mut u = k.clone();
-                u.keys[c] = "*".into();
+                let mut u = *k;
+                u.keys[c] = star;
                 by_unit.get(&u).copied().flatten()
             }
         })

@@ -14,7 +14,7 @@ use std::collections::HashMap;
 use arrow::array::{Array, AsArray, RecordBatch};
 use arrow::datatypes::{DataType, Float64Type, Int64Type};
 
-use crate::marts::cells::{Key, groups, read_keys};
+use crate::marts::cells::{Key, Strings, groups, read_keys};
 use crate::marts::{MARTS, spec};
 use crate::privacy::disclosure::{Equation, recover};
 use crate::warehouse::Warehouse;
@@ -40,24 +40,25 @@ pub struct AuditReport {
     pub leaks: Vec<Leak>,
 }
 
-fn describe(k: &Key, keys: &[&str]) -> String {
+fn describe(k: &Key, st: &Strings, keys: &[&str]) -> String {
     let own: Vec<String> = keys
         .iter()
         .zip(&k.keys)
-        .map(|(n, v)| format!("{n}={v}"))
+        .map(|(n, v)| format!("{n}={}", st.text(*v)))
         .collect();
+    let parent = st.text(k.geo_parent);
     format!(
         "{} {} {}={}{} service={} {}",
         k.period_type,
-        k.period,
+        st.text(k.period),
         crate::marts::GEO_LEVELS[k.geo_level as usize],
-        k.geo_code,
-        if k.geo_parent.is_empty() {
+        st.text(k.geo_code),
+        if parent.is_empty() {
             String::new()
         } else {
-            format!(" (in {})", k.geo_parent)
+            format!(" (in {parent})")
         },
-        k.service,
+        st.text(k.service),
         own.join(" ")
     )
 }
@@ -91,7 +92,8 @@ pub fn audit_batches(
     report: &mut AuditReport,
 ) -> Result<(), String> {
     let spec = spec(name);
-    let keys = read_keys(batches, spec)?;
+    let cells = read_keys(batches, spec)?;
+    let keys = &cells.keys;
     let mut columns: Vec<&str> = spec.audited.to_vec();
     if spec.mean_times.is_some() {
         columns.push("value_sum");
@@ -139,7 +141,7 @@ pub fn audit_batches(
         }
     }
     let mut eqs = Vec::new();
-    for g in groups(&keys, spec) {
+    for g in groups(&cells, spec) {
         for c in 0..ncol {
             eqs.push(Equation {
                 total: g.parent * ncol + c,
@@ -168,7 +170,7 @@ pub fn audit_batches(
         };
         report.leaks.push(Leak {
             mart: name.to_string(),
-            cell: describe(&keys[row], spec.keys),
+            cell: describe(&keys[row], &cells.strings, spec.keys),
             column: columns[c].to_string(),
             value,
             suppression: reason.clone(),
