@@ -222,7 +222,9 @@ pub fn decide(
     spec: &MartSpec,
     rules: &Rules,
 ) -> Result<Vec<Option<Reason>>, String> {
+    let t = Instant::now();
     let cells = read_keys(batches, spec)?;
+    let t_keys = t.elapsed().as_secs_f64();
     let keys = &cells.keys;
     let mut size = Vec::new();
     let mut primary = Vec::new();
@@ -245,14 +247,17 @@ pub fn decide(
     let star = cells.strings.get("*").expect("'*' is always interned");
     let is_unit = |k: &Key| unit_col.is_none_or(|c| k.keys[c] == star);
     let mut order: Vec<usize> = (0..keys.len()).filter(|&i| is_unit(&keys[i])).collect();
-    order.sort_by(|&a, &b| keys[a].cmp(&keys[b]));
+    // keys are unique: an unstable sort gives the one order
+    order.sort_unstable_by_key(|&i| keys[i]);
     let unit_cells = Cells {
         keys: order.iter().map(|&i| keys[i]).collect(),
         strings: cells.strings,
     };
     let unit_n: Vec<u64> = order.iter().map(|&i| size[i]).collect();
     let unit_primary: Vec<bool> = order.iter().map(|&i| primary[i]).collect();
+    let t_order = t.elapsed().as_secs_f64();
     let g = groups(&unit_cells, spec);
+    let t_groups = t.elapsed().as_secs_f64();
     let decided =
         if std::env::var("PALAUTE_FAILPOINT").as_deref() == Ok("skip:secondary-suppression") {
             // tests only: publish with primary suppression alone, for the audit to catch
@@ -263,6 +268,25 @@ pub fn decide(
         } else {
             suppress(&unit_n, &unit_primary, &g)
         };
+    tracing::debug!(
+        mart = spec.name,
+        cells = keys.len(),
+        groups = g.len(),
+        keys_s = t_keys,
+        order_s = t_order - t_keys,
+        groups_s = t_groups - t_order,
+        suppress_s = t.elapsed().as_secs_f64() - t_groups,
+        "disclosure phases"
+    );
+    let Some(c) = unit_col else {
+        // every row is a unit: back to the rows' order
+        let mut out = vec![None; keys.len()];
+        for (&i, r) in order.iter().zip(decided) {
+            out[i] = r;
+        }
+        return Ok(out);
+    };
+    // other rows follow their unit (an option its item's '*' row)
     let by_unit: HashMap<Key, Option<Reason>, foldhash::fast::RandomState> = unit_cells
         .keys
         .iter()
@@ -271,13 +295,10 @@ pub fn decide(
         .collect();
     Ok(keys
         .iter()
-        .map(|k| match unit_col {
-            None => by_unit.get(k).copied().flatten(),
-            Some(c) => {
-                let mut u = *k;
-                u.keys[c] = star;
-                by_unit.get(&u).copied().flatten()
-            }
+        .map(|k| {
+            let mut u = *k;
+            u.keys[c] = star;
+            by_unit.get(&u).copied().flatten()
         })
         .collect())
 }
