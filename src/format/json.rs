@@ -2,8 +2,8 @@
 //!
 //! Layouts handled here:
 //! - `ndjson`: one JSON object per line, as kiosks and SMS vendors drop them; blank lines are
-//!   skipped, a line that is not a JSON object is a row of its own that the normalizer
-//!   quarantines (reason `field_count`), numbered by its line.
+//!   skipped, a line that is not a JSON object (or not UTF-8) is a row of its own that the
+//!   normalizer quarantines (reason `field_count`), numbered by its line.
 //! - `array`: one JSON array of objects.
 //! - `limesurvey_remotecontrol`: what RemoteControl 2's `export_responses(…, "json", …)` returns —
 //!   the document base64-encoded, saved as the bare base64 text, as a JSON string, or as the whole
@@ -187,9 +187,14 @@ pub fn open(path: &Path, object: &str, cfg: &JsonFormat) -> Result<TableObject, 
     match cfg.layout {
         JsonLayout::Ndjson => {
             let f = std::fs::File::open(path).map_err(io)?;
-            for (i, line) in BufReader::new(f).lines().enumerate() {
+            for (i, line) in BufReader::new(f).split(b'\n').enumerate() {
                 let line = line.map_err(io)?;
-                let l = line.trim().trim_start_matches('\u{feff}');
+                // a line that is not UTF-8 is a row of its own, quarantined like broken JSON
+                let Ok(text) = std::str::from_utf8(&line) else {
+                    b.push(i as u64 + 1, None);
+                    continue;
+                };
+                let l = text.trim().trim_start_matches('\u{feff}');
                 if l.is_empty() {
                     continue;
                 }

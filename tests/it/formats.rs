@@ -352,13 +352,21 @@ fn ndjson_drop_with_nested_objects_arrays_and_a_broken_line() {
         r#"{"id": "k-3", "submitdate": "#,
         r#"{"id": "k-4", "submitdate": "2024-06-03T12:00:00+03:00", "tuki": 9}"#,
     ];
-    f.input("kioski.ndjson", lines.join("\n").as_bytes());
+    let mut bytes = lines.join("\n").into_bytes();
+    // line 6: Latin-1 bytes where UTF-8 belongs
+    bytes.extend_from_slice(b"\n{\"id\": \"k-6\", \"hyvaa\": \"hyv\xe4\"}\n");
+    f.input("kioski.ndjson", &bytes);
     let p = write_pipeline(
         &f,
         "*.ndjson",
         "format:\n  kind: json\n  layout: ndjson\n",
         JSON_MAPPING,
     );
+    // three of five rows are bad on purpose
+    let y = std::fs::read_to_string(&p)
+        .unwrap()
+        .replace("max_quarantined_pct: 50", "max_quarantined_pct: 75");
+    std::fs::write(&p, y).unwrap();
     let c = f.check(&p);
     // the nested object's key is flattened and listed as ignored
     assert!(c.stdout.contains("device.kiosk"), "{}", c.stdout);
@@ -375,8 +383,10 @@ fn ndjson_drop_with_nested_objects_arrays_and_a_broken_line() {
             )
         })
         .collect();
-    // line 4 is cut short; line 5 holds 9 on a 1–5 scale
-    assert_eq!(got.len(), 2, "{got:?}");
+    // line 4 is cut short; line 5 holds 9 on a 1–5 scale; line 6 is not UTF-8
+    assert_eq!(got.len(), 3, "{got:?}");
+    assert_eq!(got[2].0, 6);
+    assert!(got[2].1.contains("field_count"));
     assert_eq!(got[0].0, 4);
     assert!(got[0].1.contains("field_count"));
     assert_eq!(got[1].0, 5);
