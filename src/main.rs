@@ -118,8 +118,9 @@ enum Cmd {
         levels: Vec<String>,
         #[command(flatten)]
         disclosure: DisclosureArgs,
-        /// Compute the fine cubes with sql/cube_*.sql over the whole tables (the reference
-        /// definition; slower and memory-hungry) instead of partition by partition
+        /// Run the reference SQL definitions — the fine cubes (sql/cube_*.sql over the whole
+        /// tables) and sql/rollup.sql — instead of the partition-wise cubes and the one-pass
+        /// rollup (slower and memory-hungry; a test checks both give identical marts)
         #[arg(long)]
         sql_cubes: bool,
         #[arg(long)]

@@ -7,6 +7,7 @@
 pub mod cells;
 pub mod cube;
 pub mod periods;
+pub mod rollup;
 
 use crate::privacy::disclosure::Rules;
 

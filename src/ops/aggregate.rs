@@ -21,7 +21,7 @@ use object_store::ObjectStoreExt;
 use parquet::arrow::ArrowWriter;
 
 use crate::marts::cells::{Cells, Key, groups, read_keys};
-use crate::marts::periods::{ALL_PERIOD_TYPES, PeriodType, parse_month, period_rows};
+use crate::marts::periods::{ALL_PERIOD_TYPES, PeriodRow, PeriodType, parse_month, period_rows};
 use crate::marts::{
     GEO_LEVELS, METHOD, MartSpec, SPECS, SQL_CUBE_RESPONSES, SQL_RESPONSE_DIMS, figure_vars, fill,
     rollup_sql,
@@ -400,6 +400,7 @@ async fn compute_mart(
     opts: &AggregateOptions,
     range: &[(&str, String)],
     levels: &[&str],
+    periods: &[PeriodRow],
 ) -> Result<(SchemaRef, Vec<RecordBatch>, MartReport), AggregateError> {
     let mart_err = |m: String| AggregateError::Mart {
         mart: spec.name.to_string(),
@@ -413,9 +414,13 @@ async fn compute_mart(
     let (schema, cube) = collect(ctx, &sql).await?;
     let cube_rows: usize = cube.iter().map(|b| b.num_rows()).sum();
     let t_cube = t.elapsed().as_secs_f64();
-    register(ctx, "cube", cube, schema);
-    let (schema, rolled) = collect(ctx, &rollup_sql(spec, levels)).await?;
-    let (schema, rolled) = plain(&schema, rolled);
+    let (schema, rolled) = if opts.sql_cubes {
+        register(ctx, "cube", cube, schema);
+        let (schema, rolled) = collect(ctx, &rollup_sql(spec, levels)).await?;
+        plain(&schema, rolled)
+    } else {
+        crate::marts::rollup::rollup(&cube, spec, periods, levels).map_err(mart_err)?
+    };
     let t_rollup = t.elapsed().as_secs_f64();
     let reasons = decide(&rolled, spec, &opts.rules).map_err(mart_err)?;
     tracing::debug!(
@@ -672,6 +677,7 @@ pub async fn aggregate(
     // two), and memory then holds one year's cells
     let mut written: Vec<(&str, Vec<WrittenFile>)> = Vec::new();
     for year in &years {
+        let period_list = period_rows(&[*year], &types);
         let (ps, pb) = periods_table(&[*year], &types);
         register(&ctx, "periods", vec![pb], ps);
         let range = vec![("from", format!("{year}-01")), ("to", format!("{year}-12"))];
@@ -703,7 +709,8 @@ pub async fn aggregate(
             // compute each mart and write its files at once (uncommitted, invisible)
             for spec in &SPECS {
                 let t = Instant::now();
-                let (schema, batches, mr) = compute_mart(&ctx, spec, opts, &range, &levels).await?;
+                let (schema, batches, mr) =
+                    compute_mart(&ctx, spec, opts, &range, &levels, &period_list).await?;
                 wh.ensure_mart(spec.name, &schema, METHOD).await?;
                 let files = write_mart(wh, spec.name, &schema, &batches, &run_id).await?;
                 tracing::info!(

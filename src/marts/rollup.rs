@@ -1,0 +1,235 @@
+//! `sql/rollup.sql` computed in one pass over the fine cube, with interned keys: each cube row
+//! adds its measures to its period of every requested type, at every requested geography level,
+//! for its service and for all services. The SQL file stays the definition (`aggregate
+//! --sql-cubes` runs it) and a test checks that both give identical marts; this is what runs
+//! by default, because DataFusion's hash aggregation of 50 text-keyed copies of every cube row
+//! was the largest part of an aggregation.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use arrow::array::{Array, ArrayRef, AsArray, Int64Array, RecordBatch, StringArray};
+use arrow::datatypes::{DataType, Field, Int64Type, Schema, SchemaRef};
+
+use super::MartSpec;
+use super::cells::MAX_KEYS;
+use super::periods::{PeriodRow, PeriodType};
+
+type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
+
+/// Texts (or NULL) numbered as they are met; NULL is 0.
+struct Interner {
+    texts: Vec<Option<String>>,
+    ids: FastMap<String, u32>,
+}
+
+impl Interner {
+    fn new() -> Interner {
+        Interner {
+            texts: vec![None],
+            ids: FastMap::default(),
+        }
+    }
+
+    fn id(&mut self, s: Option<&str>) -> u32 {
+        let Some(s) = s else { return 0 };
+        if let Some(&i) = self.ids.get(s) {
+            return i;
+        }
+        let i = self.texts.len() as u32;
+        self.texts.push(Some(s.to_string()));
+        self.ids.insert(s.to_string(), i);
+        i
+    }
+
+    fn text(&self, id: u32) -> Option<&str> {
+        self.texts[id as usize].as_deref()
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+struct Cell {
+    period: u32,
+    level: u8,
+    parent: u32,
+    code: u32,
+    service: u32,
+    keys: [u32; MAX_KEYS],
+}
+
+fn column(b: &RecordBatch, name: &str, to: &DataType) -> Result<ArrayRef, String> {
+    let c = b
+        .column_by_name(name)
+        .ok_or_else(|| format!("cube column {name} is missing"))?;
+    arrow::compute::cast(c, to).map_err(|e| e.to_string())
+}
+
+fn text(a: &ArrayRef, i: usize) -> Option<&str> {
+    let s = a.as_string::<i32>();
+    (!s.is_null(i)).then(|| s.value(i))
+}
+
+/// The rollup of `cube` (the mart's fine cube) over `periods` (the requested period types of
+/// the year) and `levels`; the same columns, types and rows as rollup.sql gives.
+pub fn rollup(
+    cube: &[RecordBatch],
+    spec: &MartSpec,
+    periods: &[PeriodRow],
+    levels: &[&str],
+) -> Result<(SchemaRef, Vec<RecordBatch>), String> {
+    let mut st = Interner::new();
+    let fi = st.id(Some("FI"));
+    let null = st.id(None);
+    let all = st.id(Some("all"));
+    // month → the periods that hold it, each period named by its first row (the rows are one
+    // per month and period type)
+    let mut first: FastMap<(PeriodType, &str), u32> = FastMap::default();
+    let mut months: FastMap<String, Vec<u32>> = FastMap::default();
+    for (i, p) in periods.iter().enumerate() {
+        let id = *first
+            .entry((p.period_type, p.period.as_str()))
+            .or_insert(i as u32);
+        months.entry(p.month.clone()).or_default().push(id);
+    }
+    // (level index in GEO order, its name) for the requested levels
+    const GEO: [&str; 5] = [
+        "municipality",
+        "county",
+        "cooperation_area",
+        "local_area",
+        "nation",
+    ];
+    let wanted: Vec<u8> = (0..GEO.len() as u8)
+        .filter(|&l| levels.contains(&GEO[l as usize]))
+        .collect();
+    let nm = spec.measures.len();
+    let mut index: FastMap<Cell, u32> = FastMap::default();
+    let mut cells: Vec<Cell> = Vec::new();
+    let mut sums: Vec<Option<i64>> = Vec::new();
+    let utf8 = DataType::Utf8;
+    for b in cube {
+        let dims: Vec<ArrayRef> = [
+            "month",
+            "county",
+            "cooperation_area",
+            "municipality",
+            "local_area",
+            "service",
+        ]
+        .iter()
+        .map(|c| column(b, c, &utf8))
+        .collect::<Result<_, _>>()?;
+        let keys: Vec<ArrayRef> = spec
+            .keys
+            .iter()
+            .map(|c| column(b, c, &utf8))
+            .collect::<Result<_, _>>()?;
+        let measures: Vec<ArrayRef> = spec
+            .measures
+            .iter()
+            .map(|c| column(b, c, &DataType::Int64))
+            .collect::<Result<_, _>>()?;
+        let measures: Vec<&Int64Array> = measures
+            .iter()
+            .map(|m| m.as_primitive::<Int64Type>())
+            .collect();
+        for i in 0..b.num_rows() {
+            let Some(ps) = text(&dims[0], i).and_then(|m| months.get(m)) else {
+                continue;
+            };
+            let county = st.id(text(&dims[1], i));
+            let coop = st.id(text(&dims[2], i));
+            let muni = st.id(text(&dims[3], i));
+            let local = st.id(text(&dims[4], i));
+            let service = st.id(text(&dims[5], i));
+            let mut k = [0u32; MAX_KEYS];
+            for (slot, a) in k.iter_mut().zip(&keys) {
+                *slot = st.id(text(a, i));
+            }
+            let values: Vec<Option<i64>> = measures
+                .iter()
+                .map(|m| (!m.is_null(i)).then(|| m.value(i)))
+                .collect();
+            for &period in ps {
+                for &level in &wanted {
+                    let (parent, code) = match level {
+                        0 => (county, muni),
+                        1 => (coop, county),
+                        2 => (fi, coop),
+                        3 => (fi, local),
+                        _ => (null, fi),
+                    };
+                    for service in [service, all] {
+                        let cell = Cell {
+                            period,
+                            level,
+                            parent,
+                            code,
+                            service,
+                            keys: k,
+                        };
+                        let at = *index.entry(cell).or_insert_with(|| {
+                            cells.push(cell);
+                            sums.extend(std::iter::repeat_n(None, nm));
+                            (cells.len() - 1) as u32
+                        }) as usize;
+                        for (acc, v) in sums[at * nm..at * nm + nm].iter_mut().zip(&values) {
+                            if let Some(v) = v {
+                                *acc = Some(acc.unwrap_or(0) + v);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    // the columns rollup.sql gives, every string plain Utf8, every sum Int64
+    let mut fields: Vec<Field> = [
+        "period_type",
+        "period",
+        "period_start",
+        "period_end",
+        "year",
+        "geo_level",
+        "geo_parent",
+        "geo_code",
+        "service",
+    ]
+    .iter()
+    .chain(spec.keys)
+    .map(|n| Field::new(*n, DataType::Utf8, true))
+    .collect();
+    fields.extend(
+        spec.measures
+            .iter()
+            .map(|m| Field::new(*m, DataType::Int64, true)),
+    );
+    let schema = Arc::new(Schema::new(fields));
+    let strings = |f: &dyn Fn(&Cell) -> Option<String>| -> ArrayRef {
+        Arc::new(StringArray::from(cells.iter().map(f).collect::<Vec<_>>()))
+    };
+    let period = |c: &Cell| &periods[c.period as usize];
+    let mut cols: Vec<ArrayRef> = vec![
+        strings(&|c| Some(period(c).period_type.as_str().to_string())),
+        strings(&|c| Some(period(c).period.clone())),
+        strings(&|c| Some(period(c).period_start.clone())),
+        strings(&|c| Some(period(c).period_end.clone())),
+        strings(&|c| Some(period(c).year.to_string())),
+        strings(&|c| Some(GEO[c.level as usize].to_string())),
+        strings(&|c| st.text(c.parent).map(str::to_string)),
+        strings(&|c| st.text(c.code).map(str::to_string)),
+        strings(&|c| st.text(c.service).map(str::to_string)),
+    ];
+    for k in 0..spec.keys.len() {
+        cols.push(strings(&|c| st.text(c.keys[k]).map(str::to_string)));
+    }
+    for m in 0..nm {
+        cols.push(Arc::new(Int64Array::from(
+            (0..cells.len())
+                .map(|i| sums[i * nm + m])
+                .collect::<Vec<_>>(),
+        )));
+    }
+    let batch = RecordBatch::try_new(schema.clone(), cols).map_err(|e| e.to_string())?;
+    Ok((schema, vec![batch]))
+}
