@@ -805,11 +805,20 @@ async fn main_inner(cli: Cli) -> anyhow::Result<i32> {
                 cols.len()
             );
             if let Some(p) = pipeline {
-                let name = p
+                // the file's name, as a valid pipeline name
+                let name: String = p
                     .file_stem()
                     .and_then(|s| s.to_str())
                     .unwrap_or("paper")
-                    .to_string();
+                    .chars()
+                    .map(|c| {
+                        if c.is_ascii_alphanumeric() || c == '-' {
+                            c
+                        } else {
+                            '_'
+                        }
+                    })
+                    .collect();
                 let yaml =
                     template::pipeline_yaml(&name, &instrument, &version, &cols, xlsx, &location);
                 std::fs::write(&p, yaml).with_context(|| format!("writing {}", p.display()))?;

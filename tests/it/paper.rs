@@ -89,7 +89,8 @@ fn a_csv_template_filled_in_loads_strictly() {
     let f = Fixture::new();
     let tpl = f.path("paper/keyed_june.csv");
     std::fs::create_dir_all(tpl.parent().unwrap()).unwrap();
-    let pipeline = f.path("paper_forms.yaml");
+    // a file name that is not a valid pipeline name gives a valid one
+    let pipeline = f.path("paper forms (Hervanta).yaml");
     let r = palaute(
         &[
             "template",
@@ -131,6 +132,11 @@ fn a_csv_template_filled_in_loads_strictly() {
         out.push('\n');
     }
     std::fs::write(&tpl, out).unwrap();
+    assert!(
+        std::fs::read_to_string(&pipeline)
+            .unwrap()
+            .contains("name: paper_forms__Hervanta_\n")
+    );
     let r = f.run(&pipeline);
     assert_eq!(
         r.code, 3,
