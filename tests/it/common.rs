@@ -194,3 +194,21 @@ pub fn files_under(dir: &Path) -> Vec<PathBuf> {
     out.sort();
     out
 }
+
+/// (integer column, text column) of each row, e.g. (source_row, option_code).
+pub fn int_str<'a>(
+    rows: &'a [serde_json::Map<String, serde_json::Value>],
+    int_col: &str,
+    str_col: &str,
+) -> Vec<(i64, &'a str)> {
+    rows.iter()
+        .map(|r| {
+            (
+                r[int_col]
+                    .as_i64()
+                    .unwrap_or_else(|| panic!("{int_col}: {r:?}")),
+                s(r, str_col).unwrap_or_else(|| panic!("{str_col}: {r:?}")),
+            )
+        })
+        .collect()
+}

@@ -4,7 +4,7 @@
 use base64::Engine;
 use rust_xlsxwriter::{ExcelDateTime, Format, Workbook};
 
-use crate::common::{Fixture, files_under, s};
+use crate::common::{Fixture, files_under, int_str, s};
 
 fn write_pipeline(f: &Fixture, glob: &str, format: &str, mapping: &str) -> std::path::PathBuf {
     let text = format!(
@@ -588,15 +588,7 @@ fn google_forms_us_timestamps_and_checkbox_labels_with_commas() {
         "{rows:?}"
     );
     let sel = f.sql("SELECT r.source_row, option_code FROM answers a JOIN responses r USING (response_key) WHERE item_code = 'activities' ORDER BY r.source_row, option_code");
-    let got: Vec<(i64, &str)> = sel
-        .iter()
-        .map(|r| {
-            (
-                r["source_row"].as_i64().unwrap(),
-                s(r, "option_code").unwrap(),
-            )
-        })
-        .collect();
+    let got = int_str(&sel, "source_row", "option_code");
     assert_eq!(
         got,
         vec![

@@ -5,7 +5,7 @@
 
 use sqlx::AnyPool;
 
-use crate::common::{Fixture, files_under, palaute, s};
+use crate::common::{Fixture, files_under, int_str, palaute, s};
 
 const SID: u64 = 123456;
 
@@ -386,15 +386,7 @@ fn scenario(url: &str, db: Db, layout: Layout) {
         ]
     );
     let sel = f.sql("SELECT r.source_row, option_code FROM answers a JOIN responses r USING (response_key) WHERE item_code = 'activities' ORDER BY r.source_row, option_code");
-    let got: Vec<(i64, &str)> = sel
-        .iter()
-        .map(|r| {
-            (
-                r["source_row"].as_i64().unwrap(),
-                s(r, "option_code").unwrap(),
-            )
-        })
-        .collect();
+    let got = int_str(&sel, "source_row", "option_code");
     assert_eq!(
         got,
         vec![(1, "group"), (2, "peer"), (4, "group"), (4, "peer")]
@@ -482,15 +474,7 @@ fn scenario(url: &str, db: Db, layout: Layout) {
     let r = palaute(&["run", "--warehouse", &wh, p2.to_str().unwrap()], &env);
     assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
     let part = f.sql("SELECT source_row, completion FROM responses WHERE pipeline = 'lspartial' ORDER BY source_row");
-    let got: Vec<(i64, &str)> = part
-        .iter()
-        .map(|r| {
-            (
-                r["source_row"].as_i64().unwrap(),
-                s(r, "completion").unwrap(),
-            )
-        })
-        .collect();
+    let got = int_str(&part, "source_row", "completion");
     assert_eq!(
         got,
         vec![
