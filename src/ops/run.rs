@@ -37,8 +37,8 @@ use crate::schema::Catalog;
 use crate::source::{self, SourceError, SourceObject};
 use crate::warehouse::ledger::{self, Counts, ObjectRecord, RunRecord, RunStatus};
 use crate::warehouse::tables::{
-    ANSWERS, COMMENTS, CompactAnswer, FEEDBACK, QUARANTINE, RESPONSES, Rows, key_hex, parse_key,
-    table_def,
+    ANSWERS, COMMENTS, CompactAnswer, FEEDBACK, QUARANTINE, RESPONSES, Rows, hex32, key_hex,
+    parse_key, table_def,
 };
 use crate::warehouse::writer::{
     self, SPILL_BUDGET, TableWriter, WrittenFile, add_action, remove_action,
@@ -168,9 +168,40 @@ fn failpoint(stage: &str) -> Result<(), RunError> {
 }
 
 struct Writers {
-    tables: BTreeMap<&'static str, TableWriter>,
+    /// one set of table writers per shard: a partition's rows always go to the shard
+    /// [`shard_of`] names, so that shards are filled in parallel and each partition's rows keep
+    /// their input order; shard 0 also holds the quarantine writer
+    shards: Vec<Shard>,
     in_place: bool,
     staging: Option<PathBuf>,
+    /// the spill being encoded in the background (at most one: the next waits for it)
+    pending: Option<std::thread::JoinHandle<EncodedSpill>>,
+}
+
+/// The table writers of one shard.
+struct Shard {
+    tables: BTreeMap<&'static str, TableWriter>,
+    /// (item, option) of the current object's normalizer → this shard's answers symbol
+    symbols: FastMap<(u16, u16), u16>,
+}
+
+/// Files encoded by a background spill, per shard and table.
+type EncodedSpill = Vec<(
+    usize,
+    &'static str,
+    Vec<Result<WrittenFile, WarehouseError>>,
+)>;
+
+/// The shard of a partition's rows (a fixed hash: the same partition, the same shard).
+fn shard_of(p: &Partition, shards: usize) -> usize {
+    if shards < 2 {
+        return 0;
+    }
+    let h = xxhash_rust::xxh3::xxh3_64_with_seed(
+        p.county.as_bytes(),
+        xxhash_rust::xxh3::xxh3_64(p.period.as_bytes()),
+    );
+    (h % shards as u64) as usize
 }
 
 impl Writers {
@@ -182,27 +213,100 @@ impl Writers {
                 (s.clone(), false, Some(s))
             }
         };
-        let mut tables = BTreeMap::new();
-        for t in keyed_tables(kind).iter().chain([&QUARANTINE]) {
-            tables.insert(*t, TableWriter::new(table_def(t), base.join(t), load_id));
-        }
+        let n = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+            .clamp(1, 8);
+        let shards = (0..n)
+            .map(|i| {
+                // file names carry the shard so that shards never pick the same name
+                let prefix = if i == 0 {
+                    load_id.to_string()
+                } else {
+                    format!("{load_id}-{i}")
+                };
+                let mut tables = BTreeMap::new();
+                for t in keyed_tables(kind).iter() {
+                    tables.insert(*t, TableWriter::new(table_def(t), base.join(t), &prefix));
+                }
+                if i == 0 {
+                    tables.insert(
+                        QUARANTINE,
+                        TableWriter::new(table_def(QUARANTINE), base.join(QUARANTINE), &prefix),
+                    );
+                }
+                Shard {
+                    tables,
+                    symbols: FastMap::default(),
+                }
+            })
+            .collect();
         Writers {
-            tables,
+            shards,
             in_place,
             staging,
+            pending: None,
         }
     }
-}
 
-impl Writers {
-    /// Write buffered rows to their files when the buffers together pass the budget.
+    /// The writer of `table` for partition `p`'s rows.
+    fn table(&mut self, table: &str, p: &Partition) -> &mut TableWriter {
+        let i = shard_of(p, self.shards.len());
+        self.shards[i]
+            .tables
+            .get_mut(table)
+            .expect("a writer per table")
+    }
+
+    /// When the buffers together pass the budget, hand them to a background thread that encodes
+    /// them into files while the run reads on (the reading steps are partly sequential, so the
+    /// encoder uses a core that would otherwise wait). Only one spill is in flight: a second
+    /// waits for the first, so memory stays within about twice the budget.
     fn spill_if_over_budget(&mut self) -> Result<(), RunError> {
-        if self.tables.values().map(|t| t.buffered).sum::<usize>() > SPILL_BUDGET {
-            for t in self.tables.values_mut() {
-                t.spill()?;
+        let buffered: usize = self
+            .shards
+            .iter()
+            .flat_map(|s| s.tables.values())
+            .map(|t| t.buffered)
+            .sum();
+        if buffered <= SPILL_BUDGET {
+            return Ok(());
+        }
+        self.wait()?;
+        let mut taken = Vec::new();
+        for (i, s) in self.shards.iter_mut().enumerate() {
+            for (name, t) in s.tables.iter_mut() {
+                taken.push((i, *name, t.take()));
             }
         }
+        self.pending = Some(std::thread::spawn(move || {
+            taken
+                .into_iter()
+                .map(|(i, name, t)| (i, name, t.encode(1)))
+                .collect()
+        }));
         Ok(())
+    }
+
+    /// Wait for the background spill and record its files (also after an error, so that a
+    /// failed run can remove them).
+    fn wait(&mut self) -> Result<(), WarehouseError> {
+        let Some(h) = self.pending.take() else {
+            return Ok(());
+        };
+        let mut first = Ok(());
+        for (i, name, files) in h.join().expect("the spill thread panicked") {
+            let tw = self.shards[i]
+                .tables
+                .get_mut(name)
+                .expect("a writer per spilled table");
+            if let Err(e) = tw.adopt(files)
+                && first.is_ok()
+            {
+                first = Err(e);
+            }
+        }
+        first
     }
 }
 
@@ -273,6 +377,154 @@ impl Existing {
     }
 }
 
+impl Shard {
+    /// Append one normalized row to this shard's writers.
+    #[allow(clippy::too_many_arguments)]
+    fn write_row(
+        &mut self,
+        pipeline: &str,
+        load_id: &str,
+        norm: &Normalizer,
+        object: &str,
+        line: u64,
+        head: &Head,
+        body: &crate::normalize::Body,
+        texts: &[crate::privacy::Scrubbed],
+    ) {
+        let key = hex32(head.key);
+        let key = key.as_str();
+        let part = &head.partition;
+        if let Some(tw) = self.tables.get_mut(FEEDBACK) {
+            let text = texts.first();
+            let bytes = 300 + object.len() + text.map_or(0, |t| t.text.len());
+            tw.append(part, bytes, |rows| {
+                let Rows::Feedback(r) = rows else {
+                    unreachable!()
+                };
+                r.feedback_key.append_value(key);
+                r.row_hash.append_value(head.row_hash);
+                r.pipeline.append_value(pipeline);
+                r.source_system.append_value(&norm.system);
+                r.source_id.append_value(&norm.survey);
+                r.received_at
+                    .append_value(head.submitted_at.timestamp_micros());
+                r.feedback_type
+                    .append_value(body.feedback_type.as_deref().unwrap_or_default());
+                r.classification_year.append_value(head.classification_year);
+                r.municipality.append_option(head.municipality.as_deref());
+                r.cooperation_area
+                    .append_option(head.cooperation_area.as_deref());
+                r.local_area.append_option(body.local_area.as_deref());
+                r.org_unit.append_option(body.org_unit.as_deref());
+                r.service.append_option(body.service.as_deref());
+                r.channel.append_option(body.channel.as_deref());
+                r.language.append_option(body.language.as_deref());
+                r.contact_requested.append_value(body.contact_requested);
+                r.text.append_option(text.map(|t| t.text.as_str()));
+                r.redactions
+                    .append_value(text.map_or(0, |t| t.redactions as i32));
+                r.redaction_kinds
+                    .append_value(text.map_or("", |t| t.kinds.as_str()));
+                r.load_id.append_value(load_id);
+                r.source_object.append_value(object);
+                r.source_row.append_value(line as i64);
+            });
+            return;
+        }
+        {
+            let tw = self.tables.get_mut(RESPONSES).expect("responses writer");
+            tw.append(part, 260 + object.len(), |rows| {
+                let Rows::Responses(r) = rows else {
+                    unreachable!()
+                };
+                r.response_key.append_value(key);
+                r.row_hash.append_value(head.row_hash);
+                r.pipeline.append_value(pipeline);
+                r.source_system.append_value(&norm.system);
+                r.survey_id.append_value(&norm.survey);
+                r.instrument.append_value(&norm.instrument);
+                r.instrument_version.append_value(&norm.version);
+                r.submitted_at
+                    .append_value(head.submitted_at.timestamp_micros());
+                r.started_at
+                    .append_option(body.started_at.map(|t| t.timestamp_micros()));
+                r.classification_year.append_value(head.classification_year);
+                r.municipality.append_option(head.municipality.as_deref());
+                r.cooperation_area
+                    .append_option(head.cooperation_area.as_deref());
+                r.local_area.append_option(body.local_area.as_deref());
+                r.org_unit.append_option(body.org_unit.as_deref());
+                r.service.append_option(body.service.as_deref());
+                r.channel.append_option(body.channel.as_deref());
+                r.respondent_role
+                    .append_option(body.respondent_role.as_deref());
+                r.language.append_option(body.language.as_deref());
+                r.age_group.append_option(body.age_group.as_deref());
+                r.gender.append_option(body.gender.as_deref());
+                r.nps.append_option(body.nps);
+                r.completion.append_value(body.completion);
+                r.load_id.append_value(load_id);
+                r.source_object.append_value(object);
+                r.source_row.append_value(line as i64);
+            });
+        }
+        if !body.answers.is_empty() {
+            let tw = self.tables.get_mut(ANSWERS).expect("answers writer");
+            let syms: Vec<(u16, u16)> = body
+                .answers
+                .iter()
+                .map(|a| {
+                    let item = *self
+                        .symbols
+                        .entry((a.item, u16::MAX))
+                        .or_insert_with(|| tw.symbol(norm.item_code(a.item)));
+                    let opt = match a.option {
+                        None => u16::MAX,
+                        Some(o) => *self
+                            .symbols
+                            .entry((a.item, o))
+                            .or_insert_with(|| tw.symbol(norm.option_code(a.item, o))),
+                    };
+                    (item, opt)
+                })
+                .collect();
+            tw.append(part, 64 * body.answers.len(), |rows| {
+                let Rows::Answers(r) = rows else {
+                    unreachable!()
+                };
+                for (a, (item, option)) in body.answers.iter().zip(syms) {
+                    r.rows.push(CompactAnswer {
+                        key: head.key,
+                        item,
+                        option,
+                        value: a.value,
+                        status: a.status.as_str(),
+                        raw: a.raw.as_deref().map(Box::from),
+                    });
+                }
+            });
+        }
+        if !body.texts.is_empty() {
+            let tw = self.tables.get_mut(COMMENTS).expect("comments writer");
+            let bytes: usize = texts.iter().map(|t| 120 + t.text.len()).sum();
+            tw.append(part, bytes, |rows| {
+                let Rows::Comments(r) = rows else {
+                    unreachable!()
+                };
+                for ((item, _), s) in body.texts.iter().zip(texts) {
+                    r.response_key.append_value(key);
+                    r.instrument.append_value(&norm.instrument);
+                    r.field.append_value(norm.item_code(*item));
+                    r.text.append_value(&s.text);
+                    r.redactions.append_value(s.redactions as i32);
+                    r.redaction_kinds.append_value(&s.kinds);
+                    r.load_id.append_value(load_id);
+                }
+            });
+        }
+    }
+}
+
 struct Ctx<'a> {
     p: &'a Pipeline,
     load_id: String,
@@ -287,8 +539,6 @@ struct Ctx<'a> {
     outside_range: u64,
     examples: Vec<String>,
     now_micros: i64,
-    /// (item, option) of the current object's normalizer → the answers writer's symbol
-    symbols: FastMap<(u16, u16), u16>,
 }
 
 impl Ctx<'_> {
@@ -335,7 +585,10 @@ impl Ctx<'_> {
             period: self.load_id.clone(),
             county: String::new(),
         };
-        let tw = w.tables.get_mut(QUARANTINE).expect("quarantine writer");
+        let tw = w.shards[0]
+            .tables
+            .get_mut(QUARANTINE)
+            .expect("quarantine writer");
         let (pipeline, now) = (&self.p.name, self.now_micros);
         let record = norm.quarantine_json(rec, &self.scrubber);
         tw.append(&part, 300 + message.len() + record.len(), |rows| {
@@ -353,154 +606,6 @@ impl Ctx<'_> {
             r.quarantined_at.append_value(now);
         });
         Ok(())
-    }
-
-    fn write_row(
-        &mut self,
-        norm: &Normalizer,
-        object: &str,
-        line: u64,
-        head: &Head,
-        body: crate::normalize::Body,
-        texts: Vec<crate::privacy::Scrubbed>,
-    ) -> Result<(), RunError> {
-        let Some(w) = self.writers.as_mut() else {
-            return Ok(());
-        };
-        let key = key_hex(head.key);
-        let part = &head.partition;
-        if let Some(tw) = w.tables.get_mut(FEEDBACK) {
-            let (pipeline, load_id) = (&self.p.name, &self.load_id);
-            let text = texts.first();
-            let bytes = 300 + object.len() + text.map_or(0, |t| t.text.len());
-            tw.append(part, bytes, |rows| {
-                let Rows::Feedback(r) = rows else {
-                    unreachable!()
-                };
-                r.feedback_key.append_value(&key);
-                r.row_hash.append_value(head.row_hash);
-                r.pipeline.append_value(pipeline);
-                r.source_system.append_value(&norm.system);
-                r.source_id.append_value(&norm.survey);
-                r.received_at
-                    .append_value(head.submitted_at.timestamp_micros());
-                r.feedback_type
-                    .append_value(body.feedback_type.as_deref().unwrap_or_default());
-                r.classification_year.append_value(head.classification_year);
-                r.municipality.append_option(head.municipality.as_deref());
-                r.cooperation_area
-                    .append_option(head.cooperation_area.as_deref());
-                r.local_area.append_option(body.local_area.as_deref());
-                r.org_unit.append_option(body.org_unit.as_deref());
-                r.service.append_option(body.service.as_deref());
-                r.channel.append_option(body.channel.as_deref());
-                r.language.append_option(body.language.as_deref());
-                r.contact_requested.append_value(body.contact_requested);
-                r.text.append_option(text.map(|t| t.text.as_str()));
-                r.redactions
-                    .append_value(text.map_or(0, |t| t.redactions as i32));
-                r.redaction_kinds
-                    .append_value(text.map_or("", |t| t.kinds.as_str()));
-                r.load_id.append_value(load_id);
-                r.source_object.append_value(object);
-                r.source_row.append_value(line as i64);
-            });
-            return w.spill_if_over_budget();
-        }
-        {
-            let tw = w.tables.get_mut(RESPONSES).expect("responses writer");
-            let (pipeline, load_id) = (&self.p.name, &self.load_id);
-            tw.append(part, 260 + object.len(), |rows| {
-                let Rows::Responses(r) = rows else {
-                    unreachable!()
-                };
-                r.response_key.append_value(&key);
-                r.row_hash.append_value(head.row_hash);
-                r.pipeline.append_value(pipeline);
-                r.source_system.append_value(&norm.system);
-                r.survey_id.append_value(&norm.survey);
-                r.instrument.append_value(&norm.instrument);
-                r.instrument_version.append_value(&norm.version);
-                r.submitted_at
-                    .append_value(head.submitted_at.timestamp_micros());
-                r.started_at
-                    .append_option(body.started_at.map(|t| t.timestamp_micros()));
-                r.classification_year.append_value(head.classification_year);
-                r.municipality.append_option(head.municipality.as_deref());
-                r.cooperation_area
-                    .append_option(head.cooperation_area.as_deref());
-                r.local_area.append_option(body.local_area.as_deref());
-                r.org_unit.append_option(body.org_unit.as_deref());
-                r.service.append_option(body.service.as_deref());
-                r.channel.append_option(body.channel.as_deref());
-                r.respondent_role
-                    .append_option(body.respondent_role.as_deref());
-                r.language.append_option(body.language.as_deref());
-                r.age_group.append_option(body.age_group.as_deref());
-                r.gender.append_option(body.gender.as_deref());
-                r.nps.append_option(body.nps);
-                r.completion.append_value(body.completion);
-                r.load_id.append_value(load_id);
-                r.source_object.append_value(object);
-                r.source_row.append_value(line as i64);
-            });
-        }
-        if !body.answers.is_empty() {
-            let tw = w.tables.get_mut(ANSWERS).expect("answers writer");
-            let syms: Vec<(u16, u16)> = body
-                .answers
-                .iter()
-                .map(|a| {
-                    let item = *self
-                        .symbols
-                        .entry((a.item, u16::MAX))
-                        .or_insert_with(|| tw.symbol(norm.item_code(a.item)));
-                    let opt = match a.option {
-                        None => u16::MAX,
-                        Some(o) => *self
-                            .symbols
-                            .entry((a.item, o))
-                            .or_insert_with(|| tw.symbol(norm.option_code(a.item, o))),
-                    };
-                    (item, opt)
-                })
-                .collect();
-            tw.append(part, 64 * body.answers.len(), |rows| {
-                let Rows::Answers(r) = rows else {
-                    unreachable!()
-                };
-                for (a, (item, option)) in body.answers.iter().zip(syms) {
-                    r.rows.push(CompactAnswer {
-                        key: head.key,
-                        item,
-                        option,
-                        value: a.value,
-                        status: a.status.as_str(),
-                        raw: a.raw.as_deref().map(Box::from),
-                    });
-                }
-            });
-        }
-        if !body.texts.is_empty() {
-            let tw = w.tables.get_mut(COMMENTS).expect("comments writer");
-            let load_id = &self.load_id;
-            let bytes: usize = texts.iter().map(|t| 120 + t.text.len()).sum();
-            tw.append(part, bytes, |rows| {
-                let Rows::Comments(r) = rows else {
-                    unreachable!()
-                };
-                for ((item, _), s) in body.texts.iter().zip(&texts) {
-                    r.response_key.append_value(&key);
-                    r.instrument.append_value(&norm.instrument);
-                    r.field.append_value(norm.item_code(*item));
-                    r.text.append_value(&s.text);
-                    r.redactions.append_value(s.redactions as i32);
-                    r.redaction_kinds.append_value(&s.kinds);
-                    r.load_id.append_value(load_id);
-                }
-            });
-        }
-        w.spill_if_over_budget()
     }
 
     /// The first, sequential step for a row: is it a duplicate, to quarantine, or to write?
@@ -542,18 +647,18 @@ impl Ctx<'_> {
         rec: &ByteRecord,
         head: &Result<Head, Vec<Problem>>,
         decision: Decision,
-        mapped: Option<Result<Mapped, Vec<Problem>>>,
+        mapped: Option<&Result<Mapped, Vec<Problem>>>,
         counts: &mut Counts,
-    ) -> Result<(), RunError> {
+    ) -> Result<bool, RunError> {
         match (decision, head, mapped) {
-            (Decision::Skip, _, _) => Ok(()),
-            (Decision::Quarantine, Err(problems), _) => {
-                self.quarantine(norm, object, line, rec, problems, counts)
-            }
-            (Decision::Write(_), _, Some(Err(problems))) => {
-                self.quarantine(norm, object, line, rec, &problems, counts)
-            }
-            (Decision::Write(previous), Ok(head), Some(Ok((body, texts)))) => {
+            (Decision::Skip, _, _) => Ok(false),
+            (Decision::Quarantine, Err(problems), _) => self
+                .quarantine(norm, object, line, rec, problems, counts)
+                .map(|_| false),
+            (Decision::Write(_), _, Some(Err(problems))) => self
+                .quarantine(norm, object, line, rec, problems, counts)
+                .map(|_| false),
+            (Decision::Write(previous), Ok(head), Some(Ok(_))) => {
                 match previous {
                     Some(part) => {
                         counts.updated += 1;
@@ -561,11 +666,63 @@ impl Ctx<'_> {
                     }
                     None => counts.loaded += 1,
                 }
-                self.write_row(norm, object, line, head, body, texts)
+                Ok(true)
             }
             _ => unreachable!("a decision to write comes with a head and a mapped body"),
         }
     }
+}
+
+/// Append the rows to write (index into the chunk, index into the mapped bodies) to their
+/// shards' writers, the shards in parallel; each shard takes its rows in input order.
+#[allow(clippy::too_many_arguments)]
+fn append_rows(
+    w: &mut Writers,
+    p: &Pipeline,
+    load_id: &str,
+    norm: &Normalizer,
+    object: &str,
+    chunk: &[(u64, ByteRecord)],
+    heads: &[Result<Head, Vec<Problem>>],
+    mapped: &[Result<Mapped, Vec<Problem>>],
+    rows: &[(usize, usize)],
+) {
+    let n = w.shards.len();
+    let fill = |i: usize, shard: &mut Shard| {
+        for &(row, m) in rows {
+            let head = heads[row].as_ref().expect("a row to write has a head");
+            if shard_of(&head.partition, n) != i {
+                continue;
+            }
+            let (body, texts) = mapped[m].as_ref().expect("a row to write was mapped");
+            shard.write_row(
+                &p.name,
+                load_id,
+                norm,
+                object,
+                chunk[row].0,
+                head,
+                body,
+                texts,
+            );
+        }
+    };
+    if n == 1 || rows.len() < 1024 {
+        for (i, shard) in w.shards.iter_mut().enumerate() {
+            fill(i, shard);
+        }
+        return;
+    }
+    std::thread::scope(|s| {
+        let mut shards = w.shards.iter_mut().enumerate();
+        let first = shards.next();
+        for (i, shard) in shards {
+            s.spawn(move || fill(i, shard));
+        }
+        if let Some((i, shard)) = first {
+            fill(i, shard);
+        }
+    });
 }
 
 /// Keys of `p`'s stored responses in the periods `from`..=`to` that this run did not see.
@@ -770,7 +927,6 @@ pub async fn run_pipeline(
         outside_range: 0,
         examples: Vec::new(),
         now_micros: started.timestamp_micros(),
-        symbols: FastMap::default(),
     };
 
     let total_bytes: u64 = to_read.iter().map(|(o, _)| o.size).sum();
@@ -806,7 +962,11 @@ pub async fn run_pipeline(
                 ))
             })?;
             let mut oc = Counts::default();
-            ctx.symbols.clear();
+            if let Some(w) = ctx.writers.as_mut() {
+                for shard in &mut w.shards {
+                    shard.symbols.clear();
+                }
+            }
             let ignored = unmapped_columns(&p.mapping, recs.names());
             let decoded = recs.describe();
             tracing::info!(pipeline = %p.name, object = %obj.name, state, %decoded, "reading");
@@ -814,6 +974,13 @@ pub async fn run_pipeline(
             // partitions a chunk touches can be loaded together
             let mut chunk: Vec<(u64, ByteRecord)> =
                 (0..CHUNK).map(|_| (0, ByteRecord::new())).collect();
+            // wall time of each step, for the debug log
+            let mut phase = [0f64; 6];
+            let mut tick = Instant::now();
+            let mut lap = |i: usize, phase: &mut [f64; 6]| {
+                phase[i] += tick.elapsed().as_secs_f64();
+                tick = Instant::now();
+            };
             loop {
                 let mut n = 0;
                 while n < CHUNK {
@@ -836,8 +1003,10 @@ pub async fn run_pipeline(
                     break;
                 }
                 let chunk = &chunk[..n];
+                lap(0, &mut phase);
                 let heads: Vec<Result<Head, Vec<Problem>>> =
                     par_map(chunk, |(_, r)| norm.head(r));
+                lap(1, &mut phase);
                 let missing: BTreeSet<Partition> = heads
                     .iter()
                     .filter_map(|h| h.as_ref().ok())
@@ -848,8 +1017,10 @@ pub async fn run_pipeline(
                 if !missing.is_empty() {
                     ctx.existing.load(wh, missing).await?;
                 }
+                lap(2, &mut phase);
                 let decisions: Vec<Decision> =
                     heads.iter().map(|h| ctx.decide(h, &mut oc)).collect();
+                lap(3, &mut phase);
                 let scrubber = &ctx.scrubber;
                 let work: Vec<usize> = decisions
                     .iter()
@@ -864,13 +1035,36 @@ pub async fn run_pipeline(
                         (body, texts)
                     })
                 });
-                let mut mapped = mapped.into_iter();
-                for (((line, rec), head), decision) in chunk.iter().zip(&heads).zip(decisions) {
+                lap(4, &mut phase);
+                let mut next = 0;
+                let mut rows = Vec::with_capacity(work.len());
+                for (row, (((line, rec), head), decision)) in
+                    chunk.iter().zip(&heads).zip(decisions).enumerate()
+                {
                     let m = matches!(decision, Decision::Write(_)).then(|| {
-                        mapped.next().expect("one mapped body per row to write")
+                        next += 1;
+                        next - 1
                     });
-                    ctx.apply(&norm, &obj.name, *line, rec, head, decision, m, &mut oc)?;
+                    let mr = m.map(|m| &mapped[m]);
+                    if ctx.apply(&norm, &obj.name, *line, rec, head, decision, mr, &mut oc)? {
+                        rows.push((row, m.expect("a row to write was mapped")));
+                    }
                 }
+                if let Some(w) = ctx.writers.as_mut() {
+                    append_rows(
+                        w,
+                        p,
+                        &ctx.load_id,
+                        &norm,
+                        &obj.name,
+                        chunk,
+                        &heads,
+                        &mapped,
+                        &rows,
+                    );
+                    w.spill_if_over_budget()?;
+                }
+                lap(5, &mut phase);
                 if let Some(b) = &bar {
                     b.set_position(done_bytes + recs.bytes_read().min(obj.size));
                     b.set_message(format!(
@@ -884,6 +1078,15 @@ pub async fn run_pipeline(
                 failpoint("write")?;
             }
             done_bytes += obj.size;
+            tracing::debug!(
+                read_s = phase[0],
+                head_s = phase[1],
+                existing_s = phase[2],
+                decide_s = phase[3],
+                body_s = phase[4],
+                write_s = phase[5],
+                "object phases"
+            );
             tracing::info!(pipeline = %p.name, object = %obj.name, read = oc.read, new = oc.loaded, updated = oc.updated, duplicate = oc.duplicate, quarantined = oc.quarantined, "object done");
             records.push(ObjectRecord {
                 name: obj.name.clone(),
@@ -1087,7 +1290,6 @@ async fn commit_run(
             let Some(index) = table_files.get(name) else {
                 continue;
             };
-            let tw = writers.tables.get_mut(name).expect("writer");
             let mut parts: Vec<&Partition> = to_delete.keys().collect();
             parts.sort();
             for part in parts {
@@ -1113,7 +1315,7 @@ async fn commit_run(
                         if fb.num_rows() > 0 {
                             kept.push(
                                 RecordBatch::try_new(
-                                    tw.def.file_schema.clone(),
+                                    table_def(name).file_schema.clone(),
                                     fb.columns().to_vec(),
                                 )
                                 .map_err(|e| {
@@ -1128,6 +1330,7 @@ async fn commit_run(
                     if removed == 0 {
                         continue;
                     }
+                    let tw = writers.table(name, part);
                     for b in kept {
                         tw.push_batch(part, b);
                     }
@@ -1144,13 +1347,23 @@ async fn commit_run(
     .await;
     let mut written: Written = Vec::new();
     let mut finish_err = rewrite.err();
-    for (name, tw) in std::mem::take(&mut writers.tables) {
-        match tw.finish() {
-            Ok(files) => written.push((name, files)),
-            Err(e) => {
-                finish_err.get_or_insert(e.into());
+    if let Err(e) = writers.wait() {
+        finish_err.get_or_insert(e.into());
+    }
+    let mut by_table: BTreeMap<&'static str, Vec<WrittenFile>> = BTreeMap::new();
+    for shard in std::mem::take(&mut writers.shards) {
+        for (name, tw) in shard.tables {
+            match tw.finish() {
+                Ok(files) => by_table.entry(name).or_default().extend(files),
+                Err(e) => {
+                    finish_err.get_or_insert(e.into());
+                }
             }
         }
+    }
+    for (name, mut files) in by_table {
+        files.sort_by(|a, b| a.rel_path.cmp(&b.rel_path));
+        written.push((name, files));
     }
     if let Some(e) = finish_err {
         return Err((e, written, vec![]));
@@ -1214,9 +1427,12 @@ async fn commit_run(
     Ok((versions, committed_now, periods))
 }
 
-async fn discard_all(wh: &Warehouse, writers: Writers) {
-    for (name, tw) in writers.tables {
-        writer::discard(&wh.loc, name, tw.written()).await;
+async fn discard_all(wh: &Warehouse, mut writers: Writers) {
+    let _ = writers.wait();
+    for shard in writers.shards {
+        for (name, tw) in shard.tables {
+            writer::discard(&wh.loc, name, tw.written()).await;
+        }
     }
     if let Some(s) = writers.staging {
         let _ = std::fs::remove_dir_all(s);

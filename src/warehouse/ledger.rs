@@ -233,7 +233,7 @@ pub async fn append(w: &Warehouse, r: &RunRecord) -> Result<u64, WarehouseError>
         wr.close()
             .map_err(|e| WarehouseError::Ledger(e.to_string()))?;
     }
-    let rel = format!("part-{}-{:08}.zstd.parquet", r.run_id, r.seq);
+    let rel = format!("part-{}-{:08}.snappy.parquet", r.run_id, r.seq);
     let size = buf.len() as i64;
     w.loc
         .store

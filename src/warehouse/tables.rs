@@ -218,7 +218,26 @@ pub fn table_def(name: &str) -> &'static TableDef {
 
 /// Format a response key as stored (32 lowercase hex digits).
 pub fn key_hex(k: u128) -> String {
-    format!("{k:032x}")
+    String::from(hex32(k).as_str())
+}
+
+/// A response key's 32 hex digits without allocating (every row of a load formats its key).
+pub struct Hex32([u8; 32]);
+
+impl Hex32 {
+    pub fn as_str(&self) -> &str {
+        std::str::from_utf8(&self.0).expect("hex digits are ASCII")
+    }
+}
+
+pub fn hex32(k: u128) -> Hex32 {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = [0u8; 32];
+    for (i, b) in k.to_be_bytes().iter().enumerate() {
+        out[2 * i] = DIGITS[(b >> 4) as usize];
+        out[2 * i + 1] = DIGITS[(b & 15) as usize];
+    }
+    Hex32(out)
 }
 
 pub fn parse_key(s: &str) -> Option<u128> {
@@ -405,12 +424,8 @@ impl AnswersRows {
         let mut value = Int16Builder::with_capacity(n);
         let mut status = StringBuilder::with_capacity(n, n * 8);
         let mut raw = StringBuilder::new();
-        let mut hex = String::with_capacity(32);
         for a in self.rows.drain(..) {
-            use std::fmt::Write;
-            hex.clear();
-            let _ = write!(hex, "{:032x}", a.key);
-            key.append_value(&hex);
+            key.append_value(hex32(a.key).as_str());
             item.append_value(&symbols[a.item as usize]);
             if a.option == u16::MAX {
                 option.append_null();
@@ -564,5 +579,24 @@ impl FeedbackRows {
             self.source_row,
         ]);
         v
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_format_as_32_lowercase_hex_digits_and_parse_back() {
+        for k in [
+            0u128,
+            1,
+            0xabcdef,
+            u128::MAX,
+            0x0123_4567_89ab_cdef_fedc_ba98_7654_3210,
+        ] {
+            assert_eq!(hex32(k).as_str(), format!("{k:032x}"));
+            assert_eq!(parse_key(&key_hex(k)), Some(k));
+        }
     }
 }

@@ -2,8 +2,9 @@
 //!
 //! Rows arrive in any order (survey exports are not sorted by time), so a run touches many
 //! partitions at once. Rows are built into Arrow batches per partition and kept in memory until the
-//! run's buffered data passes a budget ([`SPILL_BUDGET`]); then every partition's buffered rows are
-//! encoded into one new file each, the partitions spread over the machine's cores, and the memory is
+//! run's buffered data passes a budget ([`SPILL_BUDGET`]); then the buffered rows are taken out
+//! ([`TableWriter::take`]) and encoded into one new file per partition ([`Taken::encode`]) — by a
+//! run on a background thread while it reads on, or spread over the cores — and the memory is
 //! freed. A small load writes one file per partition; a load larger than the budget writes one file
 //! per partition per spill (`optimize` compacts them). Memory stays flat as the input grows.
 //! Files are written beside the table (local warehouse) or staged on local disk and uploaded
@@ -147,17 +148,16 @@ impl TableWriter {
 
     /// Encode everything buffered: one new file per partition, spread over the cores.
     pub fn spill(&mut self) -> Result<(), WarehouseError> {
-        let t0 = std::time::Instant::now();
-        let r = self.spill_inner();
-        tracing::debug!(
-            table = self.def.name,
-            seconds = t0.elapsed().as_secs_f64(),
-            "spilled"
-        );
-        r
+        let threads = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1);
+        let files = self.take().encode(threads);
+        self.adopt(files)
     }
 
-    fn spill_inner(&mut self) -> Result<(), WarehouseError> {
+    /// Take the buffered rows out, to be encoded (possibly on another thread) by
+    /// [`Taken::encode`]; the writer starts buffering afresh.
+    pub fn take(&mut self) -> Taken {
         let mut jobs: Vec<SpillJob> = Vec::new();
         let mut keys: Vec<Partition> = self.parts.keys().cloned().collect();
         keys.sort();
@@ -169,48 +169,36 @@ impl TableWriter {
             self.seq += 1;
             let pv = partition_values(self.def, &p);
             let dir: String = pv.iter().map(|(k, v)| format!("{k}={v}/")).collect();
-            let rel = format!("{dir}part-{}-{:05}.zstd.parquet", self.load_id, self.seq);
+            let rel = format!("{dir}part-{}-{:05}.snappy.parquet", self.load_id, self.seq);
             let local = self.table_dir.join(&rel);
             let rows = std::mem::replace(&mut part.rows, Rows::new(self.def.name));
             jobs.push((rel, local, pv, rows, std::mem::take(&mut part.batches)));
         }
         self.buffered = 0;
-        let threads = std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(1)
-            .min(jobs.len().max(1));
-        let def = self.def;
-        let props = &self.props;
-        let symbols = &self.symbols;
-        let mut shares: Vec<Vec<SpillJob>> = (0..threads).map(|_| Vec::new()).collect();
-        for (i, j) in jobs.into_iter().enumerate() {
-            shares[i % threads].push(j);
+        Taken {
+            def: self.def,
+            props: self.props.clone(),
+            symbols: self.symbols.clone(),
+            jobs,
         }
-        let mut results: Vec<Result<WrittenFile, WarehouseError>> = Vec::new();
-        std::thread::scope(|s| {
-            let handles: Vec<_> = shares
-                .into_iter()
-                .map(|mine| {
-                    s.spawn(move || {
-                        mine.into_iter()
-                            .map(|(rel, local, pv, mut rows, mut batches)| {
-                                if !rows.is_empty() {
-                                    batches.push(rows.finish(&def.file_schema, symbols));
-                                }
-                                write_one(def, props, &rel, &local, &pv, &batches)
-                            })
-                            .collect::<Vec<_>>()
-                    })
-                })
-                .collect();
-            for h in handles {
-                results.extend(h.join().expect("an encoder thread panicked"));
+    }
+
+    /// Record files encoded from [`TableWriter::take`]n rows; the first error is returned, the
+    /// files written before it are kept for clean-up.
+    pub fn adopt(
+        &mut self,
+        files: Vec<Result<WrittenFile, WarehouseError>>,
+    ) -> Result<(), WarehouseError> {
+        let mut first = None;
+        for r in files {
+            match r {
+                Ok(f) => self.written.push(f),
+                Err(e) => {
+                    first.get_or_insert(e);
+                }
             }
-        });
-        for r in results {
-            self.written.push(r?);
         }
-        Ok(())
+        first.map_or(Ok(()), Err)
     }
 
     /// Encode what is left and return every file this writer wrote.
@@ -223,6 +211,60 @@ impl TableWriter {
     /// Files written so far (for clean-up after a failure).
     pub fn written(&self) -> &[WrittenFile] {
         &self.written
+    }
+}
+
+/// Buffered rows of one table, taken out of its writer to be encoded.
+pub struct Taken {
+    def: &'static TableDef,
+    props: WriterProperties,
+    symbols: Vec<String>,
+    jobs: Vec<SpillJob>,
+}
+
+impl Taken {
+    /// Encode one file per partition on up to `threads` threads.
+    pub fn encode(self, threads: usize) -> Vec<Result<WrittenFile, WarehouseError>> {
+        let t0 = std::time::Instant::now();
+        let Taken {
+            def,
+            props,
+            symbols,
+            jobs,
+        } = self;
+        let threads = threads.clamp(1, jobs.len().max(1));
+        let (props, symbols) = (&props, &symbols);
+        let mut shares: Vec<Vec<SpillJob>> = (0..threads).map(|_| Vec::new()).collect();
+        for (i, j) in jobs.into_iter().enumerate() {
+            shares[i % threads].push(j);
+        }
+        let one = move |(rel, local, pv, mut rows, mut batches): SpillJob| {
+            if !rows.is_empty() {
+                batches.push(rows.finish(&def.file_schema, symbols));
+            }
+            write_one(def, props, &rel, &local, &pv, &batches)
+        };
+        let mut results: Vec<Result<WrittenFile, WarehouseError>> = Vec::new();
+        if threads == 1 {
+            results.extend(shares.pop().into_iter().flatten().map(one));
+        } else {
+            std::thread::scope(|s| {
+                let handles: Vec<_> = shares
+                    .into_iter()
+                    .map(|mine| s.spawn(move || mine.into_iter().map(one).collect::<Vec<_>>()))
+                    .collect();
+                for h in handles {
+                    results.extend(h.join().expect("an encoder thread panicked"));
+                }
+            });
+        }
+        tracing::debug!(
+            table = def.name,
+            threads,
+            seconds = t0.elapsed().as_secs_f64(),
+            "spilled"
+        );
+        results
     }
 }
 

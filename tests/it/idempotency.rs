@@ -112,3 +112,104 @@ fn a_changed_object_is_read_again() {
         .collect();
     assert_eq!(loads[1]["objects"][0]["state"], "changed");
 }
+
+/// Enough rows that a chunk's rows are written by several threads at once (each partition by
+/// one of them), spread over 24 months and five counties.
+#[test]
+fn a_large_export_over_many_partitions_loads_each_row_once_and_repeats_as_duplicates() {
+    use std::collections::BTreeMap;
+    let f = Fixture::new();
+    let kunnat = ["091", "837", "564", "853", "179"];
+    let n = 6000u32;
+    let mut csv = String::from("id,time,kunta,q1,q2,nps,teksti\n");
+    let mut expected: BTreeMap<(String, String), i64> = BTreeMap::new();
+    let (mut q2_answered, mut texts, mut bad) = (0i64, 0i64, 0i64);
+    for i in 1..=n {
+        let month = i % 24;
+        let period = format!("{}-{:02}", 2023 + month / 12, month % 12 + 1);
+        let kunta = if i % 500 == 0 {
+            bad += 1;
+            "999"
+        } else {
+            kunnat[(i as usize / 3) % kunnat.len()]
+        };
+        let q2 = if i % 7 == 0 {
+            String::new()
+        } else {
+            (i % 5 + 1).to_string()
+        };
+        let teksti = if i % 3 == 0 { "ihan hyvä" } else { "" };
+        csv.push_str(&format!(
+            "{i},{period}-{:02}T10:00:00+02:00,{kunta},{},{q2},{},{teksti}\n",
+            i % 27 + 1,
+            i % 5 + 1,
+            i % 11
+        ));
+        if kunta != "999" {
+            *expected.entry((period, kunta.to_string())).or_default() += 1;
+            q2_answered += i64::from(!q2.is_empty());
+            texts += i64::from(!teksti.is_empty());
+        }
+    }
+    f.input("a.csv", csv.as_bytes());
+    let p = f.pipeline("", MAPPING);
+    let wh = f.warehouse();
+    let run = |p: &std::path::Path| {
+        crate::common::palaute(
+            &[
+                "run",
+                "--no-aggregate",
+                "--warehouse",
+                &wh,
+                p.to_str().unwrap(),
+            ],
+            &[],
+        )
+    };
+    let r = run(&p);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    let got: BTreeMap<(String, String), i64> = f
+        .sql("SELECT period, municipality, count(*) AS n, count(DISTINCT response_key) AS k FROM responses GROUP BY period, municipality")
+        .iter()
+        .map(|row| {
+            assert_eq!(row["n"], row["k"], "a response twice: {row:?}");
+            (
+                (
+                    s(row, "period").unwrap().to_string(),
+                    s(row, "municipality").unwrap().to_string(),
+                ),
+                row["n"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(got, expected);
+    let loaded: i64 = expected.values().sum();
+    assert_eq!(loaded, i64::from(n) - bad);
+    let items = f.sql(
+        "SELECT item_code, count(*) AS n FROM answers WHERE status = 'answered' GROUP BY item_code ORDER BY item_code",
+    );
+    let by_item: BTreeMap<&str, i64> = items
+        .iter()
+        .map(|r| (s(r, "item_code").unwrap(), r["n"].as_i64().unwrap()))
+        .collect();
+    assert_eq!(by_item.get("availability"), Some(&loaded));
+    assert_eq!(by_item.get("encounter"), Some(&q2_answered));
+    assert_eq!(by_item.len(), 2, "{by_item:?}");
+    // the recommendation answer is a column of the response
+    assert_eq!(f.count("responses WHERE nps IS NOT NULL"), loaded);
+    assert_eq!(f.count("comments"), texts);
+    assert_eq!(f.count("quarantine"), bad);
+    let first = f.dump();
+
+    // the same rows again under another name: every one a duplicate, nothing written
+    f.input("b.csv", csv.as_bytes());
+    let r = run(&p);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert!(
+        r.stdout
+            .contains(&format!("0 new, 0 updated, {} duplicate, 0 quarantined", n)),
+        "{}",
+        r.stdout
+    );
+    assert_eq!(f.dump(), first);
+}
