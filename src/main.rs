@@ -128,6 +128,10 @@ enum Cmd {
         /// rollup (slower and memory-hungry; a test checks both give identical marts)
         #[arg(long)]
         sql_cubes: bool,
+        /// Marts to recompute, comma separated (default: all four); the others keep what they
+        /// hold
+        #[arg(long, value_delimiter = ',')]
+        marts: Vec<String>,
         #[arg(long)]
         json: bool,
     },
@@ -459,6 +463,7 @@ async fn main_inner(cli: Cli) -> anyhow::Result<i32> {
             levels,
             disclosure,
             sql_cubes,
+            marts,
             json,
         } => {
             let wh = Warehouse::open(&config::resolve_warehouse(w.warehouse.as_deref()), false)?;
@@ -469,6 +474,7 @@ async fn main_inner(cli: Cli) -> anyhow::Result<i32> {
                 levels,
                 rules: disclosure.rules()?,
                 sql_cubes,
+                marts,
             };
             let lease = match writer_lease(&wh, "aggregate").await {
                 Ok(l) => l,

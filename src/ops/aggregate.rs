@@ -77,6 +77,8 @@ pub struct AggregateOptions {
     /// compute the fine cubes with the SQL files over the whole tables (the reference
     /// definition) instead of partition by partition
     pub sql_cubes: bool,
+    /// marts to recompute (empty: all four); the others keep what they hold
+    pub marts: Vec<String>,
 }
 
 #[derive(Debug, Clone, Default, serde::Serialize)]
@@ -614,6 +616,14 @@ pub async fn aggregate(
             )));
         }
     }
+    for m in &opts.marts {
+        if !MART_TABLES.contains(&m.as_str()) {
+            return Err(invalid(format!(
+                "unknown mart '{m}' (marts: {})",
+                MART_TABLES.join(", ")
+            )));
+        }
+    }
     let mut levels: Vec<&str> = if opts.levels.is_empty() {
         GEO_LEVELS.to_vec()
     } else {
@@ -707,7 +717,10 @@ pub async fn aggregate(
             }
             tracing::info!(year, seconds = t.elapsed().as_secs_f64(), "fine cubes");
             // compute each mart and write its files at once (uncommitted, invisible)
-            for spec in &SPECS {
+            for spec in SPECS
+                .iter()
+                .filter(|s| opts.marts.is_empty() || opts.marts.iter().any(|m| m == s.name))
+            {
                 let t = Instant::now();
                 let (schema, batches, mr) =
                     compute_mart(&ctx, spec, opts, &range, &levels, &period_list).await?;

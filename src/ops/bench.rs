@@ -7,8 +7,10 @@
 //!
 //! 4. `optimize` (one file per partition instead of one per spill);
 //! 5. aggregation of the loaded warehouse: W2's figures (per month, county and the nation, and
-//!    service: the seven statements and the recommendation item, `--period-type month --levels
-//!    county`), then every mart at every period type and geography level;
+//!    service: the seven statements' means and top-2 shares and the recommendation item's NPS,
+//!    i.e. the `item_scores` and `recommendation` marts: `--period-type month --levels county
+//!    --marts item_scores,recommendation`), then every mart at every period type and geography
+//!    level;
 //!
 //! and, when given a Python with duckdb, DuckDB's W1 and W2 (shared/bench/run_duckdb.py) on the
 //! same file in the same sitting, so that the figures are ratios against a baseline measured
@@ -189,6 +191,8 @@ pub async fn run(a: &BenchArgs) -> Result<(), BenchError> {
         "month",
         "--levels",
         "county",
+        "--marts",
+        "item_scores,recommendation",
         "--warehouse",
         wh_s.as_str(),
     ];

@@ -316,7 +316,10 @@ struct Existing {
     table: &'static str,
     files: HashMap<Partition, Vec<TableFile>>,
     loaded: HashSet<Partition>,
-    keys: FastMap<u128, (i64, Partition)>,
+    /// stored key → (row hash, index into `parts`)
+    keys: FastMap<u128, (i64, u32)>,
+    /// the partitions whose keys are loaded, in load order
+    parts: Vec<Partition>,
 }
 
 fn index_by_partition(files: Vec<TableFile>) -> HashMap<Partition, Vec<TableFile>> {
@@ -363,12 +366,19 @@ impl Existing {
         }))
         .buffer_unordered(8);
         while let Some((p, batches)) = reads.next().await {
+            let id = match self.parts.iter().position(|x| *x == p) {
+                Some(i) => i as u32,
+                None => {
+                    self.parts.push(p);
+                    (self.parts.len() - 1) as u32
+                }
+            };
             for b in batches? {
                 let keys = b.column(0).as_string::<i32>();
                 let hashes = b.column(1).as_primitive::<Int64Type>();
                 for i in 0..b.num_rows() {
                     if let Some(k) = parse_key(keys.value(i)) {
-                        self.keys.insert(k, (hashes.value(i), p.clone()));
+                        self.keys.insert(k, (hashes.value(i), id));
                     }
                 }
             }
@@ -530,7 +540,7 @@ struct Ctx<'a> {
     load_id: String,
     scrubber: Scrubber,
     writers: Option<Writers>,
-    seen: FastMap<u128, i64>,
+    seen: FastSet<u128>,
     quarantined_before: FastSet<(u128, i64)>,
     existing: Existing,
     to_delete: HashMap<Partition, HashSet<u128>>,
@@ -615,7 +625,7 @@ impl Ctx<'_> {
             Ok(h) => h,
             Err(_) => return Decision::Quarantine,
         };
-        if self.seen.contains_key(&head.key) {
+        if self.seen.contains(&head.key) {
             // the same response in a newer object of this run (read first) wins
             counts.duplicate += 1;
             return Decision::Skip;
@@ -626,13 +636,13 @@ impl Ctx<'_> {
             self.outside_range += 1;
             return Decision::Skip;
         }
-        self.seen.insert(head.key, head.row_hash);
+        self.seen.insert(head.key);
         match self.existing.keys.get(&head.key) {
             Some((hash, _)) if *hash == head.row_hash => {
                 counts.duplicate += 1;
                 Decision::Skip
             }
-            Some((_, part)) => Decision::Write(Some(part.clone())),
+            Some((_, part)) => Decision::Write(Some(self.existing.parts[*part as usize].clone())),
             None => Decision::Write(None),
         }
     }
@@ -732,7 +742,7 @@ async fn stale_keys(
     table_files: &BTreeMap<&'static str, HashMap<Partition, Vec<TableFile>>>,
     from: &str,
     to: &str,
-    seen: &FastMap<u128, i64>,
+    seen: &FastSet<u128>,
 ) -> Result<HashMap<Partition, HashSet<u128>>, WarehouseError> {
     let mut out: HashMap<Partition, HashSet<u128>> = HashMap::new();
     let table = keyed_tables(p.kind)[0];
@@ -752,7 +762,7 @@ async fn stale_keys(
             for i in 0..b.num_rows() {
                 if pl.value(i) == p.name
                     && let Some(key) = parse_key(k.value(i))
-                    && !seen.contains_key(&key)
+                    && !seen.contains(&key)
                 {
                     out.entry(part.clone()).or_default().insert(key);
                 }
@@ -867,6 +877,7 @@ pub async fn run_pipeline(
         files: HashMap::new(),
         loaded: HashSet::new(),
         keys: FastMap::default(),
+        parts: Vec::new(),
     };
     let mut table_files: BTreeMap<&'static str, HashMap<Partition, Vec<TableFile>>> =
         BTreeMap::new();
@@ -918,7 +929,7 @@ pub async fn run_pipeline(
         load_id: load_id.clone(),
         scrubber: Scrubber::new(&p.privacy.scrub),
         writers: (!opts.dry_run).then(|| Writers::new(wh, &load_id, p.kind)),
-        seen: FastMap::default(),
+        seen: FastSet::default(),
         quarantined_before,
         existing,
         to_delete: HashMap::new(),

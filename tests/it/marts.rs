@@ -350,6 +350,51 @@ fn suppression_primary_secondary_cascade_ties_and_small_parents() {
          AND geo_code = '290' AND service = 'all' AND item_code = 'encounter'",
     );
     assert_eq!(s(&b1[0], "suppression"), Some("primary"));
+
+    // --marts recomputes only the marts named: back at k = 5, recommendation follows, while
+    // item_scores keeps what the k = 13 aggregation published
+    let before = f.sql_csv("SELECT * FROM item_scores ORDER BY 1, 2, 3, 4, 5, 6, 7, 8");
+    let r = palaute(
+        &[
+            "aggregate",
+            "--warehouse",
+            &f.warehouse(),
+            "--period-type",
+            "month",
+            "--marts",
+            "recommendation",
+        ],
+        &[],
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(
+        f.sql_csv("SELECT * FROM item_scores ORDER BY 1, 2, 3, 4, 5, 6, 7, 8"),
+        before
+    );
+    assert_eq!(
+        reason(&jan("municipality", "205")).as_deref(),
+        Some("primary")
+    );
+    let kajaani = f.sql(
+        "SELECT n_answered, suppression FROM recommendation WHERE period_type = 'month' \
+         AND period = '2025-01' AND geo_level = 'municipality' AND geo_code = '205' \
+         AND service = 'all'",
+    );
+    // 12 answers: published at k = 5 (it was suppressed at k = 13)
+    assert_eq!(kajaani[0]["n_answered"].as_i64(), Some(12));
+    assert_eq!(s(&kajaani[0], "suppression"), None);
+    let runs =
+        f.sql("SELECT message FROM runs WHERE pipeline = 'aggregate' ORDER BY seq DESC LIMIT 1");
+    assert!(
+        s(&runs[0], "message").is_some_and(|m| m.contains("k = 5")),
+        "{runs:?}"
+    );
+    let r = palaute(
+        &["aggregate", "--warehouse", &f.warehouse(), "--marts", "nps"],
+        &[],
+    );
+    assert_ne!(r.code, 0);
+    assert!(r.stderr.contains("unknown mart 'nps'"), "{}", r.stderr);
 }
 
 #[test]
