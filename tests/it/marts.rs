@@ -353,6 +353,14 @@ fn suppression_primary_secondary_cascade_ties_and_small_parents() {
 
     // --marts recomputes only the marts named: back at k = 5, recommendation follows, while
     // item_scores keeps what the k = 13 aggregation published
+    let kajaani_nps = || {
+        f.sql(
+            "SELECT n_answered, suppression FROM recommendation WHERE period_type = 'month' \
+             AND period = '2025-01' AND geo_level = 'municipality' AND geo_code = '205' \
+             AND service = 'all'",
+        )
+    };
+    assert_eq!(s(&kajaani_nps()[0], "suppression"), Some("primary"));
     let before = f.sql_csv("SELECT * FROM item_scores ORDER BY 1, 2, 3, 4, 5, 6, 7, 8");
     let r = palaute(
         &[
@@ -375,12 +383,8 @@ fn suppression_primary_secondary_cascade_ties_and_small_parents() {
         reason(&jan("municipality", "205")).as_deref(),
         Some("primary")
     );
-    let kajaani = f.sql(
-        "SELECT n_answered, suppression FROM recommendation WHERE period_type = 'month' \
-         AND period = '2025-01' AND geo_level = 'municipality' AND geo_code = '205' \
-         AND service = 'all'",
-    );
     // 12 answers: published at k = 5 (it was suppressed at k = 13)
+    let kajaani = kajaani_nps();
     assert_eq!(kajaani[0]["n_answered"].as_i64(), Some(12));
     assert_eq!(s(&kajaani[0], "suppression"), None);
     let runs =
