@@ -139,6 +139,7 @@ fn partition_cubes(
     answers: &[RecordBatch],
     top_low: &HashMap<(String, String), i64>,
     schemas: &Schemas,
+    need: Needs,
 ) -> PartCubes {
     const GEO_COLS: [&str; 5] = [
         "cooperation_area",
@@ -179,10 +180,12 @@ fn partition_cubes(
             if let Some(k) = text(key, i) {
                 by_key.insert(k, gid);
             }
-            *counts.entry((gid, 0, "all")).or_default() += 1;
-            for (c, col) in prof.iter().copied().enumerate() {
-                let v = text(col, i).unwrap_or("unknown");
-                *counts.entry((gid, c as u8 + 1, v)).or_default() += 1;
+            if need.counts {
+                *counts.entry((gid, 0, "all")).or_default() += 1;
+                for (c, col) in prof.iter().copied().enumerate() {
+                    let v = text(col, i).unwrap_or("unknown");
+                    *counts.entry((gid, c as u8 + 1, v)).or_default() += 1;
+                }
             }
             if rec.len() <= gid {
                 rec.resize(gid + 1, [0; 6]);
@@ -224,18 +227,28 @@ fn partition_cubes(
             option.as_string::<i32>(),
             status.as_string::<i32>(),
         );
+        // a response's answers are stored together, in the order of the responses: most rows
+        // repeat the previous row's key, whose cell is known
+        let mut last: Option<(&str, usize)> = None;
         for i in 0..key.len() {
             let Some(k) = text(key, i) else {
                 continue;
             };
-            let Some(&gid) = by_key.get(&k) else {
-                continue;
+            let gid = match last {
+                Some((lk, g)) if lk == k => g,
+                _ => {
+                    let Some(&g) = by_key.get(&k) else {
+                        continue;
+                    };
+                    last = Some((k, g));
+                    g
+                }
             };
             let item = text(item, i).unwrap_or("");
             let status = text(status, i).unwrap_or("missing");
             match text(option, i) {
                 Some(opt) => {
-                    if status == "answered" {
+                    if need.selections && status == "answered" {
                         *sc.entry((gid, item, opt)).or_default() += 1;
                         if chose.insert((k, item)) {
                             *respondents.entry((gid, item)).or_default() += 1;
@@ -328,6 +341,13 @@ fn by_partition(files: Vec<TableFile>) -> BTreeMap<(String, String), Vec<TableFi
 }
 
 /// The cubes of the months `from`..=`to` (YYYY-MM) of the committed tables.
+/// Which of the optional cubes to build (recommendation and item cubes always are).
+#[derive(Debug, Clone, Copy)]
+pub struct Needs {
+    pub counts: bool,
+    pub selections: bool,
+}
+
 pub async fn build(
     wh: &Warehouse,
     responses: &deltalake_core::DeltaTable,
@@ -335,6 +355,7 @@ pub async fn build(
     from: &str,
     to: &str,
     top_low: HashMap<(String, String), i64>,
+    need: Needs,
 ) -> Result<Cubes, WarehouseError> {
     let with = |extra: &[&'static str]| GEO.iter().chain(extra.iter()).copied().collect::<Vec<_>>();
     let schemas = Arc::new(Schemas {
@@ -361,20 +382,20 @@ pub async fn build(
             (k, r, a)
         })
         .collect();
-    let rcols = [
+    // the profile columns only for response_counts (a column not read reads as unknown)
+    let mut rcols = vec![
         "response_key",
         "cooperation_area",
         "municipality",
         "local_area",
         "service",
         "instrument",
-        "channel",
-        "respondent_role",
-        "age_group",
-        "gender",
-        "language",
         "nps",
     ];
+    if need.counts {
+        rcols.extend(PROFILE);
+    }
+    let rcols = Arc::new(rcols);
     let acols = [
         "response_key",
         "item_code",
@@ -385,11 +406,12 @@ pub async fn build(
     let jobs = parts.into_iter().map(|((period, county), rf, af)| {
         let schemas = schemas.clone();
         let top_low = top_low.clone();
+        let rcols = rcols.clone();
         async move {
-            let r = wh.read_files(RESPONSES, &rf, &rcols).await?;
+            let r = wh.read_files(RESPONSES, &rf, &rcols[..]).await?;
             let a = wh.read_files(ANSWERS, &af, &acols).await?;
             let out = tokio::task::spawn_blocking(move || {
-                partition_cubes(&period, &county, &r, &a, &top_low, &schemas)
+                partition_cubes(&period, &county, &r, &a, &top_low, &schemas, need)
             })
             .await
             .map_err(|e| WarehouseError::Read {

@@ -624,6 +624,7 @@ pub async fn aggregate(
             )));
         }
     }
+    let wanted = |mart: &str| opts.marts.is_empty() || opts.marts.iter().any(|m| m == mart);
     let mut levels: Vec<&str> = if opts.levels.is_empty() {
         GEO_LEVELS.to_vec()
     } else {
@@ -703,6 +704,10 @@ pub async fn aggregate(
                     &range[0].1,
                     &range[1].1,
                     ordinal_top_low(Catalog::embedded()),
+                    crate::marts::cube::Needs {
+                        counts: wanted(crate::marts::RESPONSE_COUNTS),
+                        selections: wanted(crate::marts::SELECTIONS),
+                    },
                 )
                 .await?;
                 register(
@@ -717,10 +722,7 @@ pub async fn aggregate(
             }
             tracing::info!(year, seconds = t.elapsed().as_secs_f64(), "fine cubes");
             // compute each mart and write its files at once (uncommitted, invisible)
-            for spec in SPECS
-                .iter()
-                .filter(|s| opts.marts.is_empty() || opts.marts.iter().any(|m| m == s.name))
-            {
+            for spec in SPECS.iter().filter(|s| wanted(s.name)) {
                 let t = Instant::now();
                 let (schema, batches, mr) =
                     compute_mart(&ctx, spec, opts, &range, &levels, &period_list).await?;

@@ -228,7 +228,9 @@ impl Warehouse {
             let path: Path = loc.child(&format!("{name}/{}", f.path));
             let size = f.size as u64;
             let cols: Vec<String> = columns.iter().map(|s| s.to_string()).collect();
-            async move {
+            // each file is decoded in a task of its own, so that files are decoded on every
+            // worker thread (a future polled here would decode them all on this one)
+            let read = async move {
                 let err = |e: String| WarehouseError::Read {
                     path: path.to_string(),
                     message: e,
@@ -255,6 +257,13 @@ impl Warehouse {
                     .try_collect::<Vec<_>>()
                     .await
                     .map_err(|e| err(e.to_string()))
+            };
+            let name = name.to_string();
+            async move {
+                tokio::spawn(read).await.map_err(|e| WarehouseError::Read {
+                    path: name,
+                    message: e.to_string(),
+                })?
             }
         });
         let out: Vec<Vec<RecordBatch>> = futures::stream::iter(reads)
