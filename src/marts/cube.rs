@@ -14,7 +14,7 @@ type FastSet<K> = std::collections::HashSet<K, foldhash::fast::RandomState>;
 use std::sync::Arc;
 
 use arrow::array::{Array, ArrayRef, AsArray, Int64Array, RecordBatch, StringArray, StringBuilder};
-use arrow::datatypes::{DataType, Field, Int64Type, Schema, SchemaRef};
+use arrow::datatypes::{DataType, Field, Int32Type, Int64Type, Schema, SchemaRef};
 use futures::StreamExt;
 
 use super::{ITEM_SCORES, RECOMMENDATION, RESPONSE_COUNTS, SELECTIONS, spec};
@@ -127,6 +127,57 @@ fn int64(b: &RecordBatch, col: &str) -> ArrayRef {
     }
 }
 
+/// A column as read (a dictionary-encoded code column stays encoded); NULLs when absent.
+fn column(b: &RecordBatch, col: &str) -> ArrayRef {
+    match b.column_by_name(col) {
+        Some(c) => c.clone(),
+        None => Arc::new(StringArray::new_null(b.num_rows())),
+    }
+}
+
+/// Code texts numbered in the order first seen, across batches.
+#[derive(Default)]
+struct Codes<'a> {
+    ids: FastMap<&'a str, u32>,
+    names: Vec<&'a str>,
+}
+
+impl<'a> Codes<'a> {
+    fn id(&mut self, s: &'a str) -> u32 {
+        if let Some(&i) = self.ids.get(s) {
+            return i;
+        }
+        self.names.push(s);
+        self.ids.insert(s, (self.names.len() - 1) as u32);
+        (self.names.len() - 1) as u32
+    }
+
+    /// Each row's code id (None for NULL): a dictionary's values are numbered once.
+    fn ids(&mut self, col: &'a ArrayRef) -> Vec<Option<u32>> {
+        if let Some(d) = col.as_dictionary_opt::<Int32Type>() {
+            let values = d.values().as_string::<i32>();
+            let map: Vec<u32> = (0..values.len())
+                .map(|j| {
+                    self.id(if values.is_null(j) {
+                        ""
+                    } else {
+                        values.value(j)
+                    })
+                })
+                .collect();
+            return d
+                .keys()
+                .iter()
+                .map(|k| k.map(|k| map[k as usize]))
+                .collect();
+        }
+        let s = col.as_string::<i32>();
+        (0..s.len())
+            .map(|i| text(s, i).map(|v| self.id(v)))
+            .collect()
+    }
+}
+
 fn text(s: &StringArray, i: usize) -> Option<&str> {
     (!s.is_null(i)).then(|| s.value(i))
 }
@@ -202,31 +253,46 @@ fn partition_cubes(
             }
         }
     }
-    // answers: closed items and multi-select options
+    // answers: closed items and multi-select options. Item, option and status codes are read
+    // dictionary-encoded and numbered once per batch, so the loop below hashes integers only.
     let acols: Vec<[ArrayRef; 5]> = answers
         .iter()
         .map(|b| {
             [
                 utf8(b, "response_key"),
-                utf8(b, "item_code"),
-                utf8(b, "option_code"),
+                column(b, "item_code"),
+                column(b, "option_code"),
                 int64(b, "value"),
-                utf8(b, "status"),
+                column(b, "status"),
             ]
         })
         .collect();
-    let mut ic: FastMap<(usize, &str), [i64; 11]> = FastMap::default();
-    let mut sc: FastMap<(usize, &str, &str), i64> = FastMap::default();
-    let mut chose: FastSet<(&str, &str)> = FastSet::default();
-    let mut respondents: FastMap<(usize, &str), i64> = FastMap::default();
+    let mut items = Codes::default();
+    let mut options = Codes::default();
+    let mut statuses = Codes::default();
+    let mut ic: FastMap<(usize, u32), [i64; 11]> = FastMap::default();
+    let mut sc: FastMap<(usize, u32, u32), i64> = FastMap::default();
+    let mut chose: FastSet<(&str, u32)> = FastSet::default();
+    let mut respondents: FastMap<(usize, u32), i64> = FastMap::default();
     for [key, item, option, value, status] in &acols {
         let value = value.as_primitive::<Int64Type>();
-        let (key, item, option, status) = (
-            key.as_string::<i32>(),
-            item.as_string::<i32>(),
-            option.as_string::<i32>(),
-            status.as_string::<i32>(),
-        );
+        let key = key.as_string::<i32>();
+        let item = items.ids(item);
+        let option = options.ids(option);
+        let status = statuses.ids(status);
+        let empty = items.id("");
+        let missing = statuses.id("missing");
+        // status classes by id: answered, can't say, not applicable, other
+        let class: Vec<u8> = statuses
+            .names
+            .iter()
+            .map(|s| match *s {
+                "answered" => 0,
+                "cant_say" => 1,
+                "not_applicable" => 2,
+                _ => 3,
+            })
+            .collect();
         // a response's answers are stored together, in the order of the responses: most rows
         // repeat the previous row's key, whose cell is known
         let mut last: Option<(&str, usize)> = None;
@@ -244,11 +310,11 @@ fn partition_cubes(
                     g
                 }
             };
-            let item = text(item, i).unwrap_or("");
-            let status = text(status, i).unwrap_or("missing");
-            match text(option, i) {
+            let item = item[i].unwrap_or(empty);
+            let class = class[status[i].unwrap_or(missing) as usize];
+            match option[i] {
                 Some(opt) => {
-                    if need.selections && status == "answered" {
+                    if need.selections && class == 0 {
                         *sc.entry((gid, item, opt)).or_default() += 1;
                         if chose.insert((k, item)) {
                             *respondents.entry((gid, item)).or_default() += 1;
@@ -257,10 +323,10 @@ fn partition_cubes(
                 }
                 None => {
                     let m = ic.entry((gid, item)).or_default();
-                    m[0] += matches!(status, "answered" | "cant_say" | "not_applicable") as i64;
-                    m[1] += (status == "answered") as i64;
-                    m[2] += (status == "cant_say") as i64;
-                    m[3] += (status == "not_applicable") as i64;
+                    m[0] += (class <= 2) as i64;
+                    m[1] += (class == 0) as i64;
+                    m[2] += (class == 1) as i64;
+                    m[3] += (class == 2) as i64;
                     if !value.is_null(i) {
                         let v = value.value(i);
                         if (1..=5).contains(&v) {
@@ -273,6 +339,7 @@ fn partition_cubes(
             }
         }
     }
+    let (items, options) = (&items.names, &options.names);
     let geo_of = |gid: usize| {
         let g = &geos[gid];
         [period, county, g[0], g[1], g[2], g[3], g[4]]
@@ -292,6 +359,7 @@ fn partition_cubes(
     }
     let mut io = Out::new(8, 12);
     for ((gid, item), m) in &ic {
+        let item = items[*item as usize];
         let g = geo_of(*gid);
         let top = top_low
             .get(&(g[6].to_string(), item.to_string()))
@@ -311,13 +379,13 @@ fn partition_cubes(
     let mut so = Out::new(9, 1);
     for ((gid, item, opt), n) in &sc {
         let mut s: Vec<&str> = geo_of(*gid).to_vec();
-        s.push(item);
-        s.push(opt);
+        s.push(items[*item as usize]);
+        s.push(options[*opt as usize]);
         so.push(&s, &[*n]);
     }
     for ((gid, item), n) in &respondents {
         let mut s: Vec<&str> = geo_of(*gid).to_vec();
-        s.push(item);
+        s.push(items[*item as usize]);
         s.push("*");
         so.push(&s, &[*n]);
     }
@@ -409,7 +477,14 @@ pub async fn build(
         let rcols = rcols.clone();
         async move {
             let r = wh.read_files(RESPONSES, &rf, &rcols[..]).await?;
-            let a = wh.read_files(ANSWERS, &af, &acols).await?;
+            let a = wh
+                .read_files_with(
+                    ANSWERS,
+                    &af,
+                    &acols,
+                    &["item_code", "option_code", "status"],
+                )
+                .await?;
             let out = tokio::task::spawn_blocking(move || {
                 partition_cubes(&period, &county, &r, &a, &top_low, &schemas, need)
             })

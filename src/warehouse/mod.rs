@@ -13,7 +13,10 @@ pub mod writer;
 
 use std::collections::BTreeMap;
 
+use std::sync::Arc;
+
 use arrow::array::RecordBatch;
+use arrow::datatypes::{DataType, Field, Schema};
 use deltalake_core::kernel::Action;
 use deltalake_core::kernel::engine::arrow_conversion::TryIntoKernel;
 use deltalake_core::kernel::transaction::CommitBuilder;
@@ -23,6 +26,7 @@ use futures::{StreamExt, TryStreamExt};
 use object_store::path::Path;
 use parquet::arrow::ParquetRecordBatchStreamBuilder;
 use parquet::arrow::ProjectionMask;
+use parquet::arrow::arrow_reader::{ArrowReaderMetadata, ArrowReaderOptions};
 #[allow(deprecated)]
 use parquet::arrow::async_reader::ParquetObjectReader;
 
@@ -221,6 +225,18 @@ impl Warehouse {
         files: &[TableFile],
         columns: &[&str],
     ) -> Result<Vec<RecordBatch>, WarehouseError> {
+        self.read_files_with(name, files, columns, &[]).await
+    }
+
+    /// [`Warehouse::read_files`], with the string columns `dictionary` read as dictionary arrays
+    /// (Int32 keys): code columns then decode without copying each row's text.
+    pub async fn read_files_with(
+        &self,
+        name: &str,
+        files: &[TableFile],
+        columns: &[&str],
+        dictionary: &[&str],
+    ) -> Result<Vec<RecordBatch>, WarehouseError> {
         let store = self.loc.store.clone();
         let loc = self.loc.clone();
         let reads = files.iter().map(|f| {
@@ -228,6 +244,7 @@ impl Warehouse {
             let path: Path = loc.child(&format!("{name}/{}", f.path));
             let size = f.size as u64;
             let cols: Vec<String> = columns.iter().map(|s| s.to_string()).collect();
+            let dict: Vec<String> = dictionary.iter().map(|s| s.to_string()).collect();
             // each file is decoded in a task of its own, so that files are decoded on every
             // worker thread (a future polled here would decode them all on this one)
             let read = async move {
@@ -236,10 +253,41 @@ impl Warehouse {
                     message: e,
                 };
                 #[allow(deprecated)]
-                let reader = ParquetObjectReader::new(store, path.clone()).with_file_size(size);
-                let b = ParquetRecordBatchStreamBuilder::new(reader)
+                let mut reader = ParquetObjectReader::new(store, path.clone()).with_file_size(size);
+                let meta = ArrowReaderMetadata::load_async(&mut reader, Default::default())
                     .await
                     .map_err(|e| err(e.to_string()))?;
+                let meta = if dict.is_empty() {
+                    meta
+                } else {
+                    let fields: Vec<Field> = meta
+                        .schema()
+                        .fields()
+                        .iter()
+                        .map(|f| {
+                            if dict.iter().any(|d| d == f.name())
+                                && f.data_type() == &DataType::Utf8
+                            {
+                                Field::new(
+                                    f.name(),
+                                    DataType::Dictionary(
+                                        Box::new(DataType::Int32),
+                                        Box::new(DataType::Utf8),
+                                    ),
+                                    f.is_nullable(),
+                                )
+                            } else {
+                                f.as_ref().clone()
+                            }
+                        })
+                        .collect();
+                    ArrowReaderMetadata::try_new(
+                        meta.metadata().clone(),
+                        ArrowReaderOptions::new().with_schema(Arc::new(Schema::new(fields))),
+                    )
+                    .map_err(|e| err(e.to_string()))?
+                };
+                let b = ParquetRecordBatchStreamBuilder::new_with_metadata(reader, meta);
                 let b = if cols.is_empty() {
                     b
                 } else {
