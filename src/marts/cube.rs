@@ -270,7 +270,8 @@ fn partition_cubes(
     let mut items = Codes::default();
     let mut options = Codes::default();
     let mut statuses = Codes::default();
-    let mut ic: FastMap<(usize, u32), [i64; 11]> = FastMap::default();
+    // item cells: [geo cell][item id], a dense table (few items, every cell looked up per row)
+    let mut ic: Vec<Vec<Option<[i64; 11]>>> = Vec::new();
     let mut sc: FastMap<(usize, u32, u32), i64> = FastMap::default();
     let mut chose: FastSet<(&str, u32)> = FastSet::default();
     let mut respondents: FastMap<(usize, u32), i64> = FastMap::default();
@@ -322,7 +323,14 @@ fn partition_cubes(
                     }
                 }
                 None => {
-                    let m = ic.entry((gid, item)).or_default();
+                    if ic.len() <= gid {
+                        ic.resize_with(gid + 1, Vec::new);
+                    }
+                    let row = &mut ic[gid];
+                    if row.len() <= item as usize {
+                        row.resize(item as usize + 1, None);
+                    }
+                    let m = row[item as usize].get_or_insert([0; 11]);
                     m[0] += (class <= 2) as i64;
                     m[1] += (class == 0) as i64;
                     m[2] += (class == 1) as i64;
@@ -358,9 +366,14 @@ fn partition_cubes(
         co.push(&s, &[*n]);
     }
     let mut io = Out::new(8, 12);
-    for ((gid, item), m) in &ic {
-        let item = items[*item as usize];
-        let g = geo_of(*gid);
+    let cells = ic.iter().enumerate().flat_map(|(gid, row)| {
+        row.iter()
+            .enumerate()
+            .filter_map(move |(item, m)| m.as_ref().map(|m| ((gid, item as u32), m)))
+    });
+    for ((gid, item), m) in cells {
+        let item = items[item as usize];
+        let g = geo_of(gid);
         let top = top_low
             .get(&(g[6].to_string(), item.to_string()))
             .copied()
