@@ -735,6 +735,52 @@ fn append_rows(
     });
 }
 
+/// A chunk of records read ahead: the buffer, how many of its records were read (0 at the end),
+/// and the bytes of the object read so far.
+type ReadChunk = Result<(Vec<(u64, ByteRecord)>, usize, u64), String>;
+
+/// The receiving and returning ends of a reading thread.
+struct ReadAhead {
+    full: std::sync::mpsc::Receiver<ReadChunk>,
+    empty: std::sync::mpsc::Sender<Vec<(u64, ByteRecord)>>,
+}
+
+/// Read `records` on a thread of its own, [`CHUNK`] records at a time into buffers that the
+/// receiver hands back; two buffers circulate, so one chunk is read while the other is
+/// processed. The thread ends after the last (empty) chunk or an error, or when the receiver
+/// is dropped.
+fn read_ahead(mut records: crate::format::Records) -> ReadAhead {
+    let (full_tx, full) = std::sync::mpsc::sync_channel::<ReadChunk>(1);
+    let (empty, empty_rx) = std::sync::mpsc::channel::<Vec<(u64, ByteRecord)>>();
+    for _ in 0..2 {
+        let _ = empty.send((0..CHUNK).map(|_| (0, ByteRecord::new())).collect());
+    }
+    std::thread::spawn(move || {
+        while let Ok(mut chunk) = empty_rx.recv() {
+            let mut n = 0;
+            while n < CHUNK {
+                let (line, rec) = &mut chunk[n];
+                match records.read_into(rec) {
+                    Ok(Some(l)) => {
+                        *line = l;
+                        n += 1;
+                    }
+                    Ok(None) => break,
+                    Err(e) => {
+                        let _ = full_tx.send(Err(e));
+                        return;
+                    }
+                }
+            }
+            let bytes = records.bytes_read();
+            if full_tx.send(Ok((chunk, n, bytes))).is_err() || n == 0 {
+                return;
+            }
+        }
+    });
+    ReadAhead { full, empty }
+}
+
 /// Keys of `p`'s stored responses in the periods `from`..=`to` that this run did not see.
 async fn stale_keys(
     wh: &Warehouse,
@@ -982,9 +1028,9 @@ pub async fn run_pipeline(
             let decoded = recs.describe();
             tracing::info!(pipeline = %p.name, object = %obj.name, state, %decoded, "reading");
             // records are read into reused buffers, a chunk at a time, so that the keys of the
-            // partitions a chunk touches can be loaded together
-            let mut chunk: Vec<(u64, ByteRecord)> =
-                (0..CHUNK).map(|_| (0, ByteRecord::new())).collect();
+            // partitions a chunk touches can be loaded together; a thread of its own reads (parses)
+            // the next chunk while this one is processed
+            let reader = read_ahead(opened.records);
             // wall time of each step, for the debug log
             let mut phase = [0f64; 6];
             let mut tick = Instant::now();
@@ -993,27 +1039,20 @@ pub async fn run_pipeline(
                 tick = Instant::now();
             };
             loop {
-                let mut n = 0;
-                while n < CHUNK {
-                    let (line, rec) = &mut chunk[n];
-                    match recs.read_into(rec) {
-                        Ok(Some(l)) => {
-                            *line = l;
-                            n += 1;
-                        }
-                        Ok(None) => break,
-                        Err(e) => {
-                            return Err(RunError::Format(FormatError::Unreadable {
-                                object: obj.name.clone(),
-                                message: e,
-                            }));
-                        }
+                let (buffer, n, bytes_read) = match reader.full.recv() {
+                    Ok(Ok(c)) => c,
+                    Ok(Err(message)) => {
+                        return Err(RunError::Format(FormatError::Unreadable {
+                            object: obj.name.clone(),
+                            message,
+                        }));
                     }
-                }
+                    Err(_) => panic!("the reading thread stopped without a word"),
+                };
                 if n == 0 {
                     break;
                 }
-                let chunk = &chunk[..n];
+                let chunk = &buffer[..n];
                 lap(0, &mut phase);
                 let heads: Vec<Result<Head, Vec<Problem>>> =
                     par_map(chunk, |(_, r)| norm.head(r));
@@ -1077,7 +1116,7 @@ pub async fn run_pipeline(
                 }
                 lap(5, &mut phase);
                 if let Some(b) = &bar {
-                    b.set_position(done_bytes + recs.bytes_read().min(obj.size));
+                    b.set_position(done_bytes + bytes_read.min(obj.size));
                     b.set_message(format!(
                         "{} object {}/{} rows {}",
                         p.name,
@@ -1087,6 +1126,8 @@ pub async fn run_pipeline(
                     ));
                 }
                 failpoint("write")?;
+                // the buffer goes back to the reader (which has gone when the object ended)
+                let _ = reader.empty.send(buffer);
             }
             done_bytes += obj.size;
             tracing::debug!(
