@@ -114,13 +114,14 @@ fn a_changed_object_is_read_again() {
 }
 
 /// Enough rows that a chunk's rows are written by several threads at once (each partition by
-/// one of them), spread over 24 months and five counties.
+/// one of them) and that the reading thread fills and recycles its buffers several times (a
+/// chunk is 16,384 records), spread over 24 months and five counties.
 #[test]
 fn a_large_export_over_many_partitions_loads_each_row_once_and_repeats_as_duplicates() {
     use std::collections::BTreeMap;
     let f = Fixture::new();
     let kunnat = ["091", "837", "564", "853", "179"];
-    let n = 6000u32;
+    let n = 40_000u32;
     let mut csv = String::from("id,time,kunta,q1,q2,nps,teksti\n");
     let mut expected: BTreeMap<(String, String), i64> = BTreeMap::new();
     let (mut q2_answered, mut texts, mut bad) = (0i64, 0i64, 0i64);
