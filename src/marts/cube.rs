@@ -53,7 +53,8 @@ const BREAKDOWNS: [&str; 6] = [
     "language",
 ];
 
-const GEO: [&str; 7] = [
+/// The cubes' geography and service key columns, in key order (then the instrument).
+pub(crate) const GEO: [&str; 7] = [
     "month",
     "county",
     "cooperation_area",

@@ -108,17 +108,11 @@ pub fn rollup(
     let mut sums: Vec<Option<i64>> = Vec::new();
     let utf8 = DataType::Utf8;
     for b in cube {
-        let dims: Vec<ArrayRef> = [
-            "month",
-            "county",
-            "cooperation_area",
-            "municipality",
-            "local_area",
-            "service",
-        ]
-        .iter()
-        .map(|c| column(b, c, &utf8))
-        .collect::<Result<_, _>>()?;
+        // the cube's key columns up to the service (the instrument leads the mart's own keys)
+        let dims: Vec<ArrayRef> = super::cube::GEO[..6]
+            .iter()
+            .map(|c| column(b, c, &utf8))
+            .collect::<Result<_, _>>()?;
         let keys: Vec<ArrayRef> = spec
             .keys
             .iter()
