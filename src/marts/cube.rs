@@ -13,7 +13,7 @@ type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 type FastSet<K> = std::collections::HashSet<K, foldhash::fast::RandomState>;
 use std::sync::Arc;
 
-use arrow::array::{Array, ArrayRef, AsArray, Int64Array, RecordBatch, StringArray, StringBuilder};
+use arrow::array::{Array, ArrayRef, AsArray, Int64Array, RecordBatch, StringArray};
 use arrow::datatypes::{DataType, Field, Int32Type, Int64Type, Schema, SchemaRef};
 use futures::StreamExt;
 
@@ -71,41 +71,52 @@ const PROFILE: [&str; 5] = [
     "language",
 ];
 
+/// A cube's schema: its key columns are dictionaries (Int32 keys over the partition's names).
 fn schema(strings: &[&str], ints: &[&str]) -> SchemaRef {
     Arc::new(Schema::new(
         strings
             .iter()
-            .map(|s| Field::new(*s, DataType::Utf8, false))
+            .map(|s| {
+                Field::new(
+                    *s,
+                    DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8)),
+                    false,
+                )
+            })
             .chain(ints.iter().map(|s| Field::new(*s, DataType::Int64, false)))
             .collect::<Vec<_>>(),
     ))
 }
 
-/// Rows of one cube as columns.
+/// Rows of one cube as columns: key columns as ids into the partition's names.
 struct Out {
-    strings: Vec<StringBuilder>,
+    strings: Vec<Vec<i32>>,
     ints: Vec<Vec<i64>>,
 }
 
 impl Out {
     fn new(ns: usize, ni: usize) -> Out {
         Out {
-            strings: (0..ns).map(|_| StringBuilder::new()).collect(),
+            strings: vec![Vec::new(); ns],
             ints: vec![Vec::new(); ni],
         }
     }
-    fn push(&mut self, s: &[&str], i: &[i64]) {
+    fn push(&mut self, s: &[u32], i: &[i64]) {
         for (c, v) in self.strings.iter_mut().zip(s) {
-            c.append_value(v);
+            c.push(*v as i32);
         }
         for (c, v) in self.ints.iter_mut().zip(i) {
             c.push(*v);
         }
     }
-    fn batch(self, schema: &SchemaRef) -> RecordBatch {
+    fn batch(self, schema: &SchemaRef, names: &ArrayRef) -> RecordBatch {
         let mut cols: Vec<ArrayRef> = Vec::new();
-        for mut c in self.strings {
-            cols.push(Arc::new(c.finish()));
+        for c in self.strings {
+            let keys = arrow::array::Int32Array::from(c);
+            cols.push(Arc::new(
+                arrow::array::DictionaryArray::<Int32Type>::try_new(keys, names.clone())
+                    .expect("ids index the names"),
+            ));
         }
         for c in self.ints {
             cols.push(Arc::new(Int64Array::from(c)));
@@ -179,6 +190,89 @@ impl<'a> Codes<'a> {
     }
 }
 
+/// Answer keys matched to responses. `answers` stores a partition's answers in the order of its
+/// responses, so most keys are the next response's: that is tried first (and a few after it, for
+/// responses without answers); a map of every key is built only when the order is broken.
+struct KeyJoin<'a> {
+    keyed: &'a [(&'a str, usize)],
+    next: usize,
+    map: Option<FastMap<&'a str, usize>>,
+}
+
+impl<'a> KeyJoin<'a> {
+    fn new(keyed: &'a [(&'a str, usize)]) -> Self {
+        KeyJoin {
+            keyed,
+            next: 0,
+            map: None,
+        }
+    }
+
+    /// The geo cell of the response with key `k`.
+    fn cell(&mut self, k: &str) -> Option<usize> {
+        let end = (self.next + 4).min(self.keyed.len());
+        for j in self.next..end {
+            if self.keyed[j].0 == k {
+                self.next = j + 1;
+                return Some(self.keyed[j].1);
+            }
+        }
+        let keyed = self.keyed;
+        let map = self.map.get_or_insert_with(|| {
+            keyed
+                .iter()
+                .enumerate()
+                .map(|(j, (k, _))| (*k, j))
+                .collect()
+        });
+        let j = *map.get(k)?;
+        self.next = j + 1;
+        Some(self.keyed[j].1)
+    }
+}
+
+/// A dictionary's values (by address) and their (key, geo cell) list.
+type LastDict<'a> = Option<(usize, Vec<(&'a str, Option<usize>)>)>;
+
+/// Each answer row's response as an index into a list of (key, geo cell of its response): a
+/// dictionary-encoded key column (how `answers` stores it) is matched once per dictionary entry
+/// (and once per dictionary: the batches of a file share it), a plain one once per run of equal
+/// keys (a response's answers are stored together).
+fn response_keys<'a>(
+    col: &'a ArrayRef,
+    join: &mut KeyJoin,
+    last: &mut LastDict<'a>,
+) -> (Vec<Option<u32>>, Vec<(&'a str, Option<usize>)>) {
+    if let Some(d) = col.as_dictionary_opt::<Int32Type>() {
+        let values = d.values().as_string::<i32>();
+        let at = values.values().as_ptr() as usize;
+        let keys = match last.take() {
+            Some((p, keys)) if p == at && keys.len() == values.len() => keys,
+            _ => (0..values.len())
+                .map(|j| {
+                    let k = text(values, j).unwrap_or("");
+                    (k, join.cell(k))
+                })
+                .collect(),
+        };
+        *last = Some((at, keys.clone()));
+        let rows = d.keys().iter().map(|k| k.map(|k| k as u32)).collect();
+        return (rows, keys);
+    }
+    let s = col.as_string::<i32>();
+    let mut keys: Vec<(&str, Option<usize>)> = Vec::new();
+    let rows = (0..s.len())
+        .map(|i| {
+            let k = text(s, i)?;
+            if keys.last().is_none_or(|(l, _)| *l != k) {
+                keys.push((k, join.cell(k)));
+            }
+            Some((keys.len() - 1) as u32)
+        })
+        .collect();
+    (rows, keys)
+}
+
 fn text(s: &StringArray, i: usize) -> Option<&str> {
     (!s.is_null(i)).then(|| s.value(i))
 }
@@ -205,37 +299,45 @@ fn partition_cubes(
         .map(|b| {
             (
                 utf8(b, "response_key"),
-                GEO_COLS.iter().map(|c| utf8(b, c)).collect(),
-                PROFILE.iter().map(|c| utf8(b, c)).collect(),
+                GEO_COLS.iter().map(|c| column(b, c)).collect(),
+                PROFILE.iter().map(|c| column(b, c)).collect(),
                 int64(b, "nps"),
             )
         })
         .collect();
-    // responses: key → geo cell; counts per (geo cell, profile)
-    let mut geo_ids: FastMap<[&str; 5], usize> = FastMap::default();
-    let mut geos: Vec<[&str; 5]> = Vec::new();
-    let mut by_key: FastMap<&str, usize> = FastMap::default();
+    // responses: key → geo cell; counts per (geo cell, profile). Geography and profile codes are
+    // read dictionary-encoded and numbered per batch, so a row hashes integers.
+    let mut codes = Codes::default();
+    let unknown = codes.id("unknown");
+    let mut geo_ids: FastMap<[u32; 5], usize> = FastMap::default();
+    let mut geos: Vec<[u32; 5]> = Vec::new();
+    // every response's key and geo cell, in the order stored
+    let mut keyed: Vec<(&str, usize)> = Vec::new();
     // recommendation per geo cell; response counts per (geo cell, breakdown, category)
     let mut rec: Vec<[i64; 6]> = Vec::new();
-    let mut counts: FastMap<(usize, u8, &str), i64> = FastMap::default();
+    let mut counts: FastMap<(usize, u8, u32), i64> = FastMap::default();
     for (key, geo, prof, nps) in &rcols {
         let nps = nps.as_primitive::<Int64Type>();
         let key = key.as_string::<i32>();
-        let geo: Vec<&StringArray> = geo.iter().map(|a| a.as_string::<i32>()).collect();
-        let prof: Vec<&StringArray> = prof.iter().map(|a| a.as_string::<i32>()).collect();
+        let geo: Vec<Vec<Option<u32>>> = geo.iter().map(|a| codes.ids(a)).collect();
+        let prof: Vec<Vec<Option<u32>>> = if need.counts {
+            prof.iter().map(|a| codes.ids(a)).collect()
+        } else {
+            Vec::new()
+        };
         for i in 0..key.len() {
-            let g: [&str; 5] = std::array::from_fn(|c| text(geo[c], i).unwrap_or("unknown"));
+            let g: [u32; 5] = std::array::from_fn(|c| geo[c][i].unwrap_or(unknown));
             let gid = *geo_ids.entry(g).or_insert_with(|| {
                 geos.push(g);
                 geos.len() - 1
             });
             if let Some(k) = text(key, i) {
-                by_key.insert(k, gid);
+                keyed.push((k, gid));
             }
             if need.counts {
-                *counts.entry((gid, 0, "all")).or_default() += 1;
-                for (c, col) in prof.iter().copied().enumerate() {
-                    let v = text(col, i).unwrap_or("unknown");
+                *counts.entry((gid, 0, u32::MAX)).or_default() += 1;
+                for (c, col) in prof.iter().enumerate() {
+                    let v = col[i].unwrap_or(unknown);
                     *counts.entry((gid, c as u8 + 1, v)).or_default() += 1;
                 }
             }
@@ -254,13 +356,14 @@ fn partition_cubes(
             }
         }
     }
+    let mut join = KeyJoin::new(&keyed);
     // answers: closed items and multi-select options. Item, option and status codes are read
     // dictionary-encoded and numbered once per batch, so the loop below hashes integers only.
     let acols: Vec<[ArrayRef; 5]> = answers
         .iter()
         .map(|b| {
             [
-                utf8(b, "response_key"),
+                column(b, "response_key"),
                 column(b, "item_code"),
                 column(b, "option_code"),
                 int64(b, "value"),
@@ -276,9 +379,11 @@ fn partition_cubes(
     let mut sc: FastMap<(usize, u32, u32), i64> = FastMap::default();
     let mut chose: FastSet<(&str, u32)> = FastSet::default();
     let mut respondents: FastMap<(usize, u32), i64> = FastMap::default();
+    // the key list of the last dictionary (the batches of a file share one)
+    let mut last_dict: LastDict = None;
     for [key, item, option, value, status] in &acols {
         let value = value.as_primitive::<Int64Type>();
-        let key = key.as_string::<i32>();
+        let (row_key, keys) = response_keys(key, &mut join, &mut last_dict);
         let item = items.ids(item);
         let option = options.ids(option);
         let status = statuses.ids(status);
@@ -295,22 +400,9 @@ fn partition_cubes(
                 _ => 3,
             })
             .collect();
-        // a response's answers are stored together, in the order of the responses: most rows
-        // repeat the previous row's key, whose cell is known
-        let mut last: Option<(&str, usize)> = None;
-        for i in 0..key.len() {
-            let Some(k) = text(key, i) else {
+        for (i, j) in row_key.iter().enumerate() {
+            let Some((k, Some(gid))) = j.map(|j| keys[j as usize]) else {
                 continue;
-            };
-            let gid = match last {
-                Some((lk, g)) if lk == k => g,
-                _ => {
-                    let Some(&g) = by_key.get(&k) else {
-                        continue;
-                    };
-                    last = Some((k, g));
-                    g
-                }
             };
             let item = item[i].unwrap_or(empty);
             let class = class[status[i].unwrap_or(missing) as usize];
@@ -348,10 +440,29 @@ fn partition_cubes(
             }
         }
     }
-    let (items, options) = (&items.names, &options.names);
+    // the output's texts as one numbering (`codes`), so that its columns are dictionaries over
+    // one list of names
+    let item_id: Vec<u32> = items.names.iter().map(|n| codes.id(n)).collect();
+    let option_id: Vec<u32> = options.names.iter().map(|n| codes.id(n)).collect();
+    let breakdown_id: Vec<u32> = BREAKDOWNS.iter().map(|n| codes.id(n)).collect();
+    let (period_id, county_id) = (codes.id(period), codes.id(county));
+    let (all_id, star_id) = (codes.id("all"), codes.id("*"));
+    // the agreeing values of each (instrument, item): from `top_low`, once per pair
+    let mut tops: FastMap<(u32, u32), i64> = FastMap::default();
+    for g in &geos {
+        for (item, name) in items.names.iter().enumerate() {
+            tops.entry((g[4], item as u32)).or_insert_with(|| {
+                top_low
+                    .get(&(codes.names[g[4] as usize].to_string(), name.to_string()))
+                    .copied()
+                    .unwrap_or(4)
+            });
+        }
+    }
+    let names: ArrayRef = Arc::new(StringArray::from(codes.names.clone()));
     let geo_of = |gid: usize| {
-        let g = &geos[gid];
-        [period, county, g[0], g[1], g[2], g[3], g[4]]
+        let g = geos[gid];
+        [period_id, county_id, g[0], g[1], g[2], g[3], g[4]]
     };
     let mut ro = Out::new(7, 6);
     for (gid, m) in rec.iter().enumerate() {
@@ -361,9 +472,9 @@ fn partition_cubes(
     }
     let mut co = Out::new(9, 1);
     for ((gid, b, cat), n) in &counts {
-        let mut s: Vec<&str> = geo_of(*gid).to_vec();
-        s.push(BREAKDOWNS[*b as usize]);
-        s.push(cat);
+        let mut s: Vec<u32> = geo_of(*gid).to_vec();
+        s.push(breakdown_id[*b as usize]);
+        s.push(if *cat == u32::MAX { all_id } else { *cat });
         co.push(&s, &[*n]);
     }
     let mut io = Out::new(8, 12);
@@ -373,18 +484,14 @@ fn partition_cubes(
             .filter_map(move |(item, m)| m.as_ref().map(|m| ((gid, item as u32), m)))
     });
     for ((gid, item), m) in cells {
-        let item = items[item as usize];
         let g = geo_of(gid);
-        let top = top_low
-            .get(&(g[6].to_string(), item.to_string()))
-            .copied()
-            .unwrap_or(4);
+        let top = tops[&(g[6], item)];
         let agree: i64 = (1..=5)
             .filter(|v| *v >= top)
             .map(|v| m[3 + v as usize])
             .sum();
-        let mut s: Vec<&str> = g.to_vec();
-        s.push(item);
+        let mut s: Vec<u32> = g.to_vec();
+        s.push(item_id[item as usize]);
         let v = [
             m[0], m[1], m[2], m[3], m[4], m[5], m[6], m[7], m[8], agree, m[9], m[10],
         ];
@@ -392,22 +499,22 @@ fn partition_cubes(
     }
     let mut so = Out::new(9, 1);
     for ((gid, item, opt), n) in &sc {
-        let mut s: Vec<&str> = geo_of(*gid).to_vec();
-        s.push(items[*item as usize]);
-        s.push(options[*opt as usize]);
+        let mut s: Vec<u32> = geo_of(*gid).to_vec();
+        s.push(item_id[*item as usize]);
+        s.push(option_id[*opt as usize]);
         so.push(&s, &[*n]);
     }
     for ((gid, item), n) in &respondents {
-        let mut s: Vec<&str> = geo_of(*gid).to_vec();
-        s.push(items[*item as usize]);
-        s.push("*");
+        let mut s: Vec<u32> = geo_of(*gid).to_vec();
+        s.push(item_id[*item as usize]);
+        s.push(star_id);
         so.push(&s, &[*n]);
     }
     PartCubes {
-        recommendation: ro.batch(&schemas.recommendation),
-        counts: co.batch(&schemas.counts),
-        items: io.batch(&schemas.items),
-        selections: so.batch(&schemas.selections),
+        recommendation: ro.batch(&schemas.recommendation, &names),
+        counts: co.batch(&schemas.counts, &names),
+        items: io.batch(&schemas.items, &names),
+        selections: so.batch(&schemas.selections, &names),
     }
 }
 
@@ -490,31 +597,50 @@ pub async fn build(
         let top_low = top_low.clone();
         let rcols = rcols.clone();
         async move {
-            let r = wh.read_files(RESPONSES, &rf, &rcols[..]).await?;
+            let t = std::time::Instant::now();
+            let r = wh
+                .read_files_with(RESPONSES, &rf, &rcols[..], &rcols[1..rcols.len()])
+                .await?;
+            let t_r = t.elapsed().as_secs_f64();
             let a = wh
                 .read_files_with(
                     ANSWERS,
                     &af,
                     &acols,
-                    &["item_code", "option_code", "status"],
+                    &["response_key", "item_code", "option_code", "status"],
                 )
                 .await?;
+            let t_a = t.elapsed().as_secs_f64() - t_r;
             let out = tokio::task::spawn_blocking(move || {
-                partition_cubes(&period, &county, &r, &a, &top_low, &schemas, need)
+                let t = std::time::Instant::now();
+                let out = partition_cubes(&period, &county, &r, &a, &top_low, &schemas, need);
+                (out, t.elapsed().as_secs_f64())
             })
             .await
             .map_err(|e| WarehouseError::Read {
                 path: "answers".into(),
                 message: e.to_string(),
             })?;
-            Ok::<_, WarehouseError>(out)
+            Ok::<_, WarehouseError>((out, [t_r, t_a]))
         }
     });
     let mut stream = futures::stream::iter(jobs).buffer_unordered(3);
     let mut parts = Vec::new();
+    // seconds spent reading responses, reading answers and computing, summed over partitions
+    let mut spent = [0.0; 3];
     while let Some(res) = stream.next().await {
-        parts.push(res?);
+        let ((out, compute), [r, a]) = res?;
+        spent[0] += r;
+        spent[1] += a;
+        spent[2] += compute;
+        parts.push(out);
     }
+    tracing::debug!(
+        read_responses_s = spent[0],
+        read_answers_s = spent[1],
+        compute_s = spent[2],
+        "cube phases (summed over partitions)"
+    );
     let take = |f: fn(&PartCubes) -> &RecordBatch| parts.iter().map(|p| f(p).clone()).collect();
     Ok(Cubes {
         recommendation: (schemas.recommendation.clone(), take(|p| &p.recommendation)),

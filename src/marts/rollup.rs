@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use arrow::array::{Array, ArrayRef, AsArray, Int64Array, RecordBatch, StringArray};
-use arrow::datatypes::{DataType, Field, Int64Type, Schema, SchemaRef};
+use arrow::datatypes::{DataType, Field, Int32Type, Int64Type, Schema, SchemaRef};
 
 use super::MartSpec;
 use super::cells::MAX_KEYS;
@@ -64,9 +64,37 @@ fn column(b: &RecordBatch, name: &str, to: &DataType) -> Result<ArrayRef, String
     arrow::compute::cast(c, to).map_err(|e| e.to_string())
 }
 
-fn text(a: &ArrayRef, i: usize) -> Option<&str> {
+/// Each row's interned id of a text column (plain, or a dictionary whose values are interned
+/// once per batch).
+fn ids(st: &mut Interner, a: &ArrayRef) -> Vec<u32> {
+    if let Some(d) = a.as_dictionary_opt::<Int32Type>() {
+        let values = d.values().as_string::<i32>();
+        let map: Vec<u32> = (0..values.len())
+            .map(|j| st.id((!values.is_null(j)).then(|| values.value(j))))
+            .collect();
+        return d
+            .keys()
+            .iter()
+            .map(|k| k.map_or(0, |k| map[k as usize]))
+            .collect();
+    }
     let s = a.as_string::<i32>();
-    (!s.is_null(i)).then(|| s.value(i))
+    (0..s.len())
+        .map(|i| st.id((!s.is_null(i)).then(|| s.value(i))))
+        .collect()
+}
+
+/// A text column as plain strings or as a dictionary of them.
+fn text_column(b: &RecordBatch, name: &str) -> Result<ArrayRef, String> {
+    let c = b
+        .column_by_name(name)
+        .ok_or_else(|| format!("cube column {name} is missing"))?;
+    match c.data_type() {
+        DataType::Dictionary(k, v) if **k == DataType::Int32 && **v == DataType::Utf8 => {
+            Ok(c.clone())
+        }
+        _ => arrow::compute::cast(c, &DataType::Utf8).map_err(|e| e.to_string()),
+    }
 }
 
 /// The rollup of `cube` (the mart's fine cube) over `periods` (the requested period types of
@@ -106,17 +134,22 @@ pub fn rollup(
     let mut index: FastMap<Cell, u32> = FastMap::default();
     let mut cells: Vec<Cell> = Vec::new();
     let mut sums: Vec<Option<i64>> = Vec::new();
-    let utf8 = DataType::Utf8;
+    // months by interned id
+    let mut month_periods: FastMap<u32, &Vec<u32>> = FastMap::default();
+    for (m, ps) in &months {
+        month_periods.insert(st.id(Some(m)), ps);
+    }
     for b in cube {
-        // the cube's key columns up to the service (the instrument leads the mart's own keys)
-        let dims: Vec<ArrayRef> = super::cube::GEO[..6]
+        // the cube's key columns up to the service (the instrument leads the mart's own keys),
+        // then the mart's own keys, as interned ids
+        let dims: Vec<Vec<u32>> = super::cube::GEO[..6]
             .iter()
-            .map(|c| column(b, c, &utf8))
+            .map(|c| text_column(b, c).map(|a| ids(&mut st, &a)))
             .collect::<Result<_, _>>()?;
-        let keys: Vec<ArrayRef> = spec
+        let keys: Vec<Vec<u32>> = spec
             .keys
             .iter()
-            .map(|c| column(b, c, &utf8))
+            .map(|c| text_column(b, c).map(|a| ids(&mut st, &a)))
             .collect::<Result<_, _>>()?;
         let measures: Vec<ArrayRef> = spec
             .measures
@@ -127,24 +160,20 @@ pub fn rollup(
             .iter()
             .map(|m| m.as_primitive::<Int64Type>())
             .collect();
+        let mut values: Vec<Option<i64>> = Vec::with_capacity(nm);
         for i in 0..b.num_rows() {
-            let Some(ps) = text(&dims[0], i).and_then(|m| months.get(m)) else {
+            let Some(ps) = month_periods.get(&dims[0][i]) else {
                 continue;
             };
-            let county = st.id(text(&dims[1], i));
-            let coop = st.id(text(&dims[2], i));
-            let muni = st.id(text(&dims[3], i));
-            let local = st.id(text(&dims[4], i));
-            let service = st.id(text(&dims[5], i));
+            let [county, coop, muni, local, service] =
+                [dims[1][i], dims[2][i], dims[3][i], dims[4][i], dims[5][i]];
             let mut k = [0u32; MAX_KEYS];
             for (slot, a) in k.iter_mut().zip(&keys) {
-                *slot = st.id(text(a, i));
+                *slot = a[i];
             }
-            let values: Vec<Option<i64>> = measures
-                .iter()
-                .map(|m| (!m.is_null(i)).then(|| m.value(i)))
-                .collect();
-            for &period in ps {
+            values.clear();
+            values.extend(measures.iter().map(|m| (!m.is_null(i)).then(|| m.value(i))));
+            for &period in ps.iter() {
                 for &level in &wanted {
                     let (parent, code) = match level {
                         0 => (county, muni),

@@ -33,7 +33,7 @@ use crate::warehouse::tables::MART_TABLES;
 use crate::warehouse::writer::{WrittenFile, add_action, remove_action, writer_properties};
 use crate::warehouse::{Warehouse, WarehouseError};
 
-use super::sql::{SqlError, session};
+use super::sql::{SqlError, session_of};
 
 /// The pipeline name of aggregation rows in the `runs` ledger.
 pub const LEDGER_NAME: &str = "aggregate";
@@ -118,8 +118,8 @@ fn invalid(m: impl Into<String>) -> AggregateError {
 }
 
 /// Years to recompute: the range given, else every year the responses or the marts hold.
-async fn years(
-    ctx: &SessionContext,
+fn years(
+    response_years: &BTreeSet<i32>,
     opts: &AggregateOptions,
     existing: &BTreeSet<(String, String)>,
 ) -> Result<Vec<i32>, AggregateError> {
@@ -133,21 +133,7 @@ async fn years(
     };
     let from = month(&opts.from, "from")?;
     let to = month(&opts.to, "to")?;
-    let mut found: BTreeSet<i32> = BTreeSet::new();
-    let batches = ctx
-        .sql("SELECT DISTINCT substr(period, 1, 4) AS y FROM responses")
-        .await?
-        .collect()
-        .await?;
-    for b in &batches {
-        let c = arrow::compute::cast(b.column(0), &DataType::Utf8)
-            .map_err(|e| invalid(e.to_string()))?;
-        for v in c.as_string::<i32>().iter().flatten() {
-            if let Ok(y) = v.parse() {
-                found.insert(y);
-            }
-        }
-    }
+    let mut found: BTreeSet<i32> = response_years.clone();
     for (_, y) in existing {
         if let Ok(y) = y.parse() {
             found.insert(y);
@@ -396,43 +382,85 @@ fn ordinal_items(catalog: &Catalog) -> Result<(SchemaRef, RecordBatch), Aggregat
 
 /// One mart's figures, computed in `ctx` (which holds `periods`, `ordinal_items` and
 /// `response_cube`).
-async fn compute_mart(
+/// A mart by the reference path: its fine cube by SQL (`--sql-cubes`) and the rollup by
+/// `sql/rollup.sql`, in `ctx` (which holds the registered cubes).
+async fn compute_mart_sql(
     ctx: &SessionContext,
     spec: &MartSpec,
     opts: &AggregateOptions,
     range: &[(&str, String)],
     levels: &[&str],
-    periods: &[PeriodRow],
+) -> Result<(SchemaRef, Vec<RecordBatch>, MartReport), AggregateError> {
+    let mart_err = |m: String| AggregateError::Mart {
+        mart: spec.name.to_string(),
+        message: m,
+    };
+    let (schema, cube) = collect(ctx, &fill(spec.cube_sql, range)).await?;
+    register(ctx, "cube", cube, schema);
+    let (schema, rolled) = collect(ctx, &rollup_sql(spec, levels)).await?;
+    let (schema, rolled) = plain(&schema, rolled);
+    let reasons = decide(&rolled, spec, &opts.rules).map_err(mart_err)?;
+    figures(ctx, spec, &opts.rules, &schema, &rolled, &reasons).await
+}
+
+/// A mart from its fine cube (the default path): the rollup and suppression on a blocking
+/// thread, the figures SQL in a session of its own, so that marts and years compute
+/// concurrently.
+async fn compute_mart(
+    cube: Vec<RecordBatch>,
+    spec: &'static MartSpec,
+    rules: Rules,
+    levels: Vec<String>,
+    periods: Vec<PeriodRow>,
 ) -> Result<(SchemaRef, Vec<RecordBatch>, MartReport), AggregateError> {
     let mart_err = |m: String| AggregateError::Mart {
         mart: spec.name.to_string(),
         message: m,
     };
     let t = Instant::now();
-    let sql = match spec.cube_table {
-        Some(table) if !opts.sql_cubes => format!("SELECT * FROM {table}"),
-        _ => fill(spec.cube_sql, range),
-    };
-    let (schema, cube) = collect(ctx, &sql).await?;
     let cube_rows: usize = cube.iter().map(|b| b.num_rows()).sum();
-    let t_cube = t.elapsed().as_secs_f64();
-    let (schema, rolled) = if opts.sql_cubes {
-        register(ctx, "cube", cube, schema);
-        let (schema, rolled) = collect(ctx, &rollup_sql(spec, levels)).await?;
-        plain(&schema, rolled)
-    } else {
-        crate::marts::rollup::rollup(&cube, spec, periods, levels).map_err(mart_err)?
-    };
-    let t_rollup = t.elapsed().as_secs_f64();
-    let reasons = decide(&rolled, spec, &opts.rules).map_err(mart_err)?;
+    let (schema, rolled, reasons, t_rollup) = tokio::task::spawn_blocking(move || {
+        let levels: Vec<&str> = levels.iter().map(String::as_str).collect();
+        let (schema, rolled) = crate::marts::rollup::rollup(&cube, spec, &periods, &levels)?;
+        let t_rollup = t.elapsed().as_secs_f64();
+        let reasons = decide(&rolled, spec, &rules)?;
+        Ok::<_, String>((schema, rolled, reasons, t_rollup))
+    })
+    .await
+    .map_err(|e| mart_err(e.to_string()))?
+    .map_err(mart_err)?;
     tracing::debug!(
         mart = spec.name,
         cube_rows,
-        cube_s = t_cube,
-        rollup_s = t_rollup - t_cube,
+        rollup_s = t_rollup,
         suppress_s = t.elapsed().as_secs_f64() - t_rollup,
         "phases"
     );
+    figures(
+        &SessionContext::new(),
+        spec,
+        &rules,
+        &schema,
+        &rolled,
+        &reasons,
+    )
+    .await
+}
+
+/// The mart's published rows: the figures SQL over the rolled-up cells and their suppression
+/// reasons (registered in `ctx` as `cells`).
+async fn figures(
+    ctx: &SessionContext,
+    spec: &MartSpec,
+    rules: &Rules,
+    schema: &SchemaRef,
+    rolled: &[RecordBatch],
+    reasons: &[Option<Reason>],
+) -> Result<(SchemaRef, Vec<RecordBatch>, MartReport), AggregateError> {
+    let mart_err = |m: String| AggregateError::Mart {
+        mart: spec.name.to_string(),
+        message: m,
+    };
     let mut report = MartReport::default();
     for r in reasons.iter().flatten() {
         match r {
@@ -442,7 +470,7 @@ async fn compute_mart(
         }
     }
     let cells =
-        arrow::compute::concat_batches(&schema, &rolled).map_err(|e| mart_err(e.to_string()))?;
+        arrow::compute::concat_batches(schema, rolled).map_err(|e| mart_err(e.to_string()))?;
     let suppression: ArrayRef = Arc::new(StringArray::from(
         reasons
             .iter()
@@ -457,7 +485,7 @@ async fn compute_mart(
     let cells =
         RecordBatch::try_new(cells_schema.clone(), cols).map_err(|e| mart_err(e.to_string()))?;
     register(ctx, "cells", vec![cells], cells_schema);
-    let sql = fill(spec.figures_sql, &figure_vars(&opts.rules));
+    let sql = fill(spec.figures_sql, &figure_vars(rules));
     let (schema, out) = collect(ctx, &sql).await?;
     let (schema, out) = plain(&schema, out);
     report.rows = out.iter().map(|b| b.num_rows() as u64).sum();
@@ -549,6 +577,50 @@ async fn write_mart(
     Ok(files)
 }
 
+/// Await computed marts and write each one's files (uncommitted, invisible until the commit).
+async fn write_marts<'a>(
+    wh: &Warehouse,
+    done: Vec<(
+        i32,
+        &'a str,
+        Instant,
+        tokio::task::JoinHandle<Result<(SchemaRef, Vec<RecordBatch>, MartReport), AggregateError>>,
+    )>,
+    run_id: &str,
+    report: &mut AggregateReport,
+    written: &mut Vec<(&'a str, Vec<WrittenFile>)>,
+) -> Result<(), AggregateError> {
+    for (year, name, t, handle) in done {
+        let (schema, batches, mr) = handle.await.map_err(|e| AggregateError::Mart {
+            mart: name.to_string(),
+            message: e.to_string(),
+        })??;
+        wh.ensure_mart(name, &schema, METHOD).await?;
+        let files = write_mart(wh, name, &schema, &batches, run_id).await?;
+        tracing::info!(
+            mart = name,
+            year,
+            rows = mr.rows,
+            primary = mr.suppressed_primary,
+            secondary = mr.suppressed_secondary,
+            cascade = mr.suppressed_cascade,
+            seconds = t.elapsed().as_secs_f64(),
+            "mart computed"
+        );
+        let total = report.marts.entry(name.to_string()).or_default();
+        total.rows += mr.rows;
+        total.suppressed_primary += mr.suppressed_primary;
+        total.suppressed_secondary += mr.suppressed_secondary;
+        total.suppressed_cascade += mr.suppressed_cascade;
+        total.low_reliability += mr.low_reliability;
+        match written.iter_mut().find(|(n, _)| *n == name) {
+            Some((_, f)) => f.extend(files),
+            None => written.push((name, files)),
+        }
+    }
+    Ok(())
+}
+
 /// The reference path: the fine cubes by the SQL files over the whole tables.
 async fn sql_cubes(ctx: &SessionContext, range: &[(&str, String)]) -> Result<(), AggregateError> {
     let (schema, rc) = collect(ctx, &fill(SQL_CUBE_RESPONSES, range)).await?;
@@ -633,28 +705,42 @@ pub async fn aggregate(
     if !levels.contains(&"nation") {
         levels.push("nation");
     }
-    let ctx = session(wh).await?;
+    let phase = Instant::now();
+    // the committed version of every table, opened once
+    let committed_tables = wh.committed_tables().await?;
     let committed = ledger::committed_versions(wh).await?;
-    // what the marts hold now: (period_type, year) partitions and their files
+    // what the marts hold now: (period_type, year) partitions
     let mut existing: BTreeSet<(String, String)> = BTreeSet::new();
-    let mut mart_files = BTreeMap::new();
     for name in MART_TABLES {
-        if !wh.table_exists(name).await? {
+        let Some(t) = committed_tables.get(name) else {
             continue;
-        }
-        let t = wh
-            .table(name, Some(committed.get(name).copied().unwrap_or(0)))
-            .await?;
-        let files = wh.files(&t).await?;
-        for f in &files {
+        };
+        for f in &wh.files(t).await? {
             let pv: BTreeMap<String, String> = f.partition_values().into_iter().collect();
             if let (Some(pt), Some(y)) = (pv.get("period_type"), pv.get("year")) {
                 existing.insert((pt.clone(), y.clone()));
             }
         }
-        mart_files.insert(name, files);
     }
-    let years = years(&ctx, opts, &existing).await?;
+    // the years that hold responses, from the partition values of the files (no data is read)
+    let mut response_years: BTreeSet<i32> = BTreeSet::new();
+    for f in &wh
+        .files(&committed_tables[crate::warehouse::tables::RESPONSES])
+        .await?
+    {
+        let pv: BTreeMap<String, String> = f.partition_values().into_iter().collect();
+        if let Some(y) = pv.get("period").and_then(|p| p.get(..4)?.parse().ok()) {
+            response_years.insert(y);
+        }
+    }
+    // the reference path queries the warehouse tables by SQL; the default one reads files
+    let ctx = if opts.sql_cubes {
+        session_of(&committed_tables).await?
+    } else {
+        SessionContext::new()
+    };
+    tracing::debug!(seconds = phase.elapsed().as_secs_f64(), "tables opened");
+    let years = years(&response_years, opts, &existing)?;
     let year_set: BTreeSet<String> = years.iter().map(|y| y.to_string()).collect();
     let mut types: BTreeSet<PeriodType> = if opts.period_types.is_empty() {
         ALL_PERIOD_TYPES.into_iter().collect()
@@ -683,19 +769,34 @@ pub async fn aggregate(
     }
     let (os, ob) = ordinal_items(Catalog::embedded())?;
     register(&ctx, "ordinal_items", vec![ob], os);
-    let committed_tables = wh.committed_tables().await?;
-    // one year at a time: years are independent (no period, hence no suppression group, spans
-    // two), and memory then holds one year's cells
+    // One year at a time: years are independent (no period, hence no suppression group, spans
+    // two). A year's marts are computed on tasks of their own while the next year's cubes are
+    // built; they are written before the cubes of the year after that, so memory holds at
+    // most two years' cells.
     let mut written: Vec<(&str, Vec<WrittenFile>)> = Vec::new();
-    for year in &years {
-        let period_list = period_rows(&[*year], &types);
-        let (ps, pb) = periods_table(&[*year], &types);
-        register(&ctx, "periods", vec![pb], ps);
-        let range = vec![("from", format!("{year}-01")), ("to", format!("{year}-12"))];
-        let t = Instant::now();
-        let step = async {
+    type Pending = (
+        i32,
+        &'static str,
+        Instant,
+        tokio::task::JoinHandle<Result<(SchemaRef, Vec<RecordBatch>, MartReport), AggregateError>>,
+    );
+    let mut pending: Vec<Pending> = Vec::new();
+    let step = async {
+        for (i, year) in years.iter().enumerate() {
+            let period_list = period_rows(&[*year], &types);
+            let range = vec![("from", format!("{year}-01")), ("to", format!("{year}-12"))];
+            let t = Instant::now();
             if opts.sql_cubes {
+                let (ps, pb) = periods_table(&[*year], &types);
+                register(&ctx, "periods", vec![pb], ps);
                 sql_cubes(&ctx, &range).await?;
+                tracing::info!(year, seconds = t.elapsed().as_secs_f64(), "fine cubes");
+                for spec in SPECS.iter().filter(|s| wanted(s.name)) {
+                    let t = Instant::now();
+                    let out = compute_mart_sql(&ctx, spec, opts, &range, &levels).await;
+                    let handle = tokio::spawn(async move { out });
+                    pending.push((*year, spec.name, t, handle));
+                }
             } else {
                 let c = crate::marts::cube::build(
                     wh,
@@ -710,53 +811,44 @@ pub async fn aggregate(
                     },
                 )
                 .await?;
-                register(
-                    &ctx,
-                    "recommendation_cube",
-                    c.recommendation.1,
-                    c.recommendation.0,
-                );
-                register(&ctx, "counts_cube", c.counts.1, c.counts.0);
-                register(&ctx, "item_cube", c.items.1, c.items.0);
-                register(&ctx, "selection_cube", c.selections.1, c.selections.0);
-            }
-            tracing::info!(year, seconds = t.elapsed().as_secs_f64(), "fine cubes");
-            // compute each mart and write its files at once (uncommitted, invisible)
-            for spec in SPECS.iter().filter(|s| wanted(s.name)) {
-                let t = Instant::now();
-                let (schema, batches, mr) =
-                    compute_mart(&ctx, spec, opts, &range, &levels, &period_list).await?;
-                wh.ensure_mart(spec.name, &schema, METHOD).await?;
-                let files = write_mart(wh, spec.name, &schema, &batches, &run_id).await?;
-                tracing::info!(
-                    mart = spec.name,
-                    year,
-                    rows = mr.rows,
-                    primary = mr.suppressed_primary,
-                    secondary = mr.suppressed_secondary,
-                    cascade = mr.suppressed_cascade,
-                    seconds = t.elapsed().as_secs_f64(),
-                    "mart computed"
-                );
-                let total = report.marts.entry(spec.name.to_string()).or_default();
-                total.rows += mr.rows;
-                total.suppressed_primary += mr.suppressed_primary;
-                total.suppressed_secondary += mr.suppressed_secondary;
-                total.suppressed_cascade += mr.suppressed_cascade;
-                total.low_reliability += mr.low_reliability;
-                match written.iter_mut().find(|(n, _)| *n == spec.name) {
-                    Some((_, f)) => f.extend(files),
-                    None => written.push((spec.name, files)),
+                tracing::info!(year, seconds = t.elapsed().as_secs_f64(), "fine cubes");
+                // the previous year's marts ran while these cubes were built
+                let done: Vec<Pending> = pending.drain(..).collect();
+                write_marts(wh, done, &run_id, &mut report, &mut written).await?;
+                for spec in SPECS.iter().filter(|s| wanted(s.name)) {
+                    let spec = crate::marts::spec(spec.name);
+                    let cube = match spec.cube_table {
+                        Some("item_cube") => c.items.1.clone(),
+                        Some("recommendation_cube") => c.recommendation.1.clone(),
+                        Some("counts_cube") => c.counts.1.clone(),
+                        _ => c.selections.1.clone(),
+                    };
+                    let levels: Vec<String> = levels.iter().map(|l| l.to_string()).collect();
+                    let handle = tokio::spawn(compute_mart(
+                        cube,
+                        spec,
+                        opts.rules,
+                        levels,
+                        period_list.clone(),
+                    ));
+                    pending.push((*year, spec.name, Instant::now(), handle));
                 }
             }
-            Ok::<(), AggregateError>(())
-        };
-        if let Err(e) = step.await {
-            for (name, files) in &written {
-                crate::warehouse::writer::delete_uploaded(&wh.loc, name, files).await;
+            if opts.sql_cubes || i + 1 == years.len() {
+                let done: Vec<Pending> = pending.drain(..).collect();
+                write_marts(wh, done, &run_id, &mut report, &mut written).await?;
             }
-            return Err(e);
         }
+        Ok::<(), AggregateError>(())
+    };
+    if let Err(e) = step.await {
+        for (_, _, _, h) in &pending {
+            h.abort();
+        }
+        for (name, files) in &written {
+            crate::warehouse::writer::delete_uploaded(&wh.loc, name, files).await;
+        }
+        return Err(e);
     }
 
     // commit every mart, then the ledger row

@@ -19,7 +19,7 @@ use parquet::arrow::ArrowWriter;
 
 use crate::warehouse::ledger;
 use crate::warehouse::tables::{DATA_TABLES, table_def};
-use crate::warehouse::writer::{WrittenFile, add_action, remove_action, writer_properties};
+use crate::warehouse::writer::{WrittenFile, add_action, remove_action, table_writer_properties};
 use crate::warehouse::{TableFile, Warehouse, WarehouseError};
 
 /// The pipeline name of optimize rows in the `runs` ledger.
@@ -75,9 +75,12 @@ async fn compact(
     let mut buf = Vec::new();
     let mut rows = 0i64;
     {
-        let mut w =
-            ArrowWriter::try_new(&mut buf, def.file_schema.clone(), Some(writer_properties()))
-                .map_err(|e| err(e.to_string()))?;
+        let mut w = ArrowWriter::try_new(
+            &mut buf,
+            def.file_schema.clone(),
+            Some(table_writer_properties(def)),
+        )
+        .map_err(|e| err(e.to_string()))?;
         for b in &batches {
             rows += b.num_rows() as i64;
             let b =

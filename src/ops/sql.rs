@@ -29,8 +29,16 @@ pub enum OutputFormat {
 
 /// A DataFusion session with every warehouse table registered.
 pub async fn session(wh: &Warehouse) -> Result<SessionContext, SqlError> {
+    session_of(&wh.committed_tables().await?).await
+}
+
+/// A DataFusion session with `tables` (already opened, as [`Warehouse::committed_tables`] gives
+/// them) registered by name.
+pub async fn session_of(
+    tables: &std::collections::BTreeMap<String, deltalake_core::DeltaTable>,
+) -> Result<SessionContext, SqlError> {
     let ctx = SessionContext::new();
-    for (name, t) in wh.committed_tables().await? {
+    for (name, t) in tables {
         t.update_datafusion_session(&ctx.state())
             .map_err(|e| SqlError::Output(e.to_string()))?;
         let provider = t.table_provider().await?;

@@ -44,6 +44,24 @@ pub fn writer_properties() -> WriterProperties {
     b.build()
 }
 
+/// The largest dictionary page of `answers.response_key` (a file's distinct keys, 36 bytes each).
+const KEY_DICTIONARY_LIMIT: usize = 64 << 20;
+
+/// [`writer_properties`] for the files of table `def`. In `answers` each response key repeats
+/// once per answer, consecutively: there it is dictionary-encoded (each key stored once, the rows
+/// as run lengths), which is what lets an aggregation read answers without decoding every row's
+/// key (it maps dictionary entries, not rows, to responses).
+pub fn table_writer_properties(def: &TableDef) -> WriterProperties {
+    if def.name != super::tables::ANSWERS {
+        return writer_properties();
+    }
+    let mut b = writer_properties().into_builder();
+    b = b
+        .set_column_dictionary_enabled("response_key".into(), true)
+        .set_column_dictionary_page_size_limit("response_key".into(), KEY_DICTIONARY_LIMIT);
+    b.build()
+}
+
 /// One file to encode: its relative path, local path, partition values and rows.
 type SpillJob = (
     String,
@@ -106,7 +124,7 @@ impl TableWriter {
             buffered: 0,
             symbols: Vec::new(),
             written: Vec::new(),
-            props: writer_properties(),
+            props: table_writer_properties(def),
         }
     }
 
