@@ -231,8 +231,11 @@ impl<'a> KeyJoin<'a> {
     }
 }
 
-/// A dictionary's values (by address) and their (key, geo cell) list.
-type LastDict<'a> = Option<(usize, Vec<(&'a str, Option<usize>)>)>;
+/// Answer keys and the geo cell of each one's response (None: no such response).
+type KeyCells<'a> = Vec<(&'a str, Option<usize>)>;
+
+/// A dictionary's values (by address) and their [`KeyCells`].
+type LastDict<'a> = Option<(usize, KeyCells<'a>)>;
 
 /// Each answer row's response as an index into a list of (key, geo cell of its response): a
 /// dictionary-encoded key column (how `answers` stores it) is matched once per dictionary entry
@@ -242,7 +245,7 @@ fn response_keys<'a>(
     col: &'a ArrayRef,
     join: &mut KeyJoin,
     last: &mut LastDict<'a>,
-) -> (Vec<Option<u32>>, Vec<(&'a str, Option<usize>)>) {
+) -> (Vec<Option<u32>>, KeyCells<'a>) {
     if let Some(d) = col.as_dictionary_opt::<Int32Type>() {
         let values = d.values().as_string::<i32>();
         let at = values.values().as_ptr() as usize;

@@ -390,7 +390,7 @@ async fn compute_mart_sql(
     opts: &AggregateOptions,
     range: &[(&str, String)],
     levels: &[&str],
-) -> Result<(SchemaRef, Vec<RecordBatch>, MartReport), AggregateError> {
+) -> Result<Computed, AggregateError> {
     let mart_err = |m: String| AggregateError::Mart {
         mart: spec.name.to_string(),
         message: m,
@@ -412,7 +412,7 @@ async fn compute_mart(
     rules: Rules,
     levels: Vec<String>,
     periods: Vec<PeriodRow>,
-) -> Result<(SchemaRef, Vec<RecordBatch>, MartReport), AggregateError> {
+) -> Result<Computed, AggregateError> {
     let mart_err = |m: String| AggregateError::Mart {
         mart: spec.name.to_string(),
         message: m,
@@ -456,7 +456,7 @@ async fn figures(
     schema: &SchemaRef,
     rolled: &[RecordBatch],
     reasons: &[Option<Reason>],
-) -> Result<(SchemaRef, Vec<RecordBatch>, MartReport), AggregateError> {
+) -> Result<Computed, AggregateError> {
     let mart_err = |m: String| AggregateError::Mart {
         mart: spec.name.to_string(),
         message: m,
@@ -577,15 +577,21 @@ async fn write_mart(
     Ok(files)
 }
 
+/// A mart's published schema, rows and counts.
+type Computed = (SchemaRef, Vec<RecordBatch>, MartReport);
+
+/// A mart being computed on a task of its own: its year, name and start.
+type Pending<'a> = (
+    i32,
+    &'a str,
+    Instant,
+    tokio::task::JoinHandle<Result<Computed, AggregateError>>,
+);
+
 /// Await computed marts and write each one's files (uncommitted, invisible until the commit).
 async fn write_marts<'a>(
     wh: &Warehouse,
-    done: Vec<(
-        i32,
-        &'a str,
-        Instant,
-        tokio::task::JoinHandle<Result<(SchemaRef, Vec<RecordBatch>, MartReport), AggregateError>>,
-    )>,
+    done: Vec<Pending<'a>>,
     run_id: &str,
     report: &mut AggregateReport,
     written: &mut Vec<(&'a str, Vec<WrittenFile>)>,
@@ -774,13 +780,7 @@ pub async fn aggregate(
     // built; they are written before the cubes of the year after that, so memory holds at
     // most two years' cells.
     let mut written: Vec<(&str, Vec<WrittenFile>)> = Vec::new();
-    type Pending = (
-        i32,
-        &'static str,
-        Instant,
-        tokio::task::JoinHandle<Result<(SchemaRef, Vec<RecordBatch>, MartReport), AggregateError>>,
-    );
-    let mut pending: Vec<Pending> = Vec::new();
+    let mut pending: Vec<Pending<'static>> = Vec::new();
     let step = async {
         for (i, year) in years.iter().enumerate() {
             let period_list = period_rows(&[*year], &types);
@@ -813,7 +813,7 @@ pub async fn aggregate(
                 .await?;
                 tracing::info!(year, seconds = t.elapsed().as_secs_f64(), "fine cubes");
                 // the previous year's marts ran while these cubes were built
-                let done: Vec<Pending> = pending.drain(..).collect();
+                let done = std::mem::take(&mut pending);
                 write_marts(wh, done, &run_id, &mut report, &mut written).await?;
                 for spec in SPECS.iter().filter(|s| wanted(s.name)) {
                     let spec = crate::marts::spec(spec.name);
@@ -835,7 +835,7 @@ pub async fn aggregate(
                 }
             }
             if opts.sql_cubes || i + 1 == years.len() {
-                let done: Vec<Pending> = pending.drain(..).collect();
+                let done = std::mem::take(&mut pending);
                 write_marts(wh, done, &run_id, &mut report, &mut written).await?;
             }
         }
