@@ -132,6 +132,10 @@ enum Cmd {
         /// hold
         #[arg(long, value_delimiter = ',')]
         marts: Vec<String>,
+        /// Compute the cubes of every partition, even of those unchanged since an earlier
+        /// aggregation (whose cubes are otherwise taken from the warehouse's `_cubes/` cache)
+        #[arg(long)]
+        fresh_cubes: bool,
         #[arg(long)]
         json: bool,
     },
@@ -464,6 +468,7 @@ async fn main_inner(cli: Cli) -> anyhow::Result<i32> {
             disclosure,
             sql_cubes,
             marts,
+            fresh_cubes,
             json,
         } => {
             let wh = Warehouse::open(&config::resolve_warehouse(w.warehouse.as_deref()), false)?;
@@ -475,6 +480,7 @@ async fn main_inner(cli: Cli) -> anyhow::Result<i32> {
                 rules: disclosure.rules()?,
                 sql_cubes,
                 marts,
+                fresh_cubes,
             };
             let lease = match writer_lease(&wh, "aggregate").await {
                 Ok(l) => l,

@@ -11,12 +11,14 @@ use std::collections::{BTreeMap, HashMap};
 
 type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 type FastSet<K> = std::collections::HashSet<K, foldhash::fast::RandomState>;
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use arrow::array::{Array, ArrayRef, AsArray, Int64Array, RecordBatch, StringArray};
 use arrow::datatypes::{DataType, Field, Int32Type, Int64Type, Schema, SchemaRef};
 use futures::StreamExt;
 
+use super::cube_cache::{self, Cached};
 use super::{ITEM_SCORES, RECOMMENDATION, RESPONSE_COUNTS, SELECTIONS, spec};
 use crate::warehouse::tables::{ANSWERS, RESPONSES};
 use crate::warehouse::{TableFile, Warehouse, WarehouseError};
@@ -84,6 +86,11 @@ fn schema(strings: &[&str], ints: &[&str]) -> SchemaRef {
                 )
             })
             .chain(ints.iter().map(|s| Field::new(*s, DataType::Int64, false)))
+            .chain(std::iter::once(Field::new(
+                cube_cache::FINGERPRINT,
+                DataType::Int64,
+                false,
+            )))
             .collect::<Vec<_>>(),
     ))
 }
@@ -109,7 +116,10 @@ impl Out {
             c.push(*v);
         }
     }
-    fn batch(self, schema: &SchemaRef, names: &ArrayRef) -> RecordBatch {
+    /// The rows as a batch of `schema`, with `names` as the dictionary of every key column and
+    /// the partition's fingerprint `fp` on every row.
+    fn batch(self, schema: &SchemaRef, names: &ArrayRef, fp: i64) -> RecordBatch {
+        let rows = self.ints.first().map_or(0, Vec::len);
         let mut cols: Vec<ArrayRef> = Vec::new();
         for c in self.strings {
             let keys = arrow::array::Int32Array::from(c);
@@ -121,6 +131,7 @@ impl Out {
         for c in self.ints {
             cols.push(Arc::new(Int64Array::from(c)));
         }
+        cols.push(Arc::new(Int64Array::from(vec![fp; rows])));
         RecordBatch::try_new(schema.clone(), cols).expect("columns match the cube schema")
     }
 }
@@ -281,9 +292,11 @@ fn text(s: &StringArray, i: usize) -> Option<&str> {
 }
 
 /// One partition's cubes (the hot loop works on borrowed strings and small integer ids).
+#[allow(clippy::too_many_arguments)]
 fn partition_cubes(
     period: &str,
     county: &str,
+    fp: i64,
     responses: &[RecordBatch],
     answers: &[RecordBatch],
     top_low: &HashMap<(String, String), i64>,
@@ -514,10 +527,10 @@ fn partition_cubes(
         so.push(&s, &[*n]);
     }
     PartCubes {
-        recommendation: ro.batch(&schemas.recommendation, &names),
-        counts: co.batch(&schemas.counts, &names),
-        items: io.batch(&schemas.items, &names),
-        selections: so.batch(&schemas.selections, &names),
+        recommendation: ro.batch(&schemas.recommendation, &names, fp),
+        counts: co.batch(&schemas.counts, &names, fp),
+        items: io.batch(&schemas.items, &names, fp),
+        selections: so.batch(&schemas.selections, &names, fp),
     }
 }
 
@@ -532,7 +545,6 @@ fn by_partition(files: Vec<TableFile>) -> BTreeMap<(String, String), Vec<TableFi
     m
 }
 
-/// The cubes of the months `from`..=`to` (YYYY-MM) of the committed tables.
 /// Which of the optional cubes to build (recommendation and item cubes always are).
 #[derive(Debug, Clone, Copy)]
 pub struct Needs {
@@ -540,6 +552,17 @@ pub struct Needs {
     pub selections: bool,
 }
 
+/// The cubes, and how many partitions were computed and how many taken from the cube cache.
+pub struct Built {
+    pub cubes: Cubes,
+    pub computed: usize,
+    pub reused: usize,
+}
+
+/// The cubes of the months `from`..=`to` (YYYY-MM) of the committed tables. For a whole year,
+/// partitions unchanged since an earlier aggregation are taken from the cube cache
+/// ([`cube_cache`]) unless `fresh`, and the cache is brought up to date.
+#[allow(clippy::too_many_arguments)]
 pub async fn build(
     wh: &Warehouse,
     responses: &deltalake_core::DeltaTable,
@@ -548,7 +571,8 @@ pub async fn build(
     to: &str,
     top_low: HashMap<(String, String), i64>,
     need: Needs,
-) -> Result<Cubes, WarehouseError> {
+    fresh: bool,
+) -> Result<Built, WarehouseError> {
     let with = |extra: &[&'static str]| GEO.iter().chain(extra.iter()).copied().collect::<Vec<_>>();
     let schemas = Arc::new(Schemas {
         recommendation: schema(&GEO, spec(RECOMMENDATION).measures),
@@ -574,6 +598,45 @@ pub async fn build(
             (k, r, a)
         })
         .collect();
+    // the cache holds whole years
+    let year = (from.len() == 7
+        && to.len() == 7
+        && from[..4] == to[..4]
+        && from.ends_with("-01")
+        && to.ends_with("-12"))
+    .then(|| from[..4].to_string());
+    let kinds: Vec<Kind> = [Kind::Recommendation, Kind::Items]
+        .into_iter()
+        .chain(need.counts.then_some(Kind::Counts))
+        .chain(need.selections.then_some(Kind::Selections))
+        .collect();
+    let fps: Vec<i64> = parts
+        .iter()
+        .map(|((p, c), rf, af)| cube_cache::fingerprint(p, c, rf, af))
+        .collect();
+    let mut cached: Vec<Option<Cached>> = Vec::new();
+    for k in &kinds {
+        cached.push(match &year {
+            Some(y) if !fresh => cube_cache::read(wh, k.name(), y, k.schema(&schemas)).await,
+            _ => None,
+        });
+    }
+    let reuse: HashSet<i64> = fps
+        .iter()
+        .copied()
+        .filter(|fp| {
+            cached
+                .iter()
+                .all(|c| c.as_ref().is_some_and(|c| c.partitions.contains(fp)))
+        })
+        .collect();
+    let reused = reuse.len();
+    let parts: Vec<(Part, i64)> = parts
+        .into_iter()
+        .zip(fps.iter().copied())
+        .filter(|(_, fp)| !reuse.contains(fp))
+        .collect();
+    let computed = parts.len();
     // the profile columns only for response_counts (a column not read reads as unknown)
     let mut rcols = vec![
         "response_key",
@@ -595,7 +658,7 @@ pub async fn build(
         "value",
         "status",
     ];
-    let jobs = parts.into_iter().map(|((period, county), rf, af)| {
+    let jobs = parts.into_iter().map(|(((period, county), rf, af), fp)| {
         let schemas = schemas.clone();
         let top_low = top_low.clone();
         let rcols = rcols.clone();
@@ -616,7 +679,7 @@ pub async fn build(
             let t_a = t.elapsed().as_secs_f64() - t_r;
             let out = tokio::task::spawn_blocking(move || {
                 let t = std::time::Instant::now();
-                let out = partition_cubes(&period, &county, &r, &a, &top_low, &schemas, need);
+                let out = partition_cubes(&period, &county, fp, &r, &a, &top_low, &schemas, need);
                 (out, t.elapsed().as_secs_f64())
             })
             .await
@@ -644,11 +707,77 @@ pub async fn build(
         compute_s = spent[2],
         "cube phases (summed over partitions)"
     );
-    let take = |f: fn(&PartCubes) -> &RecordBatch| parts.iter().map(|p| f(p).clone()).collect();
-    Ok(Cubes {
-        recommendation: (schemas.recommendation.clone(), take(|p| &p.recommendation)),
-        counts: (schemas.counts.clone(), take(|p| &p.counts)),
-        items: (schemas.items.clone(), take(|p| &p.items)),
-        selections: (schemas.selections.clone(), take(|p| &p.selections)),
+    // each kind: the cached rows of the partitions reused, then the rows computed
+    let mut out: HashMap<Kind, Vec<RecordBatch>> = HashMap::new();
+    for (k, c) in kinds.iter().zip(&cached) {
+        let mut batches = match c {
+            Some(c) => cube_cache::rows_of(c, &reuse).map_err(|e| WarehouseError::Read {
+                path: format!("_cubes/{}", k.name()),
+                message: e,
+            })?,
+            None => Vec::new(),
+        };
+        batches.extend(parts.iter().map(|p| k.of(p).clone()));
+        if let Some(y) = &year {
+            let same = c
+                .as_ref()
+                .is_some_and(|c| computed == 0 && c.partitions.len() == fps.len());
+            if !same {
+                cube_cache::write(wh, k.name(), y, k.schema(&schemas), &batches, &fps).await?;
+            }
+        }
+        out.insert(*k, batches);
+    }
+    let mut take = |k: Kind| {
+        (
+            k.schema(&schemas).clone(),
+            out.remove(&k).unwrap_or_default(),
+        )
+    };
+    Ok(Built {
+        cubes: Cubes {
+            recommendation: take(Kind::Recommendation),
+            counts: take(Kind::Counts),
+            items: take(Kind::Items),
+            selections: take(Kind::Selections),
+        },
+        computed,
+        reused,
     })
+}
+
+/// The four cubes, as the cache names them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Kind {
+    Recommendation,
+    Counts,
+    Items,
+    Selections,
+}
+
+impl Kind {
+    fn name(self) -> &'static str {
+        match self {
+            Kind::Recommendation => "recommendation",
+            Kind::Counts => "response_counts",
+            Kind::Items => "items",
+            Kind::Selections => "selections",
+        }
+    }
+    fn schema(self, s: &Schemas) -> &SchemaRef {
+        match self {
+            Kind::Recommendation => &s.recommendation,
+            Kind::Counts => &s.counts,
+            Kind::Items => &s.items,
+            Kind::Selections => &s.selections,
+        }
+    }
+    fn of(self, p: &PartCubes) -> &RecordBatch {
+        match self {
+            Kind::Recommendation => &p.recommendation,
+            Kind::Counts => &p.counts,
+            Kind::Items => &p.items,
+            Kind::Selections => &p.selections,
+        }
+    }
 }

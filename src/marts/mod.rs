@@ -6,6 +6,7 @@
 
 pub mod cells;
 pub mod cube;
+pub mod cube_cache;
 pub mod periods;
 pub mod rollup;
 

@@ -79,6 +79,8 @@ pub struct AggregateOptions {
     pub sql_cubes: bool,
     /// marts to recompute (empty: all four); the others keep what they hold
     pub marts: Vec<String>,
+    /// compute every partition's cubes, not taking unchanged ones from the cube cache
+    pub fresh_cubes: bool,
 }
 
 #[derive(Debug, Clone, Default, serde::Serialize)]
@@ -97,6 +99,9 @@ pub struct AggregateReport {
     pub period_types: Vec<String>,
     pub marts: BTreeMap<String, MartReport>,
     pub table_versions: BTreeMap<String, u64>,
+    /// warehouse partitions whose cubes were computed, and taken from the cube cache
+    pub partitions_computed: u64,
+    pub partitions_reused: u64,
     pub seconds: f64,
 }
 
@@ -767,6 +772,8 @@ pub async fn aggregate(
         period_types: types.iter().map(|t| t.as_str().to_string()).collect(),
         marts: BTreeMap::new(),
         table_versions: committed.clone(),
+        partitions_computed: 0,
+        partitions_reused: 0,
         seconds: 0.0,
     };
     if years.is_empty() {
@@ -798,7 +805,7 @@ pub async fn aggregate(
                     pending.push((*year, spec.name, t, handle));
                 }
             } else {
-                let c = crate::marts::cube::build(
+                let built = crate::marts::cube::build(
                     wh,
                     &committed_tables[crate::warehouse::tables::RESPONSES],
                     &committed_tables[crate::warehouse::tables::ANSWERS],
@@ -809,9 +816,19 @@ pub async fn aggregate(
                         counts: wanted(crate::marts::RESPONSE_COUNTS),
                         selections: wanted(crate::marts::SELECTIONS),
                     },
+                    opts.fresh_cubes,
                 )
                 .await?;
-                tracing::info!(year, seconds = t.elapsed().as_secs_f64(), "fine cubes");
+                report.partitions_computed += built.computed as u64;
+                report.partitions_reused += built.reused as u64;
+                let c = built.cubes;
+                tracing::info!(
+                    year,
+                    computed = built.computed,
+                    reused = built.reused,
+                    seconds = t.elapsed().as_secs_f64(),
+                    "fine cubes"
+                );
                 // the previous year's marts ran while these cubes were built
                 let done = std::mem::take(&mut pending);
                 write_marts(wh, done, &run_id, &mut report, &mut written).await?;
@@ -925,6 +942,13 @@ pub fn render(r: &AggregateReport) -> String {
         r.period_types.join(", "),
         r.seconds
     );
+    if r.partitions_computed + r.partitions_reused > 0 {
+        let _ = writeln!(
+            s,
+            "  cubes: {} partitions computed, {} unchanged since an earlier aggregation",
+            r.partitions_computed, r.partitions_reused
+        );
+    }
     for (name, m) in &r.marts {
         let _ = writeln!(
             s,

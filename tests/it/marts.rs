@@ -6,7 +6,7 @@ use crate::common::{Fixture, MAPPING, palaute, s};
 
 const Z: f64 = 1.959_963_984_540_054;
 
-#[derive(Clone, Copy, PartialEq)]
+#[derive(Clone, Copy, PartialEq, Debug)]
 enum A {
     V(u8),
     CantSay,
@@ -520,24 +520,115 @@ fn selections_share_of_respondents_and_options_follow_their_item() {
     assert_eq!(a.code, 0, "{}", a.stdout);
 }
 
+/// Every row of the four marts, in a fixed order.
+fn dump_marts(f: &Fixture) -> String {
+    let mut out = String::new();
+    for (mart, keys) in [
+        ("item_scores", "item_code"),
+        ("recommendation", "instrument"),
+        ("response_counts", "breakdown, category"),
+        ("selections", "item_code, option_code"),
+    ] {
+        out.push_str(&f.sql_csv(&format!(
+            "SELECT * FROM {mart} ORDER BY period_type, period, geo_level, geo_parent, \
+             geo_code, service, instrument, {keys}"
+        )));
+    }
+    out
+}
+
+/// `palaute aggregate --json` with `extra` arguments: (partitions computed, reused).
+fn aggregate_json(f: &Fixture, extra: &[&str]) -> (i64, i64, String) {
+    let wh = f.warehouse();
+    let mut args = vec!["aggregate", "--warehouse", &wh, "--json"];
+    args.extend(extra);
+    let r = palaute(&args, &[]);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    let v: serde_json::Value = serde_json::from_str(r.stdout.trim()).unwrap();
+    (
+        v["partitions_computed"].as_i64().unwrap(),
+        v["partitions_reused"].as_i64().unwrap(),
+        r.stderr,
+    )
+}
+
+#[test]
+fn unchanged_partitions_reuse_their_cubes_and_changed_ones_are_recomputed() {
+    // partitions: January 2025 in Kainuu, Pohjanmaa and Pirkanmaa; February 2025 in Kainuu
+    let f = loaded();
+    let first = dump_marts(&f);
+    assert!(first.lines().count() > 100, "{first}");
+    assert!(
+        f.path("wh/_cubes").is_dir(),
+        "run's aggregation wrote no cube cache"
+    );
+    // nothing changed: every partition's cubes are reused and the marts are the same
+    let (computed, reused, _) = aggregate_json(&f, &[]);
+    assert_eq!((computed, reused), (0, 4));
+    assert_eq!(dump_marts(&f), first);
+    // one February answer edited at the source: only that partition is computed again
+    let mut rs = responses();
+    assert_eq!((rs[12].muni, rs[12].month, rs[12].q1), ("205", 2, A::V(2)));
+    rs[12].q1 = A::V(1);
+    f.input("export.csv", csv(&rs).as_bytes());
+    let p = f.pipeline("", MAPPING);
+    let r = palaute(
+        &[
+            "run",
+            "--warehouse",
+            &f.warehouse(),
+            "--json",
+            p.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    let agg: serde_json::Value = r
+        .stdout
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find_map(|v| v.get("aggregate").cloned())
+        .unwrap_or_else(|| panic!("no aggregate report: {}", r.stdout));
+    assert_eq!(agg["partitions_computed"].as_i64(), Some(1), "{agg}");
+    assert_eq!(agg["partitions_reused"].as_i64(), Some(3), "{agg}");
+    let edited = dump_marts(&f);
+    assert_ne!(edited, first, "the edit changed no figure");
+    // Kajaani's February availability: the eight answers 2, 3, 4, 5, 5, can't say, 2, 3 with
+    // the first now 1 — seven answered, mean 23 / 7 (24 / 7 before)
+    let feb = f.sql(
+        "SELECT n_answered, mean FROM item_scores WHERE period_type = 'month' \
+         AND period = '2025-02' AND geo_level = 'municipality' AND geo_code = '205' \
+         AND service = 'all' AND item_code = 'availability'",
+    );
+    assert_eq!(feb.len(), 1, "{feb:?}");
+    assert_eq!(feb[0]["n_answered"].as_i64(), Some(7), "{feb:?}");
+    assert!(close(f64_of(&feb[0], "mean"), 23.0 / 7.0), "{feb:?}");
+    // the same as computing every partition, and as the SQL definition
+    let (computed, reused, _) = aggregate_json(&f, &["--fresh-cubes"]);
+    assert_eq!((computed, reused), (4, 0));
+    assert_eq!(dump_marts(&f), edited);
+    let r = palaute(
+        &["aggregate", "--warehouse", &f.warehouse(), "--sql-cubes"],
+        &[],
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(dump_marts(&f), edited);
+    // a damaged cache file is reported and recomputed, never trusted
+    let items = f.path("wh/_cubes/items/year=2025.arrows");
+    assert!(items.is_file());
+    std::fs::write(&items, b"not a cube").unwrap();
+    let (computed, reused, stderr) = aggregate_json(&f, &[]);
+    assert_eq!((computed, reused), (4, 0));
+    assert!(stderr.contains("cube cache unreadable"), "{stderr}");
+    assert_eq!(dump_marts(&f), edited);
+    let (computed, reused, _) = aggregate_json(&f, &[]);
+    assert_eq!((computed, reused), (0, 4));
+}
+
 #[test]
 fn partitioned_cubes_equal_the_sql_definition() {
     let f = loaded();
-    let dump = || {
-        let mut out = String::new();
-        for (mart, keys) in [
-            ("item_scores", "item_code"),
-            ("recommendation", "instrument"),
-            ("response_counts", "breakdown, category"),
-            ("selections", "item_code, option_code"),
-        ] {
-            out.push_str(&f.sql_csv(&format!(
-                "SELECT * FROM {mart} ORDER BY period_type, period, geo_level, geo_parent, \
-                 geo_code, service, instrument, {keys}"
-            )));
-        }
-        out
-    };
+    let dump = || dump_marts(&f);
     let fast = dump();
     assert!(fast.lines().count() > 100, "{fast}");
     let r = palaute(

@@ -1,0 +1,188 @@
+//! The fine cubes of earlier aggregations, kept per year and cube kind under `_cubes/` in the
+//! warehouse, so that an aggregation recomputes only the partitions whose files changed since.
+//!
+//! A partition's cube rows carry its *fingerprint*: a hash of the partition, of the paths of its
+//! `responses` and `answers` files (Delta files are never modified; a changed partition has new
+//! files) and of this program's version. A file also lists, in its Parquet metadata, the
+//! fingerprints of every partition it was computed from (a partition may have no rows in a kind).
+//! A cached partition is used only when its fingerprint is the current one; anything else —
+//! a missing, unreadable or foreign file — means the partition is computed again. The cache is
+//! derived data: deleting `_cubes/` loses nothing. It holds unsuppressed counts of fine cells, so
+//! it needs the same protection as the tables it is derived from (it never leaves the warehouse).
+
+use std::collections::HashSet;
+
+use arrow::array::{AsArray, BooleanArray, RecordBatch};
+use arrow::datatypes::{Int64Type, SchemaRef};
+use std::sync::Arc;
+
+use arrow::ipc::CompressionType;
+use arrow::ipc::reader::StreamReader;
+use arrow::ipc::writer::{IpcWriteOptions, StreamWriter};
+use object_store::{ObjectStoreExt, PutPayload};
+
+use crate::warehouse::{TableFile, Warehouse, WarehouseError};
+
+/// Bumped whenever the cube's rows or this format change.
+const FORMAT: &str = "1";
+const PARTITIONS_KEY: &str = "palaute.cube.partitions";
+const FORMAT_KEY: &str = "palaute.cube.format";
+/// The column of a cube row's partition fingerprint.
+pub const FINGERPRINT: &str = "fingerprint";
+
+/// The fingerprint of partition (`period`, `county`) with these files of `responses` and
+/// `answers`.
+pub fn fingerprint(
+    period: &str,
+    county: &str,
+    responses: &[TableFile],
+    answers: &[TableFile],
+) -> i64 {
+    let paths = |files: &[TableFile]| {
+        let mut v: Vec<&str> = files.iter().map(|f| f.path.as_str()).collect();
+        v.sort_unstable();
+        v.join("\n")
+    };
+    let text = format!(
+        "{FORMAT}|{}|{period}|{county}|{}|{}",
+        env!("CARGO_PKG_VERSION"),
+        paths(responses),
+        paths(answers)
+    );
+    xxhash_rust::xxh3::xxh3_64(text.as_bytes()) as i64
+}
+
+fn path(kind: &str, year: &str) -> String {
+    format!("_cubes/{kind}/year={year}.arrows")
+}
+
+/// A cached cube of one kind and year: the fingerprints it was computed from, and its rows.
+pub struct Cached {
+    pub partitions: HashSet<i64>,
+    pub batches: Vec<RecordBatch>,
+}
+
+/// The cached cube of `kind` for `year`, if there is a readable one of this format. An
+/// unreadable file is logged and treated as absent (it is rewritten by this aggregation).
+pub async fn read(wh: &Warehouse, kind: &str, year: &str, schema: &SchemaRef) -> Option<Cached> {
+    let rel = path(kind, year);
+    let bytes = match wh.loc.store.get(&wh.loc.child(&rel)).await {
+        Ok(r) => match r.bytes().await {
+            Ok(b) => b,
+            Err(e) => {
+                tracing::warn!(file = rel, error = %e, "cube cache unreadable; recomputing");
+                return None;
+            }
+        },
+        Err(object_store::Error::NotFound { .. }) => return None,
+        Err(e) => {
+            tracing::warn!(file = rel, error = %e, "cube cache unreadable; recomputing");
+            return None;
+        }
+    };
+    match decode(&bytes) {
+        Ok(Some(c))
+            if c.batches
+                .iter()
+                .any(|b| b.schema().fields() != schema.fields()) =>
+        {
+            tracing::warn!(file = rel, "cube cache of another layout; recomputing");
+            None
+        }
+        Ok(c) => c,
+        Err(e) => {
+            tracing::warn!(file = rel, error = %e, "cube cache unreadable; recomputing");
+            None
+        }
+    }
+}
+
+fn decode(bytes: &[u8]) -> Result<Option<Cached>, String> {
+    let reader =
+        StreamReader::try_new(std::io::Cursor::new(bytes), None).map_err(|e| e.to_string())?;
+    let meta = reader.schema().metadata().clone();
+    if meta.get(FORMAT_KEY).map(String::as_str) != Some(FORMAT) {
+        return Ok(None);
+    }
+    let partitions = meta
+        .get(PARTITIONS_KEY)
+        .map(String::as_str)
+        .unwrap_or_default()
+        .split(',')
+        .filter(|s| !s.is_empty())
+        .map(|s| s.parse::<i64>().map_err(|e| format!("partition list: {e}")))
+        .collect::<Result<HashSet<i64>, String>>()?;
+    let batches = reader
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| e.to_string())?;
+    Ok(Some(Cached {
+        partitions,
+        batches,
+    }))
+}
+
+/// The rows of `cached` whose partition is in `keep`.
+pub fn rows_of(cached: &Cached, keep: &HashSet<i64>) -> Result<Vec<RecordBatch>, String> {
+    let mut out = Vec::new();
+    for b in &cached.batches {
+        let fp = b
+            .column_by_name(FINGERPRINT)
+            .ok_or("cached cube without fingerprints")?
+            .as_primitive_opt::<Int64Type>()
+            .ok_or("cached fingerprints are not Int64")?;
+        let mask: BooleanArray = fp
+            .iter()
+            .map(|v| Some(v.is_some_and(|v| keep.contains(&v))))
+            .collect();
+        let b = arrow::compute::filter_record_batch(b, &mask).map_err(|e| e.to_string())?;
+        if b.num_rows() > 0 {
+            out.push(b);
+        }
+    }
+    Ok(out)
+}
+
+/// Replace the cached cube of `kind` for `year` with `batches`, computed from `partitions`.
+pub async fn write(
+    wh: &Warehouse,
+    kind: &str,
+    year: &str,
+    schema: &SchemaRef,
+    batches: &[RecordBatch],
+    partitions: &[i64],
+) -> Result<(), WarehouseError> {
+    let rel = path(kind, year);
+    let err = |e: String| WarehouseError::Write {
+        path: rel.clone(),
+        message: e,
+    };
+    let list: Vec<String> = partitions.iter().map(|p| p.to_string()).collect();
+    let meta = std::collections::HashMap::from([
+        (FORMAT_KEY.to_string(), FORMAT.to_string()),
+        (PARTITIONS_KEY.to_string(), list.join(",")),
+    ]);
+    let schema = Arc::new(schema.as_ref().clone().with_metadata(meta));
+    // Arrow IPC, LZ4-compressed: each partition's batch keeps its own small dictionaries, and
+    // neither writing nor reading re-encodes them
+    let opts = IpcWriteOptions::default()
+        .try_with_compression(Some(CompressionType::LZ4_FRAME))
+        .map_err(|e| err(e.to_string()))?;
+    let mut buf = Vec::new();
+    {
+        let mut w = StreamWriter::try_new_with_options(&mut buf, &schema, opts)
+            .map_err(|e| err(e.to_string()))?;
+        for b in batches {
+            // the cached rows' fields carry the dictionary ids of the file they were read from
+            let b = RecordBatch::try_new(schema.clone(), b.columns().to_vec())
+                .map_err(|e| err(e.to_string()))?;
+            w.write(&b).map_err(|e| err(e.to_string()))?;
+        }
+        w.finish().map_err(|e| err(e.to_string()))?;
+    }
+    wh.loc
+        .store
+        .put(&wh.loc.child(&rel), PutPayload::from(buf))
+        .await
+        .map_err(|e| err(e.to_string()))?;
+    Ok(())
+}
