@@ -587,6 +587,7 @@ pub async fn build(
         ),
     });
     let top_low = Arc::new(top_low);
+    let clock = std::time::Instant::now();
     let rfiles = by_partition(wh.files(responses).await?);
     let mut afiles = by_partition(wh.files(answers).await?);
     type Part = ((String, String), Vec<TableFile>, Vec<TableFile>);
@@ -614,6 +615,7 @@ pub async fn build(
         .iter()
         .map(|((p, c), rf, af)| cube_cache::fingerprint(p, c, rf, af))
         .collect();
+    tracing::debug!(seconds = clock.elapsed().as_secs_f64(), "cube files listed");
     let mut cached: Vec<Option<Cached>> = Vec::new();
     for k in &kinds {
         cached.push(match &year {
@@ -621,6 +623,10 @@ pub async fn build(
             _ => None,
         });
     }
+    tracing::debug!(
+        seconds = clock.elapsed().as_secs_f64(),
+        "cube files listed, cache read"
+    );
     let reuse: HashSet<i64> = fps
         .iter()
         .copied()

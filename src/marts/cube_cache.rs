@@ -134,9 +134,13 @@ pub fn rows_of(cached: &Cached, keep: &HashSet<i64>) -> Result<Vec<RecordBatch>,
             .iter()
             .map(|v| Some(v.is_some_and(|v| keep.contains(&v))))
             .collect();
-        let b = arrow::compute::filter_record_batch(b, &mask).map_err(|e| e.to_string())?;
-        if b.num_rows() > 0 {
-            out.push(b);
+        // a batch is one partition's: kept whole, or dropped, in all but odd cases
+        match mask.true_count() {
+            0 => {}
+            n if n == b.num_rows() => out.push(b.clone()),
+            _ => {
+                out.push(arrow::compute::filter_record_batch(b, &mask).map_err(|e| e.to_string())?)
+            }
         }
     }
     Ok(out)
@@ -171,12 +175,17 @@ pub async fn write(
     {
         let mut w = StreamWriter::try_new_with_options(&mut buf, &schema, opts)
             .map_err(|e| err(e.to_string()))?;
-        for b in batches {
-            // the cached rows' fields carry the dictionary ids of the file they were read from
-            let b = RecordBatch::try_new(schema.clone(), b.columns().to_vec())
-                .map_err(|e| err(e.to_string()))?;
-            w.write(&b).map_err(|e| err(e.to_string()))?;
-        }
+        // one batch: a dictionary and a buffer per column (per-partition batches made thousands
+        // of small messages, whose decoding dominated reading the file back); the cached rows'
+        // fields carry the dictionary ids of the file they were read from, hence the rebuild
+        let rebuilt = batches
+            .iter()
+            .map(|b| RecordBatch::try_new(schema.clone(), b.columns().to_vec()))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| err(e.to_string()))?;
+        let one =
+            arrow::compute::concat_batches(&schema, &rebuilt).map_err(|e| err(e.to_string()))?;
+        w.write(&one).map_err(|e| err(e.to_string()))?;
         w.finish().map_err(|e| err(e.to_string()))?;
     }
     wh.loc

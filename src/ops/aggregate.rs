@@ -717,8 +717,18 @@ pub async fn aggregate(
         levels.push("nation");
     }
     let phase = Instant::now();
-    // the committed version of every table, opened once
-    let committed_tables = wh.committed_tables().await?;
+    // the committed version of the tables read, opened once (the reference path's SQL may
+    // read any table)
+    let committed_tables = if opts.sql_cubes {
+        wh.committed_tables().await?
+    } else {
+        let mut names = vec![
+            crate::warehouse::tables::RESPONSES,
+            crate::warehouse::tables::ANSWERS,
+        ];
+        names.extend(MART_TABLES);
+        wh.committed_tables_of(&names).await?
+    };
     let committed = ledger::committed_versions(wh).await?;
     // what the marts hold now: (period_type, year) partitions
     let mut existing: BTreeSet<(String, String)> = BTreeSet::new();

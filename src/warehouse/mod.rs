@@ -380,8 +380,14 @@ impl Warehouse {
             if !self.table_exists(name).await? {
                 continue;
             }
-            let t = self.table(name, None).await?;
-            let latest = t.version().unwrap_or(0);
+            // the latest version from the log's listing (the table's files are not loaded)
+            let latest = self
+                .builder(name)?
+                .build()
+                .map_err(delta(name))?
+                .get_latest_version()
+                .await
+                .map_err(delta(name))?;
             let want = committed.get(name).copied().unwrap_or(0);
             if latest > want {
                 tracing::warn!(
@@ -399,9 +405,19 @@ impl Warehouse {
 
     /// Every table at its committed version (what readers see).
     pub async fn committed_tables(&self) -> Result<BTreeMap<String, DeltaTable>, WarehouseError> {
+        self.committed_tables_of(&[]).await
+    }
+
+    /// [`Warehouse::committed_tables`], only the tables `names` (all when empty; a mart that
+    /// does not exist yet is left out).
+    pub async fn committed_tables_of(
+        &self,
+        names: &[&str],
+    ) -> Result<BTreeMap<String, DeltaTable>, WarehouseError> {
         let committed = ledger::committed_versions(self).await?;
+        let wanted = |n: &str| names.is_empty() || names.contains(&n);
         let mut out = BTreeMap::new();
-        for name in ALL_TABLES {
+        for name in ALL_TABLES.into_iter().filter(|n| wanted(n)) {
             let v = if name == tables::RUNS {
                 None
             } else {
@@ -409,7 +425,7 @@ impl Warehouse {
             };
             out.insert(name.to_string(), self.table(name, v).await?);
         }
-        for name in tables::MART_TABLES {
+        for name in tables::MART_TABLES.into_iter().filter(|n| wanted(n)) {
             if self.table_exists(name).await? {
                 let v = committed.get(name).copied().unwrap_or(0);
                 out.insert(name.to_string(), self.table(name, Some(v)).await?);
