@@ -625,18 +625,26 @@ impl Ctx<'_> {
             Ok(h) => h,
             Err(_) => return Decision::Quarantine,
         };
-        if self.seen.contains(&head.key) {
-            // the same response in a newer object of this run (read first) wins
-            counts.duplicate += 1;
-            return Decision::Skip;
+        // the same response in a newer object of this run (read first) wins
+        if self.range.is_none() {
+            // one look-up: insert answers whether the key was new
+            if !self.seen.insert(head.key) {
+                counts.duplicate += 1;
+                return Decision::Skip;
+            }
+        } else {
+            if self.seen.contains(&head.key) {
+                counts.duplicate += 1;
+                return Decision::Skip;
+            }
+            if let Some((from, to)) = &self.range
+                && (head.partition.period < *from || head.partition.period > *to)
+            {
+                self.outside_range += 1;
+                return Decision::Skip;
+            }
+            self.seen.insert(head.key);
         }
-        if let Some((from, to)) = &self.range
-            && (head.partition.period < *from || head.partition.period > *to)
-        {
-            self.outside_range += 1;
-            return Decision::Skip;
-        }
-        self.seen.insert(head.key);
         match self.existing.keys.get(&head.key) {
             Some((hash, _)) if *hash == head.row_hash => {
                 counts.duplicate += 1;
