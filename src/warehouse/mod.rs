@@ -342,13 +342,27 @@ impl Warehouse {
             predicate: None,
         };
         let snapshot = t.snapshot().map_err(delta(name))?;
-        let done = CommitBuilder::default()
-            .with_actions(actions)
-            .with_app_metadata(meta)
-            .build(Some(snapshot), t.log_store(), op)
-            .await
-            .map_err(delta(name))?;
+        // the table's checkpoint interval (every 100 versions by default) applies; old log
+        // entries are kept (versions are restored and read by number)
+        let done = CommitBuilder::from(
+            deltalake_core::kernel::transaction::CommitProperties::default()
+                .with_create_checkpoint(true)
+                .with_cleanup_expired_logs(Some(false)),
+        )
+        .with_actions(actions)
+        .with_app_metadata(meta)
+        .build(Some(snapshot), t.log_store(), op)
+        .await
+        .map_err(delta(name))?;
         Ok(done.version())
+    }
+
+    /// Write a Delta checkpoint of table `name` at its latest version.
+    pub async fn checkpoint(&self, name: &str) -> Result<(), WarehouseError> {
+        let t = self.table(name, None).await?;
+        deltalake_core::protocol::checkpoints::create_checkpoint(&t, None)
+            .await
+            .map_err(delta(name))
     }
 
     /// Restore a table to `version` (a new version with that version's content).

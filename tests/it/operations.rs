@@ -17,10 +17,12 @@ fn export(ids: std::ops::Range<u32>, edited: Option<u32>) -> String {
     csv
 }
 
+/// The data files of a table folder (its log's checkpoints are Parquet too, and not counted).
 fn files_under(dir: &std::path::Path) -> usize {
     crate::common::files_under(dir)
         .iter()
         .filter(|p| p.extension().is_some_and(|e| e == "parquet"))
+        .filter(|p| !p.components().any(|c| c.as_os_str() == "_delta_log"))
         .count()
 }
 
@@ -43,6 +45,17 @@ fn optimize_compacts_partitions_without_changing_what_readers_see() {
     assert_eq!(answers["files_before"], 18, "{v}"); // 3 months × 3 counties × 2 runs
     assert_eq!(answers["files_after"], 9, "{v}");
     assert_eq!(answers["partitions_compacted"], 9);
+    // a checkpoint of the compacted version: readers start from it instead of the whole log
+    // (everything below reads through it)
+    let last: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(f.path("wh/answers/_delta_log/_last_checkpoint")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        last["version"], v["table_versions"]["answers"],
+        "{last} {v}"
+    );
+    assert_eq!(last["numOfAddFiles"], 9, "{last}");
     assert_eq!(f.dump(), before, "optimize changed the data");
     assert_eq!(
         f.sql_csv("SELECT * FROM item_scores ORDER BY period_type, period, geo_level, geo_code, service, item_code"),
