@@ -354,6 +354,7 @@ impl Existing {
         }
         use futures::StreamExt;
         let table = self.table;
+        // each file's keys are read and parsed on a blocking thread; this one only inserts them
         let mut reads = futures::stream::iter(files.into_iter().map(|(p, f)| async move {
             let batches = wh
                 .read_files(
@@ -361,11 +362,31 @@ impl Existing {
                     std::slice::from_ref(&f),
                     &[key_column(table), "row_hash"],
                 )
-                .await;
-            (p, batches)
+                .await?;
+            let parsed = tokio::task::spawn_blocking(move || {
+                let mut out: Vec<(u128, i64)> = Vec::new();
+                for b in &batches {
+                    let keys = b.column(0).as_string::<i32>();
+                    let hashes = b.column(1).as_primitive::<Int64Type>();
+                    out.reserve(b.num_rows());
+                    for i in 0..b.num_rows() {
+                        if let Some(k) = parse_key(keys.value(i)) {
+                            out.push((k, hashes.value(i)));
+                        }
+                    }
+                }
+                out
+            })
+            .await
+            .map_err(|e| WarehouseError::Read {
+                path: f.path.clone(),
+                message: e.to_string(),
+            })?;
+            Ok::<_, WarehouseError>((p, parsed))
         }))
         .buffer_unordered(8);
-        while let Some((p, batches)) = reads.next().await {
+        while let Some(res) = reads.next().await {
+            let (p, parsed) = res?;
             let id = match self.parts.iter().position(|x| *x == p) {
                 Some(i) => i as u32,
                 None => {
@@ -373,14 +394,9 @@ impl Existing {
                     (self.parts.len() - 1) as u32
                 }
             };
-            for b in batches? {
-                let keys = b.column(0).as_string::<i32>();
-                let hashes = b.column(1).as_primitive::<Int64Type>();
-                for i in 0..b.num_rows() {
-                    if let Some(k) = parse_key(keys.value(i)) {
-                        self.keys.insert(k, (hashes.value(i), id));
-                    }
-                }
+            self.keys.reserve(parsed.len());
+            for (k, h) in parsed {
+                self.keys.insert(k, (h, id));
             }
         }
         Ok(())
