@@ -31,6 +31,19 @@ pub struct Cubes {
     pub selections: (SchemaRef, Vec<RecordBatch>),
 }
 
+impl Cubes {
+    /// The fine cube mart `mart` is rolled up from.
+    pub fn of_mart(&self, mart: &str) -> Vec<RecordBatch> {
+        match mart {
+            ITEM_SCORES => self.items.1.clone(),
+            RECOMMENDATION => self.recommendation.1.clone(),
+            RESPONSE_COUNTS => self.counts.1.clone(),
+            SELECTIONS => self.selections.1.clone(),
+            _ => panic!("{mart} is not a mart"),
+        }
+    }
+}
+
 struct PartCubes {
     recommendation: RecordBatch,
     counts: RecordBatch,
@@ -245,37 +258,38 @@ impl<'a> KeyJoin<'a> {
 /// Answer keys and the geo cell of each one's response (None: no such response).
 type KeyCells<'a> = Vec<(&'a str, Option<usize>)>;
 
-/// A dictionary's values (by address) and their [`KeyCells`].
-type LastDict<'a> = Option<(usize, KeyCells<'a>)>;
+/// The key list of the batch last matched, and the address of its dictionary's values (the
+/// batches of a file share one dictionary, matched once).
+type LastKeys<'a> = (usize, KeyCells<'a>);
 
-/// Each answer row's response as an index into a list of (key, geo cell of its response): a
-/// dictionary-encoded key column (how `answers` stores it) is matched once per dictionary entry
-/// (and once per dictionary: the batches of a file share it), a plain one once per run of equal
-/// keys (a response's answers are stored together).
+/// Each answer row's response as an index into `last`'s list of (key, geo cell of its
+/// response): a dictionary-encoded key column (how `answers` stores it) is matched once per
+/// dictionary entry and once per dictionary, a plain one once per run of equal keys (a
+/// response's answers are stored together).
 fn response_keys<'a>(
     col: &'a ArrayRef,
     join: &mut KeyJoin,
-    last: &mut LastDict<'a>,
-) -> (Vec<Option<u32>>, KeyCells<'a>) {
+    last: &mut LastKeys<'a>,
+) -> Vec<Option<u32>> {
     if let Some(d) = col.as_dictionary_opt::<Int32Type>() {
         let values = d.values().as_string::<i32>();
         let at = values.values().as_ptr() as usize;
-        let keys = match last.take() {
-            Some((p, keys)) if p == at && keys.len() == values.len() => keys,
-            _ => (0..values.len())
+        if !(last.0 == at && last.1.len() == values.len()) {
+            last.0 = at;
+            last.1 = (0..values.len())
                 .map(|j| {
                     let k = text(values, j).unwrap_or("");
                     (k, join.cell(k))
                 })
-                .collect(),
-        };
-        *last = Some((at, keys.clone()));
-        let rows = d.keys().iter().map(|k| k.map(|k| k as u32)).collect();
-        return (rows, keys);
+                .collect();
+        }
+        return d.keys().iter().map(|k| k.map(|k| k as u32)).collect();
     }
     let s = col.as_string::<i32>();
-    let mut keys: Vec<(&str, Option<usize>)> = Vec::new();
-    let rows = (0..s.len())
+    let keys = &mut last.1;
+    last.0 = 0;
+    keys.clear();
+    (0..s.len())
         .map(|i| {
             let k = text(s, i)?;
             if keys.last().is_none_or(|(l, _)| *l != k) {
@@ -283,8 +297,7 @@ fn response_keys<'a>(
             }
             Some((keys.len() - 1) as u32)
         })
-        .collect();
-    (rows, keys)
+        .collect()
 }
 
 fn text(s: &StringArray, i: usize) -> Option<&str> {
@@ -395,11 +408,11 @@ fn partition_cubes(
     let mut sc: FastMap<(usize, u32, u32), i64> = FastMap::default();
     let mut chose: FastSet<(&str, u32)> = FastSet::default();
     let mut respondents: FastMap<(usize, u32), i64> = FastMap::default();
-    // the key list of the last dictionary (the batches of a file share one)
-    let mut last_dict: LastDict = None;
+    let mut last: LastKeys = (0, Vec::new());
     for [key, item, option, value, status] in &acols {
         let value = value.as_primitive::<Int64Type>();
-        let (row_key, keys) = response_keys(key, &mut join, &mut last_dict);
+        let row_key = response_keys(key, &mut join, &mut last);
+        let keys = &last.1;
         let item = items.ids(item);
         let option = options.ids(option);
         let status = statuses.ids(status);
@@ -615,7 +628,6 @@ pub async fn build(
         .iter()
         .map(|((p, c), rf, af)| cube_cache::fingerprint(p, c, rf, af))
         .collect();
-    tracing::debug!(seconds = clock.elapsed().as_secs_f64(), "cube files listed");
     let mut cached: Vec<Option<Cached>> = Vec::new();
     for k in &kinds {
         cached.push(match &year {
@@ -625,7 +637,7 @@ pub async fn build(
     }
     tracing::debug!(
         seconds = clock.elapsed().as_secs_f64(),
-        "cube files listed, cache read"
+        "cube files listed and cache read"
     );
     let reuse: HashSet<i64> = fps
         .iter()

@@ -58,8 +58,6 @@ pub struct MartSpec {
     pub name: &'static str,
     /// the fine cube (from the warehouse, or from `response_cube`)
     pub cube_sql: &'static str,
-    /// the same cube as computed partition by partition ([`cube`]), when it is one of those
-    pub cube_table: Option<&'static str>,
     /// the mart's own key columns, after the period, geography and service
     pub keys: &'static [&'static str],
     /// additive measures of the cube
@@ -85,7 +83,6 @@ pub const SPECS: [MartSpec; 4] = [
     MartSpec {
         name: ITEM_SCORES,
         cube_sql: SQL_CUBE_ITEMS,
-        cube_table: Some("item_cube"),
         keys: &["instrument", "item_code"],
         measures: &[
             "n",
@@ -136,7 +133,6 @@ pub const SPECS: [MartSpec; 4] = [
     MartSpec {
         name: RECOMMENDATION,
         cube_sql: SQL_CUBE_RECOMMENDATION,
-        cube_table: Some("recommendation_cube"),
         keys: &["instrument"],
         measures: &[
             "n_answered",
@@ -158,7 +154,6 @@ pub const SPECS: [MartSpec; 4] = [
     MartSpec {
         name: RESPONSE_COUNTS,
         cube_sql: SQL_CUBE_RESPONSE_COUNTS,
-        cube_table: Some("counts_cube"),
         keys: &["instrument", "breakdown", "category"],
         measures: &["n_responses"],
         size: "n_responses",
@@ -173,7 +168,6 @@ pub const SPECS: [MartSpec; 4] = [
     MartSpec {
         name: SELECTIONS,
         cube_sql: SQL_CUBE_SELECTIONS,
-        cube_table: Some("selection_cube"),
         keys: &["instrument", "item_code", "option_code"],
         measures: &["n_selected"],
         size: "n_selected",

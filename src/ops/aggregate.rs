@@ -844,12 +844,7 @@ pub async fn aggregate(
                 write_marts(wh, done, &run_id, &mut report, &mut written).await?;
                 for spec in SPECS.iter().filter(|s| wanted(s.name)) {
                     let spec = crate::marts::spec(spec.name);
-                    let cube = match spec.cube_table {
-                        Some("item_cube") => c.items.1.clone(),
-                        Some("recommendation_cube") => c.recommendation.1.clone(),
-                        Some("counts_cube") => c.counts.1.clone(),
-                        _ => c.selections.1.clone(),
-                    };
+                    let cube = c.of_mart(spec.name);
                     let levels: Vec<String> = levels.iter().map(|l| l.to_string()).collect();
                     let handle = tokio::spawn(compute_mart(
                         cube,
