@@ -19,18 +19,80 @@
 //!   row.
 //!
 //! Records are read as bytes and each field is checked for UTF-8 only when it is used.
+//!
+//! Resuming (cumulative exports): while an object is read, its decoded bytes are hashed up to
+//! the start of its last data record; that point ([`ResumePoint`]) goes into the run ledger. A
+//! later object whose decoded bytes begin with exactly those bytes (same hash) is read from that
+//! point on ([`CsvObject::resume`]): the records before it were parsed from identical bytes
+//! before. The point is a record start, so the parser's state there is always "new record",
+//! whatever the earlier object's last record looked like (an unterminated quote, no final line
+//! end): that record is read again.
 
 use std::fs::File;
 use std::io::{BufReader, Read};
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 use csv::ByteRecord;
 use encoding_rs::{Encoding, UTF_8, WINDOWS_1252};
+use serde::{Deserialize, Serialize};
+use xxhash_rust::xxh3::Xxh3;
 
 use super::FormatError;
 use crate::config::CsvFormat;
 
 const SAMPLE: usize = 64 * 1024;
+
+/// Where a later object that begins with this object's bytes can be resumed: the start of the
+/// object's last data record in its decoded bytes, the line it starts on, the data records
+/// before it, and a hash (XXH3-128, hex) of the decoded bytes before it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ResumePoint {
+    pub offset: u64,
+    pub line: u64,
+    pub rows: u64,
+    pub hash: String,
+}
+
+/// Decoded bytes read but not yet hashed, and the hash of everything before them.
+struct Tail {
+    hasher: Xxh3,
+    /// decoded offset up to which `hasher` has seen the bytes
+    hashed: u64,
+    pending: Vec<u8>,
+}
+
+impl Tail {
+    /// Hash the pending bytes before decoded offset `to`.
+    fn advance(&mut self, to: u64) {
+        let n = (to.saturating_sub(self.hashed) as usize).min(self.pending.len());
+        self.hasher.update(&self.pending[..n]);
+        self.pending.drain(..n);
+        self.hashed += n as u64;
+    }
+}
+
+/// The decoded stream under the CSV parser, keeping what it hands over for [`Tail`].
+struct Hashing<R> {
+    inner: R,
+    tail: Arc<Mutex<Tail>>,
+}
+
+impl<R: Read> Read for Hashing<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.tail
+            .lock()
+            .expect("hash state")
+            .pending
+            .extend_from_slice(&buf[..n]);
+        Ok(n)
+    }
+}
+
+fn hex128(h: u128) -> String {
+    format!("{h:032x}")
+}
 
 /// An open CSV object positioned at its first data row.
 pub struct CsvObject {
@@ -41,6 +103,33 @@ pub struct CsvObject {
     /// the column names the mapping uses
     pub names: Vec<String>,
     reader: csv::Reader<Box<dyn Read + Send>>,
+    path: PathBuf,
+    object: String,
+    enc: &'static Encoding,
+    tail: Arc<Mutex<Tail>>,
+    /// decoded offset, line (less one) and data records before the reader's start (not zero
+    /// when resumed)
+    base: (u64, u64, u64),
+    /// data records read, and the decoded offset and line where the last one started
+    count: u64,
+    last: (u64, u64),
+    /// the decoded offset where data records begin
+    data_start: u64,
+    /// the resume point this object was read from, if any
+    pub resumed: Option<ResumePoint>,
+}
+
+/// The CSV parser with the settings every object is read with.
+fn csv_reader(delimiter: u8, input: Box<dyn Read + Send>) -> csv::Reader<Box<dyn Read + Send>> {
+    // LF ends a record, so that line numbers count every line; the CR of a CRLF stays at the
+    // end of the last field and is trimmed with the rest of its white space
+    csv::ReaderBuilder::new()
+        .delimiter(delimiter)
+        .terminator(csv::Terminator::Any(b'\n'))
+        .has_headers(false)
+        .flexible(true)
+        .buffer_capacity(1 << 18)
+        .from_reader(input)
 }
 
 fn io_err(object: &str, e: impl std::fmt::Display) -> FormatError {
@@ -179,15 +268,16 @@ impl CsvObject {
                 detect_delimiter(&sample)
             }
         };
-        // LF ends a record, so that line numbers count every line; the CR of a CRLF stays at the
-        // end of the last field and is trimmed with the rest of its white space
-        let mut reader = csv::ReaderBuilder::new()
-            .delimiter(delimiter)
-            .terminator(csv::Terminator::Any(b'\n'))
-            .has_headers(false)
-            .flexible(true)
-            .buffer_capacity(1 << 18)
-            .from_reader(decoded_reader(path, object, enc)?);
+        let tail = Arc::new(Mutex::new(Tail {
+            hasher: Xxh3::new(),
+            hashed: 0,
+            pending: Vec::new(),
+        }));
+        let input = Hashing {
+            inner: decoded_reader(path, object, enc)?,
+            tail: tail.clone(),
+        };
+        let mut reader = csv_reader(delimiter, Box::new(input));
         let mut header_rows = Vec::new();
         let mut record = ByteRecord::new();
         let header_count = cfg.header_rows();
@@ -213,20 +303,39 @@ impl CsvObject {
         while names.last().is_some_and(|s| s.is_empty()) {
             names.pop();
         }
+        let data_start = reader.position().byte();
         Ok(CsvObject {
             encoding: enc.name(),
             delimiter,
             header_rows,
             names,
             reader,
+            path: path.to_path_buf(),
+            object: object.to_string(),
+            enc,
+            tail,
+            base: (0, 0, 0),
+            count: 0,
+            last: (0, 0),
+            data_start,
+            resumed: None,
         })
     }
 
     /// Read the next data record into `rec` (reusing its memory); returns the line it starts on.
     pub fn read_into(&mut self, rec: &mut ByteRecord) -> Result<Option<u64>, String> {
-        let line = self.reader.position().line();
+        let pos = self.reader.position();
+        let (byte, line) = (self.base.0 + pos.byte(), self.base.1 + pos.line());
         match self.reader.read_byte_record(rec) {
-            Ok(true) => Ok(Some(line)),
+            Ok(true) => {
+                // hash what lies before this record now and then, so that little is held
+                if self.count.is_multiple_of(4096) {
+                    self.tail.lock().expect("hash state").advance(byte);
+                }
+                self.count += 1;
+                self.last = (byte, line);
+                Ok(Some(line))
+            }
             Ok(false) => Ok(None),
             Err(e) => Err(e.to_string()),
         }
@@ -234,7 +343,87 @@ impl CsvObject {
 
     /// Bytes of the decoded input consumed so far (for progress).
     pub fn bytes_read(&self) -> u64 {
-        self.reader.position().byte()
+        self.base.0 + self.reader.position().byte()
+    }
+
+    /// After the last record: where a later object that begins with this one's bytes can
+    /// resume (nothing for an object without data records).
+    pub fn resume_point(&mut self) -> Option<ResumePoint> {
+        if self.count == 0 {
+            return None;
+        }
+        let mut t = self.tail.lock().expect("hash state");
+        t.advance(self.last.0);
+        if t.hashed != self.last.0 {
+            return None;
+        }
+        Some(ResumePoint {
+            offset: self.last.0,
+            line: self.last.1,
+            rows: self.base.2 + self.count - 1,
+            hash: hex128(t.hasher.digest128()),
+        })
+    }
+
+    /// Continue after the longest of `points` whose bytes this object begins with, if any: the
+    /// records before it are not read. Returns the index of the point used.
+    pub fn resume(&mut self, points: &[ResumePoint]) -> Result<Option<usize>, FormatError> {
+        if self.count > 0 {
+            return Ok(None);
+        }
+        let mut order: Vec<usize> = (0..points.len())
+            .filter(|&i| points[i].offset >= self.data_start)
+            .collect();
+        order.sort_by_key(|&i| points[i].offset);
+        if order.is_empty() {
+            return Ok(None);
+        }
+        let err = |e: std::io::Error| io_err(&self.object, e);
+        let mut input = decoded_reader(&self.path, &self.object, self.enc)?;
+        let mut hasher = Xxh3::new();
+        let mut at = 0u64;
+        let mut buf = vec![0u8; 1 << 20];
+        let mut best: Option<(usize, Xxh3)> = None;
+        'points: for &i in &order {
+            let p = &points[i];
+            while at < p.offset {
+                let want = ((p.offset - at) as usize).min(buf.len());
+                let n = input.read(&mut buf[..want]).map_err(err)?;
+                if n == 0 {
+                    break 'points;
+                }
+                hasher.update(&buf[..n]);
+                at += n as u64;
+            }
+            if hex128(hasher.digest128()) == p.hash {
+                best = Some((i, hasher.clone()));
+            }
+        }
+        let Some((i, hasher)) = best else {
+            return Ok(None);
+        };
+        let p = &points[i];
+        if at != p.offset {
+            // a longer point was tried and failed: start again and skip to this one
+            input = decoded_reader(&self.path, &self.object, self.enc)?;
+            std::io::copy(&mut (&mut input).take(p.offset), &mut std::io::sink()).map_err(err)?;
+        }
+        let tail = Arc::new(Mutex::new(Tail {
+            hasher,
+            hashed: p.offset,
+            pending: Vec::new(),
+        }));
+        self.reader = csv_reader(
+            self.delimiter,
+            Box::new(Hashing {
+                inner: input,
+                tail: tail.clone(),
+            }),
+        );
+        self.tail = tail;
+        self.base = (p.offset, p.line - 1, p.rows);
+        self.resumed = Some(p.clone());
+        Ok(Some(i))
     }
 }
 

@@ -26,7 +26,7 @@ pub enum FormatError {
 
 /// An open object: its column names and a cursor over its records.
 pub enum Records {
-    Csv(csv::CsvObject),
+    Csv(Box<csv::CsvObject>),
     /// spreadsheets, JSON and database rows, held in memory
     Table(table::TableObject),
 }
@@ -34,7 +34,9 @@ pub enum Records {
 impl Records {
     pub fn open(path: &Path, object: &str, cfg: &FormatConfig) -> Result<Records, FormatError> {
         match cfg {
-            FormatConfig::Csv(c) => Ok(Records::Csv(csv::CsvObject::open(path, object, c)?)),
+            FormatConfig::Csv(c) => Ok(Records::Csv(Box::new(csv::CsvObject::open(
+                path, object, c,
+            )?))),
             FormatConfig::Spreadsheet(s) => Ok(Records::Table(sheet::open(path, object, s)?)),
             FormatConfig::Json(j) => Ok(Records::Table(json::open(path, object, j)?)),
         }
@@ -76,6 +78,23 @@ impl Records {
         match self {
             Records::Csv(c) => c.read_into(rec),
             Records::Table(t) => Ok(t.read_into(rec)),
+        }
+    }
+
+    /// Continue after the longest of `points` whose bytes this object begins with (CSV only);
+    /// returns the index of the point used.
+    pub fn resume(&mut self, points: &[csv::ResumePoint]) -> Result<Option<usize>, FormatError> {
+        match self {
+            Records::Csv(c) => c.resume(points),
+            Records::Table(_) => Ok(None),
+        }
+    }
+
+    /// After the last record: where a later object beginning with this one's bytes can resume.
+    pub fn resume_point(&mut self) -> Option<csv::ResumePoint> {
+        match self {
+            Records::Csv(c) => c.resume_point(),
+            Records::Table(_) => None,
         }
     }
 

@@ -3,7 +3,10 @@
 //!
 //! 1. full load of N responses into a fresh warehouse;
 //! 2. the same run again with nothing new (the object is skipped unread);
-//! 3. a cumulative export: the same N rows plus 10,000 new ones, under a new name;
+//! 3. a cumulative export: the same N rows plus 10,000 new ones, under a new name (the file
+//!    begins with the bytes of the one loaded, so the run resumes where they end); then the same
+//!    export again with its first row edited, so that it cannot resume: every row is read and
+//!    deduplicated against the warehouse (one update, the rest duplicates);
 //!
 //! 4. `optimize` (one file per partition instead of one per spill);
 //! 5. aggregation of the loaded warehouse: W2's figures (per month, county and the nation, and
@@ -95,6 +98,42 @@ struct Step {
     seconds: f64,
     rss_mb: Option<f64>,
     rows: Option<serde_json::Value>,
+    resumed: bool,
+}
+
+/// A copy of `src` (the bench layout) whose first data row has another `q1`, so that the copy
+/// does not begin with the bytes of `src`.
+fn edited_copy(src: &Path, dest: &Path) -> Result<(), BenchError> {
+    let bytes = std::fs::read(src).map_err(io(src))?;
+    let bad = |e: csv::Error| BenchError::Step(format!("{}: {e}", src.display()));
+    let mut r = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .from_reader(&bytes[..]);
+    let mut rec = csv::ByteRecord::new();
+    r.read_byte_record(&mut rec).map_err(bad)?;
+    let header_end = r.position().byte() as usize;
+    r.read_byte_record(&mut rec).map_err(bad)?;
+    let end = r.position().byte() as usize;
+    let fields: Vec<Vec<u8>> = rec
+        .iter()
+        .enumerate()
+        .map(|(i, f)| match (i, f) {
+            (8, b"5") => b"4".to_vec(),
+            (8, _) => b"5".to_vec(),
+            _ => f.to_vec(),
+        })
+        .collect();
+    let mut w = csv::Writer::from_writer(Vec::new());
+    w.write_record(&fields)
+        .map_err(|e| BenchError::Step(e.to_string()))?;
+    let row = w
+        .into_inner()
+        .map_err(|e| BenchError::Step(e.to_string()))?;
+    let mut out = Vec::with_capacity(bytes.len() + 8);
+    out.extend_from_slice(&bytes[..header_end]);
+    out.extend_from_slice(&row);
+    out.extend_from_slice(&bytes[end..]);
+    std::fs::write(dest, out).map_err(io(dest))
 }
 
 fn run_palaute(args: &[&str]) -> Result<Step, BenchError> {
@@ -120,6 +159,10 @@ fn run_palaute(args: &[&str]) -> Result<Step, BenchError> {
         seconds,
         rss_mb: v.get("peak_rss_mb").and_then(|x| x.as_f64()),
         rows: v.get("rows").cloned(),
+        resumed: v
+            .get("resumed")
+            .and_then(|r| r.as_array())
+            .is_some_and(|r| !r.is_empty()),
     })
 }
 
@@ -179,6 +222,8 @@ pub async fn run(a: &BenchArgs) -> Result<(), BenchError> {
     let mut full = Vec::new();
     let mut again = Vec::new();
     let mut cum = Vec::new();
+    let mut cum_resumed = true;
+    let mut cum_edited = Vec::new();
     let mut rss = Vec::new();
     let mut rows = None;
     let mut duck_w2 = Vec::new();
@@ -269,7 +314,20 @@ pub async fn run(a: &BenchArgs) -> Result<(), BenchError> {
             place(c, &dir.join("in"), "survey_cumulative.csv")?;
             warm(c)?;
             let s = run_palaute(&run_args)?;
+            cum_resumed &= s.resumed;
             cum.push(s.seconds);
+            let edited = dir.join("survey_cumulative_edited.csv");
+            edited_copy(c, &edited)?;
+            place(&edited, &dir.join("in"), "survey_cumulative_edited.csv")?;
+            std::fs::remove_file(&edited).map_err(io(&edited))?;
+            warm(&dir.join("in").join("survey_cumulative_edited.csv"))?;
+            let s = run_palaute(&run_args)?;
+            if s.resumed {
+                return Err(BenchError::Step(
+                    "the edited cumulative export was resumed".into(),
+                ));
+            }
+            cum_edited.push(s.seconds);
         }
     }
     let full_m = median(full);
@@ -307,8 +365,18 @@ pub async fn run(a: &BenchArgs) -> Result<(), BenchError> {
     if !cum.is_empty() {
         let c = median(cum);
         println!(
-            "  cumulative export (+{EXTRA} rows)        {c:>6.2}            -  {:>7.3} (vs full load)",
-            c / full_m
+            "  cumulative export (+{EXTRA} rows)        {c:>6.2}            -  {:>7.3} (vs full load){}",
+            c / full_m,
+            if cum_resumed {
+                ", resumed"
+            } else {
+                ", NOT resumed"
+            }
+        );
+        let e = median(cum_edited);
+        println!(
+            "  the same, first row edited (no resume) {e:>6.2}            -  {:>7.3} (vs full load)",
+            e / full_m
         );
     }
     let om = median(opt);

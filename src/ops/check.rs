@@ -27,6 +27,11 @@ pub fn render(r: &RunReport) -> String {
             o.counts.quarantined,
             o.decoded
         ));
+        if let Some((from, rows)) = &o.resumed_from {
+            out.push_str(&format!(
+                "      begins with the bytes of {from}, already loaded: its first {rows} rows will not be read again\n"
+            ));
+        }
         if !o.ignored_columns.is_empty() {
             out.push_str(&format!(
                 "      ignored (not mapped; will not enter the warehouse): {}\n",

@@ -10,6 +10,8 @@
 //!    looked up, so the cost grows with the new data, not with the warehouse. A row that cannot
 //!    be mapped goes to quarantine with its reasons (once: a row already quarantined with the same
 //!    content counts as a duplicate).
+//!    An object that begins with the bytes of an object whose rows are all still as that object
+//!    left them (see [`resume_points`]) is read from the point where those bytes end.
 //! 4. If more rows than `quality.max_quarantined_pct` allows were quarantined, the run fails and
 //!    nothing is committed. Otherwise the files holding updated responses are rewritten without
 //!    them, every table is committed, and the run's ledger row is appended last. If anything fails
@@ -122,6 +124,8 @@ pub struct ObjectPlan {
     pub decoded: String,
     pub counts: Counts,
     pub ignored_columns: Vec<String>,
+    /// read from the resume point of this earlier object: its name and the records not read
+    pub resumed_from: Option<(String, u64)>,
 }
 
 #[derive(Debug, Clone)]
@@ -352,41 +356,34 @@ impl Existing {
         if files.is_empty() {
             return Ok(());
         }
-        use futures::StreamExt;
         let table = self.table;
-        // each file's keys are read and parsed on a blocking thread; this one only inserts them
-        let mut reads = futures::stream::iter(files.into_iter().map(|(p, f)| async move {
-            let batches = wh
-                .read_files(
-                    table,
-                    std::slice::from_ref(&f),
-                    &[key_column(table), "row_hash"],
-                )
-                .await?;
-            let parsed = tokio::task::spawn_blocking(move || {
-                let mut out: Vec<(u128, i64)> = Vec::new();
-                for b in &batches {
-                    let keys = b.column(0).as_string::<i32>();
-                    let hashes = b.column(1).as_primitive::<Int64Type>();
-                    out.reserve(b.num_rows());
-                    for i in 0..b.num_rows() {
-                        if let Some(k) = parse_key(keys.value(i)) {
-                            out.push((k, hashes.value(i)));
+        let (parts, files): (Vec<Partition>, Vec<TableFile>) = files.into_iter().unzip();
+        // each file's keys are parsed on the task that decoded it; this one only inserts them
+        let parsed = wh
+            .read_each(
+                table,
+                &files,
+                &[key_column(table), "row_hash"],
+                &[],
+                |batches: Vec<RecordBatch>| {
+                    let mut out: Vec<(u128, i64)> =
+                        Vec::with_capacity(batches.iter().map(|b| b.num_rows()).sum());
+                    for b in &batches {
+                        let keys = b.column(0).as_string::<i32>();
+                        let hashes = b.column(1).as_primitive::<Int64Type>();
+                        for i in 0..b.num_rows() {
+                            if let Some(k) = parse_key(keys.value(i)) {
+                                out.push((k, hashes.value(i)));
+                            }
                         }
                     }
-                }
-                out
-            })
-            .await
-            .map_err(|e| WarehouseError::Read {
-                path: f.path.clone(),
-                message: e.to_string(),
-            })?;
-            Ok::<_, WarehouseError>((p, parsed))
-        }))
-        .buffer_unordered(8);
-        while let Some(res) = reads.next().await {
-            let (p, parsed) = res?;
+                    out
+                },
+            )
+            .await?;
+        self.keys
+            .reserve(parsed.iter().map(|p| p.len()).sum::<usize>());
+        for (p, parsed) in parts.into_iter().zip(parsed) {
             let id = match self.parts.iter().position(|x| *x == p) {
                 Some(i) => i as u32,
                 None => {
@@ -394,7 +391,6 @@ impl Existing {
                     (self.parts.len() - 1) as u32
                 }
             };
-            self.keys.reserve(parsed.len());
             for (k, h) in parsed {
                 self.keys.insert(k, (h, id));
             }
@@ -760,8 +756,16 @@ fn append_rows(
 }
 
 /// A chunk of records read ahead: the buffer, how many of its records were read (0 at the end),
-/// and the bytes of the object read so far.
-type ReadChunk = Result<(Vec<(u64, ByteRecord)>, usize, u64), String>;
+/// the bytes of the object read so far, and (at the end) the object's resume point.
+type ReadChunk = Result<
+    (
+        Vec<(u64, ByteRecord)>,
+        usize,
+        u64,
+        Option<crate::format::csv::ResumePoint>,
+    ),
+    String,
+>;
 
 /// The receiving and returning ends of a reading thread.
 struct ReadAhead {
@@ -797,7 +801,8 @@ fn read_ahead(mut records: crate::format::Records) -> ReadAhead {
                 }
             }
             let bytes = records.bytes_read();
-            if full_tx.send(Ok((chunk, n, bytes))).is_err() || n == 0 {
+            let point = if n == 0 { records.resume_point() } else { None };
+            if full_tx.send(Ok((chunk, n, bytes, point))).is_err() || n == 0 {
                 return;
             }
         }
@@ -840,6 +845,43 @@ async fn stale_keys(
         }
     }
     Ok(out)
+}
+
+/// The hash of what decides how a pipeline's rows are mapped: its file and the program version.
+fn config_hash(p: &Pipeline) -> String {
+    let mut h = xxhash_rust::xxh3::Xxh3::new();
+    h.update(&std::fs::read(&p.file).unwrap_or_default());
+    h.update(b"\0");
+    h.update(env!("CARGO_PKG_VERSION").as_bytes());
+    format!("{:032x}", h.digest128())
+}
+
+/// The resume points a new object of `p` may continue from: those of objects read by the
+/// pipeline's last run that changed the warehouse (or by the runs after it, which changed
+/// nothing), with the current configuration. A point is recorded only for the first object
+/// its run read (newest first), so every row before it was stored as that object has it; and
+/// since that run no run of the pipeline changed anything (a backfill, a later object with
+/// edits), so re-reading those rows would find every one a duplicate. Rolled-back and failed
+/// runs do not count. (A pipeline's response keys are assumed to be its own: another pipeline
+/// declaring the same system and survey could change them unseen.)
+fn resume_points<'a>(
+    runs: &[&'a RunRecord],
+    config: &str,
+) -> Vec<(&'a str, crate::format::csv::ResumePoint)> {
+    let start = runs
+        .iter()
+        .rposition(|r| r.status == RunStatus::Succeeded)
+        .unwrap_or(0);
+    runs[start..]
+        .iter()
+        .flat_map(|r| &r.objects)
+        .filter_map(|o| {
+            o.resume
+                .as_ref()
+                .filter(|r| r.config == config)
+                .map(|r| (o.name.as_str(), r.point.clone()))
+        })
+        .collect()
 }
 
 /// What the sequential dedupe step decided for a row.
@@ -903,14 +945,21 @@ pub async fn run_pipeline(
     let mut manifest: HashMap<String, String> = HashMap::new();
     let backfill = opts.backfill.is_some();
     // objects loaded by runs that still count (a rollback undoes the runs after its target)
-    for r in super::rollback::effective_runs(&runs)
+    let counted: Vec<&RunRecord> = super::rollback::effective_runs(&runs)
         .into_iter()
         .filter(|r| r.pipeline == p.name && r.status != RunStatus::Failed)
-    {
+        .collect();
+    for r in &counted {
         for o in &r.objects {
             manifest.insert(o.name.clone(), o.fingerprint.clone());
         }
     }
+    let config = config_hash(p);
+    let points = if backfill {
+        Vec::new()
+    } else {
+        resume_points(&counted, &config)
+    };
 
     let src = source::open(p).await?;
     let listed = src.list(&manifest, backfill).await?;
@@ -1033,6 +1082,16 @@ pub async fn run_pipeline(
                 other => RunError::Source(other),
             })?;
             let recs = &mut opened.records;
+            // the last object read may skip what an earlier object already loaded (a row seen
+            // in this run must not be skipped in favour of an older object read after it)
+            let mut resumed_from = None;
+            if object_no + 1 == to_read.len() && !points.is_empty() {
+                let pts: Vec<_> = points.iter().map(|(_, pt)| pt.clone()).collect();
+                if let Some(i) = recs.resume(&pts).map_err(RunError::Format)? {
+                    let (name, pt) = &points[i];
+                    resumed_from = Some((name.to_string(), pt.rows));
+                }
+            }
             let norm = Normalizer::new(p, catalog, recs.names()).map_err(|errs| {
                 RunError::Config(format!(
                     "{}: {}{}: {}",
@@ -1051,6 +1110,9 @@ pub async fn run_pipeline(
             let ignored = unmapped_columns(&p.mapping, recs.names());
             let decoded = recs.describe();
             tracing::info!(pipeline = %p.name, object = %obj.name, state, %decoded, "reading");
+            if let Some((from, rows)) = &resumed_from {
+                tracing::info!(pipeline = %p.name, object = %obj.name, from = %from, rows_not_read = rows, "resumed where an earlier object's bytes end");
+            }
             // records are read into reused buffers, a chunk at a time, so that the keys of the
             // partitions a chunk touches can be loaded together; a thread of its own reads (parses)
             // the next chunk while this one is processed
@@ -1062,8 +1124,9 @@ pub async fn run_pipeline(
                 phase[i] += tick.elapsed().as_secs_f64();
                 tick = Instant::now();
             };
+            let point;
             loop {
-                let (buffer, n, bytes_read) = match reader.full.recv() {
+                let (buffer, n, bytes_read, end) = match reader.full.recv() {
                     Ok(Ok(c)) => c,
                     Ok(Err(message)) => {
                         return Err(RunError::Format(FormatError::Unreadable {
@@ -1074,6 +1137,7 @@ pub async fn run_pipeline(
                     Err(_) => panic!("the reading thread stopped without a word"),
                 };
                 if n == 0 {
+                    point = end;
                     break;
                 }
                 let chunk = &buffer[..n];
@@ -1169,6 +1233,12 @@ pub async fn run_pipeline(
                 fingerprint: obj.fingerprint(),
                 state: state.to_string(),
                 rows: oc.read,
+                // only the first object read: every row before its point is stored as it has it
+                resume: point.filter(|_| object_no == 0).map(|point| ledger::Resume {
+                    point,
+                    config: config.clone(),
+                }),
+                resumed_from: resumed_from.clone(),
             });
             counts.read += oc.read;
             counts.loaded += oc.loaded;
@@ -1181,6 +1251,7 @@ pub async fn run_pipeline(
                 decoded,
                 counts: oc,
                 ignored_columns: ignored,
+                resumed_from,
             });
         }
         Ok(())
@@ -1206,13 +1277,21 @@ pub async fn run_pipeline(
         removed: 0,
         periods: BTreeSet::new(),
     };
+    // the share is of the objects' rows, the rows not read again (resumed) included: they
+    // passed before, as they would have if read
+    let rows = counts.read
+        + report
+            .objects
+            .iter()
+            .filter_map(|o| o.resumed_from.as_ref().map(|(_, n)| *n))
+            .sum::<u64>();
     let quality = match &result {
-        Ok(()) if counts.read > 0 => {
-            let pct = counts.quarantined as f64 * 100.0 / counts.read as f64;
+        Ok(()) if rows > 0 => {
+            let pct = counts.quarantined as f64 * 100.0 / rows as f64;
             (pct > p.quality.max_quarantined_pct).then(|| RunError::Quality {
                 pipeline: p.name.clone(),
                 quarantined: counts.quarantined,
-                read: counts.read,
+                read: rows,
                 pct,
                 max: p.quality.max_quarantined_pct,
                 reasons: reasons_text(&ctx.reasons),
@@ -1592,6 +1671,7 @@ pub fn render_summary(r: &RunReport) -> String {
         c.duplicate,
         c.quarantined
     );
+    s.push_str(&resumed_text(r));
     s.push_str(&quarantine_text(r, "quarantined"));
     if !r.restored.is_empty() {
         s.push_str(&format!(
@@ -1600,6 +1680,21 @@ pub fn render_summary(r: &RunReport) -> String {
         ));
     }
     s
+}
+
+/// A line per object read from an earlier object's resume point.
+pub fn resumed_text(r: &RunReport) -> String {
+    r.objects
+        .iter()
+        .filter_map(|o| {
+            o.resumed_from.as_ref().map(|(from, rows)| {
+                format!(
+                    "  {}: begins with the bytes of {from}, already loaded: its first {rows} rows not read again\n",
+                    o.name
+                )
+            })
+        })
+        .collect()
 }
 
 /// "code count, …" of quarantine reasons.

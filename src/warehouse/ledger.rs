@@ -50,6 +50,22 @@ pub struct ObjectRecord {
     /// `new`, `changed` or `unchanged`
     pub state: String,
     pub rows: u64,
+    /// where a later object that begins with this one's bytes can resume (CSV objects read
+    /// first in their run), with the hash of the pipeline file and program version it holds for
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resume: Option<Resume>,
+    /// the object was read from another object's resume point: that object's name and the
+    /// data records not read again
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resumed_from: Option<(String, u64)>,
+}
+
+/// A resume point and the configuration it is valid for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Resume {
+    #[serde(flatten)]
+    pub point: crate::format::csv::ResumePoint,
+    pub config: String,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]

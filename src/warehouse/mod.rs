@@ -237,6 +237,22 @@ impl Warehouse {
         columns: &[&str],
         dictionary: &[&str],
     ) -> Result<Vec<RecordBatch>, WarehouseError> {
+        let out = self
+            .read_each(name, files, columns, dictionary, |b| b)
+            .await?;
+        Ok(out.into_iter().flatten().collect())
+    }
+
+    /// Read `files` as [`Warehouse::read_files_with`] does, each turned by `then` into a value
+    /// on the task that decoded it (in the order of `files`).
+    pub async fn read_each<T: Send + 'static>(
+        &self,
+        name: &str,
+        files: &[TableFile],
+        columns: &[&str],
+        dictionary: &[&str],
+        then: impl Fn(Vec<RecordBatch>) -> T + Clone + Send + 'static,
+    ) -> Result<Vec<T>, WarehouseError> {
         let store = self.loc.store.clone();
         let loc = self.loc.clone();
         let reads = files.iter().map(|f| {
@@ -245,6 +261,7 @@ impl Warehouse {
             let size = f.size as u64;
             let cols: Vec<String> = columns.iter().map(|s| s.to_string()).collect();
             let dict: Vec<String> = dictionary.iter().map(|s| s.to_string()).collect();
+            let then = then.clone();
             // each file is decoded in a task of its own, so that files are decoded on every
             // worker thread (a future polled here would decode them all on this one)
             let read = async move {
@@ -304,6 +321,7 @@ impl Warehouse {
                 stream
                     .try_collect::<Vec<_>>()
                     .await
+                    .map(then)
                     .map_err(|e| err(e.to_string()))
             };
             let name = name.to_string();
@@ -314,11 +332,7 @@ impl Warehouse {
                 })?
             }
         });
-        let out: Vec<Vec<RecordBatch>> = futures::stream::iter(reads)
-            .buffered(8)
-            .try_collect()
-            .await?;
-        Ok(out.into_iter().flatten().collect())
+        futures::stream::iter(reads).buffered(8).try_collect().await
     }
 
     /// Commit actions to a table; returns the new version.

@@ -67,8 +67,15 @@ fn cumulative_export_adds_only_new_rows_and_updates_edited_ones() {
     assert_eq!(f.count("answers"), 6);
     assert_eq!(f.count("comments"), 3);
 
-    // both exports again under new names, in one run: the newest wins, nothing changes
+    // both exports again under new names, in one run: the newest wins (response 1 stays as
+    // edited), nothing changes; every row of both is read (only the object read last may
+    // resume, and export_01b.csv does not begin with export_02.csv's bytes)
     let before = f.dump();
+    f.input(
+        "export_01b.csv",
+        export(&[(1, "01-10", 4), (2, "01-20", 5)]).as_bytes(),
+    );
+    std::thread::sleep(std::time::Duration::from_millis(20));
     f.input(
         "export_02b.csv",
         export(&[(1, "01-10", 1), (2, "01-20", 5), (3, "02-05", 3)]).as_bytes(),
@@ -76,10 +83,12 @@ fn cumulative_export_adds_only_new_rows_and_updates_edited_ones() {
     let r = f.run(&p);
     assert_eq!(r.code, 0);
     assert!(
-        r.stdout.contains("0 new, 0 updated, 3 duplicate"),
+        r.stdout
+            .contains("rows: 5 read, 0 new, 0 updated, 5 duplicate"),
         "{}",
         r.stdout
     );
+    assert!(!r.stdout.contains("not read again"), "{}", r.stdout);
     assert_eq!(f.dump(), before);
 }
 
@@ -202,8 +211,16 @@ fn a_large_export_over_many_partitions_loads_each_row_once_and_repeats_as_duplic
     assert_eq!(f.count("quarantine"), bad);
     let first = f.dump();
 
-    // the same rows again under another name: every one a duplicate, nothing written
-    f.input("b.csv", csv.as_bytes());
+    // the same rows again under another name, in reverse order (so that the export does not
+    // begin with a.csv's bytes and every row is looked up): every one a duplicate, nothing
+    // written
+    let (header, rows) = csv.split_once('\n').unwrap();
+    let mut reversed: Vec<&str> = rows.lines().collect();
+    reversed.reverse();
+    f.input(
+        "b.csv",
+        format!("{header}\n{}\n", reversed.join("\n")).as_bytes(),
+    );
     let r = run(&p);
     assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
     assert!(

@@ -13,6 +13,7 @@ mod marts;
 mod operations;
 mod paper;
 mod privacy;
+mod resume;
 mod s3;
 mod schedule;
 mod transactions;
