@@ -570,6 +570,9 @@ pub struct Built {
     pub cubes: Cubes,
     pub computed: usize,
     pub reused: usize,
+    /// the cube cache's files being written (on tasks of their own, so that the marts and the
+    /// next year's cubes need not wait): the caller awaits them before it ends
+    pub cache_writes: Vec<tokio::task::JoinHandle<Result<(), WarehouseError>>>,
 }
 
 /// The cubes of the months `from`..=`to` (YYYY-MM) of the committed tables. For a whole year,
@@ -682,19 +685,27 @@ pub async fn build(
         let rcols = rcols.clone();
         async move {
             let t = std::time::Instant::now();
-            let r = wh
-                .read_files_with(RESPONSES, &rf, &rcols[..], &rcols[1..rcols.len()])
-                .await?;
-            let t_r = t.elapsed().as_secs_f64();
-            let a = wh
-                .read_files_with(
-                    ANSWERS,
-                    &af,
-                    &acols,
-                    &["response_key", "item_code", "option_code", "status"],
-                )
-                .await?;
-            let t_a = t.elapsed().as_secs_f64() - t_r;
+            // both tables' files at once (each file is decoded on a task of its own)
+            let ((r, t_r), (a, t_a)) = futures::join!(
+                async {
+                    let r = wh
+                        .read_files_with(RESPONSES, &rf, &rcols[..], &rcols[1..rcols.len()])
+                        .await;
+                    (r, t.elapsed().as_secs_f64())
+                },
+                async {
+                    let a = wh
+                        .read_files_with(
+                            ANSWERS,
+                            &af,
+                            &acols,
+                            &["response_key", "item_code", "option_code", "status"],
+                        )
+                        .await;
+                    (a, t.elapsed().as_secs_f64())
+                }
+            );
+            let (r, a) = (r?, a?);
             let out = tokio::task::spawn_blocking(move || {
                 let t = std::time::Instant::now();
                 let out = partition_cubes(&period, &county, fp, &r, &a, &top_low, &schemas, need);
@@ -708,7 +719,7 @@ pub async fn build(
             Ok::<_, WarehouseError>((out, [t_r, t_a]))
         }
     });
-    let mut stream = futures::stream::iter(jobs).buffer_unordered(3);
+    let mut stream = futures::stream::iter(jobs).buffer_unordered(4);
     let mut parts = Vec::new();
     // seconds spent reading responses, reading answers and computing, summed over partitions
     let mut spent = [0.0; 3];
@@ -727,6 +738,7 @@ pub async fn build(
     );
     // each kind: the cached rows of the partitions reused, then the rows computed
     let mut out: HashMap<Kind, Vec<RecordBatch>> = HashMap::new();
+    let mut cache_writes = Vec::new();
     for (k, c) in kinds.iter().zip(&cached) {
         let mut batches = match c {
             Some(c) => cube_cache::rows_of(c, &reuse).map_err(|e| WarehouseError::Read {
@@ -741,7 +753,12 @@ pub async fn build(
                 .as_ref()
                 .is_some_and(|c| computed == 0 && c.partitions.len() == fps.len());
             if !same {
-                cube_cache::write(wh, k.name(), y, k.schema(&schemas), &batches, &fps).await?;
+                let (wh, kind, y) = (wh.clone(), k.name(), y.clone());
+                let (schema, batches, fps) =
+                    (k.schema(&schemas).clone(), batches.clone(), fps.clone());
+                cache_writes.push(tokio::spawn(async move {
+                    cube_cache::write(&wh, kind, &y, &schema, &batches, &fps).await
+                }));
             }
         }
         out.insert(*k, batches);
@@ -761,6 +778,7 @@ pub async fn build(
         },
         computed,
         reused,
+        cache_writes,
     })
 }
 

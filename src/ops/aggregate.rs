@@ -798,6 +798,7 @@ pub async fn aggregate(
     // most two years' cells.
     let mut written: Vec<(&str, Vec<WrittenFile>)> = Vec::new();
     let mut pending: Vec<Pending<'static>> = Vec::new();
+    let mut cache_writes = Vec::new();
     let step = async {
         for (i, year) in years.iter().enumerate() {
             let period_list = period_rows(&[*year], &types);
@@ -831,6 +832,7 @@ pub async fn aggregate(
                 .await?;
                 report.partitions_computed += built.computed as u64;
                 report.partitions_reused += built.reused as u64;
+                cache_writes.extend(built.cache_writes);
                 let c = built.cubes;
                 tracing::info!(
                     year,
@@ -863,7 +865,16 @@ pub async fn aggregate(
         }
         Ok::<(), AggregateError>(())
     };
-    if let Err(e) = step.await {
+    let stepped = step.await;
+    // the cube cache is only a cache: a file not written is computed again next time
+    for w in cache_writes {
+        match w.await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::warn!(error = %e, "cube cache not written"),
+            Err(e) => tracing::warn!(error = %e, "cube cache not written"),
+        }
+    }
+    if let Err(e) = stepped {
         for (_, _, _, h) in &pending {
             h.abort();
         }
