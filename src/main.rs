@@ -17,7 +17,7 @@ use palaute::privacy::disclosure::{DEFAULT_MIN_N, DEFAULT_RELIABLE_N, Rules};
 use palaute::warehouse::lease::{Lease, LeaseError};
 use palaute::warehouse::{Warehouse, WarehouseError};
 
-/// mimalloc: a load allocates and frees many small values per row on two threads; glibc's
+/// jemalloc: a load allocates and frees many small values per row on two threads; glibc's
 /// malloc/free took about a fifth of a load's CPU time in profiles.
 #[global_allocator]
 static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
