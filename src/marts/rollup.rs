@@ -57,6 +57,89 @@ struct Cell {
     keys: [u32; MAX_KEYS],
 }
 
+/// A cube row's cell before the roll-up: month, county, cooperation area, municipality, local
+/// area and service (interned), and the mart's own keys.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+struct Fine {
+    dims: [u32; 6],
+    keys: [u32; MAX_KEYS],
+}
+
+/// Sums per cell, cells numbered in the order first seen.
+struct Acc<K> {
+    index: FastMap<K, u32>,
+    cells: Vec<K>,
+    sums: Vec<Option<i64>>,
+    nm: usize,
+}
+
+impl<K: Copy + Eq + std::hash::Hash> Acc<K> {
+    /// Add `values` (NULL adds nothing) to the sums of `key`.
+    fn add(&mut self, key: K, values: &[Option<i64>]) {
+        let Acc {
+            index,
+            cells,
+            sums,
+            nm,
+        } = self;
+        let nm = *nm;
+        let at = *index.entry(key).or_insert_with(|| {
+            cells.push(key);
+            sums.extend(std::iter::repeat_n(None, nm));
+            (cells.len() - 1) as u32
+        }) as usize;
+        for (acc, v) in sums[at * nm..at * nm + nm].iter_mut().zip(values) {
+            if let Some(v) = v {
+                *acc = Some(acc.unwrap_or(0) + v);
+            }
+        }
+    }
+}
+
+/// What a fine cell adds to: every period of its month, every wanted level, its service and all
+/// services.
+struct Expand<'a> {
+    wanted: &'a [u8],
+    fi: u32,
+    null: u32,
+    all: u32,
+}
+
+impl Expand<'_> {
+    fn expand(
+        &self,
+        acc: &mut Acc<Cell>,
+        periods: &[u32],
+        d: [u32; 6],
+        keys: [u32; MAX_KEYS],
+        values: &[Option<i64>],
+    ) {
+        let [_, county, coop, muni, local, service] = d;
+        for &period in periods {
+            for &level in self.wanted {
+                let (parent, code) = match level {
+                    0 => (county, muni),
+                    1 => (coop, county),
+                    2 => (self.fi, coop),
+                    3 => (self.fi, local),
+                    _ => (self.null, self.fi),
+                };
+                for service in [service, self.all] {
+                    let cell = Cell {
+                        period,
+                        level,
+                        parent,
+                        code,
+                        service,
+                        keys,
+                    };
+                    acc.add(cell, values);
+                }
+            }
+        }
+    }
+}
+
 fn column(b: &RecordBatch, name: &str, to: &DataType) -> Result<ArrayRef, String> {
     let c = b
         .column_by_name(name)
@@ -131,14 +214,33 @@ pub fn rollup(
         .filter(|&l| levels.contains(&GEO[l as usize]))
         .collect();
     let nm = spec.measures.len();
-    let mut index: FastMap<Cell, u32> = FastMap::default();
-    let mut cells: Vec<Cell> = Vec::new();
-    let mut sums: Vec<Option<i64>> = Vec::new();
+    let mut acc: Acc<Cell> = Acc {
+        index: FastMap::default(),
+        cells: Vec::new(),
+        sums: Vec::new(),
+        nm,
+    };
     // months by interned id
     let mut month_periods: FastMap<u32, &Vec<u32>> = FastMap::default();
     for (m, ps) in &months {
         month_periods.insert(st.id(Some(m)), ps);
     }
+    // Without the municipality or local-area level, cube rows that differ only there are summed
+    // first (each then costs one hash look-up instead of one per period, level and service);
+    // the sums are the same, integer addition being exact.
+    let premerge = !wanted.contains(&0) || !wanted.contains(&3);
+    let mut fine: Acc<Fine> = Acc {
+        index: FastMap::default(),
+        cells: Vec::new(),
+        sums: Vec::new(),
+        nm,
+    };
+    let ctx = Expand {
+        wanted: &wanted,
+        fi,
+        null,
+        all,
+    };
     for b in cube {
         // the cube's key columns up to the service (the instrument leads the mart's own keys),
         // then the mart's own keys, as interned ids
@@ -162,50 +264,41 @@ pub fn rollup(
             .collect();
         let mut values: Vec<Option<i64>> = Vec::with_capacity(nm);
         for i in 0..b.num_rows() {
-            let Some(ps) = month_periods.get(&dims[0][i]) else {
+            if !month_periods.contains_key(&dims[0][i]) {
                 continue;
-            };
-            let [county, coop, muni, local, service] =
-                [dims[1][i], dims[2][i], dims[3][i], dims[4][i], dims[5][i]];
+            }
+            let mut d = [
+                dims[0][i], dims[1][i], dims[2][i], dims[3][i], dims[4][i], dims[5][i],
+            ];
             let mut k = [0u32; MAX_KEYS];
             for (slot, a) in k.iter_mut().zip(&keys) {
                 *slot = a[i];
             }
             values.clear();
             values.extend(measures.iter().map(|m| (!m.is_null(i)).then(|| m.value(i))));
-            for &period in ps.iter() {
-                for &level in &wanted {
-                    let (parent, code) = match level {
-                        0 => (county, muni),
-                        1 => (coop, county),
-                        2 => (fi, coop),
-                        3 => (fi, local),
-                        _ => (null, fi),
-                    };
-                    for service in [service, all] {
-                        let cell = Cell {
-                            period,
-                            level,
-                            parent,
-                            code,
-                            service,
-                            keys: k,
-                        };
-                        let at = *index.entry(cell).or_insert_with(|| {
-                            cells.push(cell);
-                            sums.extend(std::iter::repeat_n(None, nm));
-                            (cells.len() - 1) as u32
-                        }) as usize;
-                        for (acc, v) in sums[at * nm..at * nm + nm].iter_mut().zip(&values) {
-                            if let Some(v) = v {
-                                *acc = Some(acc.unwrap_or(0) + v);
-                            }
-                        }
-                    }
+            if premerge {
+                if !wanted.contains(&0) {
+                    d[3] = null;
                 }
+                if !wanted.contains(&3) {
+                    d[4] = null;
+                }
+                fine.add(Fine { dims: d, keys: k }, &values);
+            } else {
+                ctx.expand(&mut acc, month_periods[&d[0]], d, k, &values);
             }
         }
     }
+    for (j, c) in fine.cells.iter().enumerate() {
+        ctx.expand(
+            &mut acc,
+            month_periods[&c.dims[0]],
+            c.dims,
+            c.keys,
+            &fine.sums[j * nm..j * nm + nm],
+        );
+    }
+    let Acc { cells, sums, .. } = acc;
     // the columns rollup.sql gives, every string plain Utf8, every sum Int64
     let mut fields: Vec<Field> = [
         "period_type",
