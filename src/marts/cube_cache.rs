@@ -10,9 +10,9 @@
 //! derived data: deleting `_cubes/` loses nothing. It holds unsuppressed counts of fine cells, so
 //! it needs the same protection as the tables it is derived from (it never leaves the warehouse).
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashMap, HashSet};
 
-use arrow::array::{AsArray, BooleanArray, RecordBatch};
+use arrow::array::{AsArray, BooleanArray, Int64Array, RecordBatch};
 use arrow::datatypes::{Int64Type, SchemaRef};
 use std::sync::Arc;
 
@@ -50,6 +50,110 @@ pub fn fingerprint(
         paths(answers)
     );
     xxhash_rust::xxh3::xxh3_64(text.as_bytes()) as i64
+}
+
+/// The fingerprint of every partition of the current `responses` and `answers` files.
+pub async fn partition_fingerprints(
+    wh: &Warehouse,
+) -> Result<BTreeMap<(String, String), i64>, WarehouseError> {
+    use crate::warehouse::tables::{ANSWERS, RESPONSES};
+    let group = |files: Vec<TableFile>| {
+        let mut m: BTreeMap<(String, String), Vec<TableFile>> = BTreeMap::new();
+        for f in files {
+            let pv: BTreeMap<String, String> = f.partition_values().into_iter().collect();
+            if let (Some(p), Some(c)) = (pv.get("period"), pv.get("county")) {
+                m.entry((p.clone(), c.clone())).or_default().push(f);
+            }
+        }
+        m
+    };
+    let r = group(wh.files(&wh.table(RESPONSES, None).await?).await?);
+    let a = group(wh.files(&wh.table(ANSWERS, None).await?).await?);
+    let none = Vec::new();
+    Ok(r.iter()
+        .map(|((p, c), rf)| {
+            let af = a.get(&(p.clone(), c.clone())).unwrap_or(&none);
+            ((p.clone(), c.clone()), fingerprint(p, c, rf, af))
+        })
+        .collect())
+}
+
+/// After `optimize` rewrote partitions' files with the same rows: the cached cubes of those
+/// partitions still hold, so their fingerprints are changed from the old files' to the new
+/// files' (`moved`: old → new) in every cache file, and the next aggregation reuses them instead
+/// of computing them again. Returns how many cache files were rewritten.
+pub async fn carry_over(
+    wh: &Warehouse,
+    moved: &HashMap<i64, i64>,
+) -> Result<usize, WarehouseError> {
+    use futures::TryStreamExt;
+    if moved.is_empty() {
+        return Ok(0);
+    }
+    let listed: Vec<object_store::ObjectMeta> = wh
+        .loc
+        .store
+        .list(Some(&wh.loc.child("_cubes")))
+        .try_collect()
+        .await
+        .map_err(|e| WarehouseError::Read {
+            path: "_cubes".into(),
+            message: e.to_string(),
+        })?;
+    let mut n = 0;
+    for meta in listed {
+        let full = meta.location.to_string();
+        let Some(rel) = full.find("_cubes/").map(|i| &full[i..]) else {
+            continue;
+        };
+        // _cubes/<kind>/year=<year>.arrows
+        let Some((kind, year)) = rel
+            .strip_prefix("_cubes/")
+            .and_then(|r| r.strip_suffix(".arrows"))
+            .and_then(|r| r.split_once("/year="))
+        else {
+            continue;
+        };
+        let bytes = match wh.loc.store.get(&meta.location).await {
+            Ok(r) => r.bytes().await.ok(),
+            Err(_) => None,
+        };
+        // an unreadable or foreign file is left as it is: the next aggregation recomputes it
+        let Some(Ok(Some(cached))) = bytes.map(|b| decode(&b)) else {
+            continue;
+        };
+        if !cached.partitions.iter().any(|p| moved.contains_key(p)) {
+            continue;
+        }
+        let remap = |fp: i64| moved.get(&fp).copied().unwrap_or(fp);
+        let mut batches = Vec::new();
+        for b in &cached.batches {
+            let Some(i) = b.schema().index_of(FINGERPRINT).ok() else {
+                continue;
+            };
+            let fps: Int64Array = b
+                .column(i)
+                .as_primitive::<Int64Type>()
+                .iter()
+                .map(|v| v.map(remap))
+                .collect();
+            let mut cols = b.columns().to_vec();
+            cols[i] = Arc::new(fps);
+            batches.push(RecordBatch::try_new(b.schema(), cols).map_err(|e| {
+                WarehouseError::Write {
+                    path: rel.to_string(),
+                    message: e.to_string(),
+                }
+            })?);
+        }
+        let Some(schema) = batches.first().map(|b| b.schema()) else {
+            continue;
+        };
+        let partitions: Vec<i64> = cached.partitions.iter().map(|p| remap(*p)).collect();
+        write(wh, kind, year, &schema, &batches, &partitions).await?;
+        n += 1;
+    }
+    Ok(n)
 }
 
 fn path(kind: &str, year: &str) -> String {

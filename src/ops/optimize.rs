@@ -38,6 +38,8 @@ pub struct OptimizeReport {
     pub run_id: String,
     pub tables: BTreeMap<String, TableReport>,
     pub table_versions: BTreeMap<String, u64>,
+    /// cube cache files whose compacted partitions were moved to the new files' fingerprints
+    pub cube_cache_files_carried: u64,
     pub seconds: f64,
 }
 
@@ -118,8 +120,14 @@ pub async fn optimize(wh: &Warehouse) -> Result<OptimizeReport, WarehouseError> 
         run_id: run_id.clone(),
         tables: BTreeMap::new(),
         table_versions: committed.clone(),
+        cube_cache_files_carried: 0,
         seconds: 0.0,
     };
+    // the cube cache's partition fingerprints before: compacted partitions keep their rows, so
+    // their cached cubes are carried over to the new files afterwards
+    let fps_before = crate::marts::cube_cache::partition_fingerprints(wh)
+        .await
+        .ok();
     let mut written: Vec<(&'static str, Vec<WrittenFile>, Vec<Action>)> = Vec::new();
     let mut committed_now: Vec<(&'static str, u64)> = Vec::new();
     let result = async {
@@ -208,6 +216,27 @@ pub async fn optimize(wh: &Warehouse) -> Result<OptimizeReport, WarehouseError> 
         }
         if let Err(e) = wh.checkpoint(name).await {
             tracing::warn!(table = *name, error = %e, "no checkpoint written (the log is complete without it)");
+        }
+    }
+    if let (false, Some(fps_before)) = (written.is_empty(), fps_before) {
+        let carried = async {
+            let after = crate::marts::cube_cache::partition_fingerprints(wh).await?;
+            let moved: std::collections::HashMap<i64, i64> = fps_before
+                .iter()
+                .filter_map(|(k, old)| {
+                    after
+                        .get(k)
+                        .filter(|new| *new != old)
+                        .map(|new| (*old, *new))
+                })
+                .collect();
+            crate::marts::cube_cache::carry_over(wh, &moved).await
+        };
+        match carried.await {
+            Ok(n) => report.cube_cache_files_carried = n as u64,
+            Err(e) => {
+                tracing::warn!(error = %e, "cube cache not carried over (the next aggregation computes the compacted partitions again)")
+            }
         }
     }
     report.seconds = clock.elapsed().as_secs_f64();

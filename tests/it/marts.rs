@@ -623,6 +623,45 @@ fn unchanged_partitions_reuse_their_cubes_and_changed_ones_are_recomputed() {
     assert_eq!(dump_marts(&f), edited);
     let (computed, reused, _) = aggregate_json(&f, &[]);
     assert_eq!((computed, reused), (0, 4));
+    // a late response in Kajaani's February: that partition gets a second file (the run's
+    // aggregation computes it again); optimize then compacts it without changing its rows, so
+    // its cached cubes move to the new file and nothing is computed again
+    f.input(
+        "late.csv",
+        b"id,time,kunta,q1,q2,nps,teksti\n1000,2025-02-15T10:00:00+02:00,205,4,4,9,\n",
+    );
+    let r = palaute(
+        &[
+            "run",
+            "--warehouse",
+            &f.warehouse(),
+            "--json",
+            p.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert!(
+        r.stdout.contains(r#""partitions_computed":1"#),
+        "{}",
+        r.stdout
+    );
+    let late = dump_marts(&f);
+    assert_ne!(late, edited);
+    let r = palaute(&["optimize", "--warehouse", &f.warehouse(), "--json"], &[]);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    let v: serde_json::Value = serde_json::from_str(r.stdout.trim()).unwrap();
+    assert!(
+        v["tables"]["answers"]["partitions_compacted"].as_i64() >= Some(1),
+        "{v}"
+    );
+    assert_eq!(v["cube_cache_files_carried"].as_i64(), Some(4), "{v}");
+    let (computed, reused, _) = aggregate_json(&f, &[]);
+    assert_eq!((computed, reused), (0, 4));
+    assert_eq!(dump_marts(&f), late);
+    let (computed, reused, _) = aggregate_json(&f, &["--fresh-cubes"]);
+    assert_eq!((computed, reused), (4, 0));
+    assert_eq!(dump_marts(&f), late);
 }
 
 #[test]
