@@ -253,5 +253,12 @@ pub fn render(r: &OptimizeReport) -> String {
             t.files_before, t.files_after, t.partitions_compacted, t.rows_rewritten
         );
     }
+    if r.cube_cache_files_carried > 0 {
+        let _ = writeln!(
+            s,
+            "  cube cache: {} file(s) moved to the compacted files (nothing to compute again)",
+            r.cube_cache_files_carried
+        );
+    }
     s
 }
