@@ -547,7 +547,8 @@ fn partition_cubes(
     }
 }
 
-fn by_partition(files: Vec<TableFile>) -> BTreeMap<(String, String), Vec<TableFile>> {
+/// Files by (period, county) partition.
+pub(crate) fn by_partition(files: Vec<TableFile>) -> BTreeMap<(String, String), Vec<TableFile>> {
     let mut m: BTreeMap<(String, String), Vec<TableFile>> = BTreeMap::new();
     for f in files {
         let pv: BTreeMap<String, String> = f.partition_values().into_iter().collect();

@@ -57,16 +57,7 @@ pub async fn partition_fingerprints(
     wh: &Warehouse,
 ) -> Result<BTreeMap<(String, String), i64>, WarehouseError> {
     use crate::warehouse::tables::{ANSWERS, RESPONSES};
-    let group = |files: Vec<TableFile>| {
-        let mut m: BTreeMap<(String, String), Vec<TableFile>> = BTreeMap::new();
-        for f in files {
-            let pv: BTreeMap<String, String> = f.partition_values().into_iter().collect();
-            if let (Some(p), Some(c)) = (pv.get("period"), pv.get("county")) {
-                m.entry((p.clone(), c.clone())).or_default().push(f);
-            }
-        }
-        m
-    };
+    let group = super::cube::by_partition;
     let r = group(wh.files(&wh.table(RESPONSES, None).await?).await?);
     let a = group(wh.files(&wh.table(ANSWERS, None).await?).await?);
     let none = Vec::new();
