@@ -576,6 +576,65 @@ pub struct Built {
     pub cache_writes: Vec<tokio::task::JoinHandle<Result<(), WarehouseError>>>,
 }
 
+fn schemas() -> Schemas {
+    let with = |extra: &[&'static str]| GEO.iter().chain(extra.iter()).copied().collect::<Vec<_>>();
+    Schemas {
+        recommendation: schema(&GEO, spec(RECOMMENDATION).measures),
+        counts: schema(
+            &with(&["breakdown", "category"]),
+            spec(RESPONSE_COUNTS).measures,
+        ),
+        items: schema(&with(&["item_code"]), spec(ITEM_SCORES).measures),
+        selections: schema(
+            &with(&["item_code", "option_code"]),
+            spec(SELECTIONS).measures,
+        ),
+    }
+}
+
+fn kinds(need: Needs) -> Vec<Kind> {
+    [Kind::Recommendation, Kind::Items]
+        .into_iter()
+        .chain(need.counts.then_some(Kind::Counts))
+        .chain(need.selections.then_some(Kind::Selections))
+        .collect()
+}
+
+/// A year's cube cache files being read (and decoded), each kind on a task of its own; started
+/// ahead so that a year's cached cubes are ready when its turn comes.
+pub struct Prefetch {
+    year: String,
+    kinds: Vec<Kind>,
+    read: futures::future::BoxFuture<'static, Vec<Option<Cached>>>,
+}
+
+/// Start reading `year`'s cube cache files for the cubes `need` asks for.
+pub fn prefetch(wh: &Warehouse, year: &str, need: Needs) -> Prefetch {
+    use futures::FutureExt;
+    let schemas = schemas();
+    let kinds = kinds(need);
+    let handles: Vec<_> = kinds
+        .iter()
+        .map(|k| {
+            let (wh, kind, schema, y) = (
+                wh.clone(),
+                k.name(),
+                k.schema(&schemas).clone(),
+                year.to_string(),
+            );
+            tokio::spawn(async move { cube_cache::read(&wh, kind, &y, &schema).await })
+        })
+        .collect();
+    Prefetch {
+        year: year.to_string(),
+        kinds,
+        // a read that failed is a file not there: its partitions are computed
+        read: futures::future::join_all(handles)
+            .map(|r| r.into_iter().map(|r| r.unwrap_or(None)).collect())
+            .boxed(),
+    }
+}
+
 /// The cubes of the months `from`..=`to` (YYYY-MM) of the committed tables. For a whole year,
 /// partitions unchanged since an earlier aggregation are taken from the cube cache
 /// ([`cube_cache`]) unless `fresh`, and the cache is brought up to date.
@@ -589,20 +648,9 @@ pub async fn build(
     top_low: HashMap<(String, String), i64>,
     need: Needs,
     fresh: bool,
+    prefetched: Option<Prefetch>,
 ) -> Result<Built, WarehouseError> {
-    let with = |extra: &[&'static str]| GEO.iter().chain(extra.iter()).copied().collect::<Vec<_>>();
-    let schemas = Arc::new(Schemas {
-        recommendation: schema(&GEO, spec(RECOMMENDATION).measures),
-        counts: schema(
-            &with(&["breakdown", "category"]),
-            spec(RESPONSE_COUNTS).measures,
-        ),
-        items: schema(&with(&["item_code"]), spec(ITEM_SCORES).measures),
-        selections: schema(
-            &with(&["item_code", "option_code"]),
-            spec(SELECTIONS).measures,
-        ),
-    });
+    let schemas = Arc::new(schemas());
     let top_low = Arc::new(top_low);
     let clock = std::time::Instant::now();
     let rfiles = by_partition(wh.files(responses).await?);
@@ -623,22 +671,16 @@ pub async fn build(
         && from.ends_with("-01")
         && to.ends_with("-12"))
     .then(|| from[..4].to_string());
-    let kinds: Vec<Kind> = [Kind::Recommendation, Kind::Items]
-        .into_iter()
-        .chain(need.counts.then_some(Kind::Counts))
-        .chain(need.selections.then_some(Kind::Selections))
-        .collect();
+    let kinds = kinds(need);
     let fps: Vec<i64> = parts
         .iter()
         .map(|((p, c), rf, af)| cube_cache::fingerprint(p, c, rf, af))
         .collect();
-    let mut cached: Vec<Option<Cached>> = Vec::new();
-    for k in &kinds {
-        cached.push(match &year {
-            Some(y) if !fresh => cube_cache::read(wh, k.name(), y, k.schema(&schemas)).await,
-            _ => None,
-        });
-    }
+    let cached: Vec<Option<Cached>> = match (&year, fresh, prefetched) {
+        (Some(y), false, Some(p)) if p.year == *y && p.kinds == kinds => p.read.await,
+        (Some(y), false, _) => prefetch(wh, y, need).read.await,
+        _ => kinds.iter().map(|_| None).collect(),
+    };
     tracing::debug!(
         seconds = clock.elapsed().as_secs_f64(),
         "cube files listed and cache read"

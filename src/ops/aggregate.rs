@@ -799,8 +799,23 @@ pub async fn aggregate(
     let mut written: Vec<(&str, Vec<WrittenFile>)> = Vec::new();
     let mut pending: Vec<Pending<'static>> = Vec::new();
     let mut cache_writes = Vec::new();
+    let need = crate::marts::cube::Needs {
+        counts: wanted(crate::marts::RESPONSE_COUNTS),
+        selections: wanted(crate::marts::SELECTIONS),
+    };
+    // the next year's cube cache is read while this year's cubes are built and its marts
+    // computed
+    let prefetch_of = |i: usize| {
+        (!opts.sql_cubes && !opts.fresh_cubes)
+            .then(|| years.get(i))
+            .flatten()
+            .map(|y| crate::marts::cube::prefetch(wh, &y.to_string(), need))
+    };
+    let mut next = prefetch_of(0);
     let step = async {
         for (i, year) in years.iter().enumerate() {
+            let this = next.take();
+            next = prefetch_of(i + 1);
             let period_list = period_rows(&[*year], &types);
             let range = vec![("from", format!("{year}-01")), ("to", format!("{year}-12"))];
             let t = Instant::now();
@@ -823,11 +838,9 @@ pub async fn aggregate(
                     &range[0].1,
                     &range[1].1,
                     ordinal_top_low(Catalog::embedded()),
-                    crate::marts::cube::Needs {
-                        counts: wanted(crate::marts::RESPONSE_COUNTS),
-                        selections: wanted(crate::marts::SELECTIONS),
-                    },
+                    need,
                     opts.fresh_cubes,
+                    this,
                 )
                 .await?;
                 report.partitions_computed += built.computed as u64;
