@@ -59,14 +59,22 @@ fn loaded_at_once(name: &str, bytes: &[u8]) -> String {
     content(&g)
 }
 
+/// Run pipeline `p`: it succeeds and its summary holds every one of `expected`; the summary.
+fn run_ok(f: &Fixture, p: &std::path::Path, expected: &[&str]) -> String {
+    let r = f.run(p);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    for e in expected {
+        assert!(r.stdout.contains(e), "no {e:?} in:\n{}", r.stdout);
+    }
+    r.stdout
+}
+
 #[test]
 fn a_cumulative_export_resumes_where_the_loaded_bytes_end() {
     let f = Fixture::new();
     let p = f.pipeline(FORMAT, MAPPING);
     f.input("vienti_05.csv", &export(1..6));
-    let r = f.run(&p);
-    assert_eq!(r.code, 0, "{}", r.stderr);
-    assert!(r.stdout.contains("5 new"), "{}", r.stdout);
+    run_ok(&f, &p, &["5 new"]);
 
     // the next export repeats the five rows byte for byte and adds three, one of them broken
     let next = export(1..9);
@@ -79,22 +87,15 @@ fn a_cumulative_export_resumes_where_the_loaded_bytes_end() {
         "{}",
         plan.stdout
     );
-    let r = f.run(&p);
-    assert_eq!(r.code, 0, "{}", r.stderr);
     // the last row of the earlier export is read again (a resume point is where a record
     // starts), then the new rows
-    assert!(
-        r.stdout
-            .contains("rows: 4 read, 2 new, 0 updated, 1 duplicate, 1 quarantined"),
-        "{}",
-        r.stdout
-    );
-    assert!(
-        r.stdout.contains(
-            "vienti_08.csv: begins with the bytes of vienti_05.csv, already loaded: its first 4 rows not read again"
-        ),
-        "{}",
-        r.stdout
+    run_ok(
+        &f,
+        &p,
+        &[
+            "rows: 4 read, 2 new, 0 updated, 1 duplicate, 1 quarantined",
+            "vienti_08.csv: begins with the bytes of vienti_05.csv, already loaded: its first 4 rows not read again",
+        ],
     );
     // the broken row is named by the line it is on in the whole file: two header lines, row 3
     // on two lines, so response 7 starts on line 10
@@ -109,14 +110,13 @@ fn a_cumulative_export_resumes_where_the_loaded_bytes_end() {
     // the ledger keeps where the new export can be resumed: a third one continues from it
     let third = export(1..12);
     f.input("vienti_11.csv", &third);
-    let r = f.run(&p);
-    assert_eq!(r.code, 0, "{}", r.stderr);
-    assert!(
-        r.stdout.contains("its first 7 rows not read again")
-            && r.stdout
-                .contains("rows: 4 read, 3 new, 0 updated, 1 duplicate"),
-        "{}",
-        r.stdout
+    run_ok(
+        &f,
+        &p,
+        &[
+            "its first 7 rows not read again",
+            "rows: 4 read, 3 new, 0 updated, 1 duplicate",
+        ],
     );
     assert_eq!(content(&f), loaded_at_once("vienti_11.csv", &third));
     let h = palaute(&["history", "--warehouse", &f.warehouse(), "--json"], &[]);
@@ -141,16 +141,15 @@ fn an_unfinished_last_row_is_read_again_whole() {
     let f = Fixture::new();
     let p = f.pipeline(FORMAT, MAPPING);
     f.input("a.csv", &first);
-    assert_eq!(f.run(&p).code, 0);
+    run_ok(&f, &p, &["5 new"]);
     f.input("b.csv", &second);
-    let r = f.run(&p);
-    assert_eq!(r.code, 0, "{}", r.stderr);
-    assert!(
-        r.stdout.contains("its first 4 rows not read again")
-            && r.stdout
-                .contains("rows: 2 read, 1 new, 1 updated, 0 duplicate"),
-        "{}",
-        r.stdout
+    run_ok(
+        &f,
+        &p,
+        &[
+            "its first 4 rows not read again",
+            "rows: 2 read, 1 new, 1 updated, 0 duplicate",
+        ],
     );
     let c = f.sql("SELECT text FROM comments WHERE text LIKE 'Kesken%'");
     assert_eq!(c.len(), 1);
@@ -163,22 +162,19 @@ fn edits_configuration_changes_and_rollbacks_read_the_whole_export() {
     let f = Fixture::new();
     let p = f.pipeline(FORMAT, MAPPING);
     f.input("a.csv", &export(1..6));
-    assert_eq!(f.run(&p).code, 0);
+    run_ok(&f, &p, &["5 new"]);
 
     // response 1 edited at the source: the export does not begin with a.csv's bytes
     let mut edited = export(1..8);
     let at = edited.windows(4).position(|w| w == b"1;2.").expect("row 1");
     edited[at + 2] = b'3';
     f.input("b.csv", &edited);
-    let r = f.run(&p);
-    assert_eq!(r.code, 0, "{}", r.stderr);
-    assert!(!r.stdout.contains("not read again"), "{}", r.stdout);
-    assert!(
-        r.stdout
-            .contains("rows: 7 read, 1 new, 1 updated, 4 duplicate, 1 quarantined"),
-        "{}",
-        r.stdout
+    let out = run_ok(
+        &f,
+        &p,
+        &["rows: 7 read, 1 new, 1 updated, 4 duplicate, 1 quarantined"],
     );
+    assert!(!out.contains("not read again"), "{out}");
     assert_eq!(content(&f), loaded_at_once("b.csv", &edited));
     let seq_b: i64 = f.sql("SELECT max(seq) AS s FROM runs")[0]["s"]
         .as_i64()
@@ -188,14 +184,13 @@ fn edits_configuration_changes_and_rollbacks_read_the_whole_export() {
     let mut c = edited.clone();
     c.extend_from_slice(b"8;9.3.2024 10.00;Hattula;2;2;3;\r\n");
     f.input("c.csv", &c);
-    let r = f.run(&p);
-    assert_eq!(r.code, 0, "{}", r.stderr);
-    assert!(
-        r.stdout.contains("begins with the bytes of b.csv")
-            && r.stdout
-                .contains("rows: 2 read, 1 new, 0 updated, 1 duplicate, 0 quarantined"),
-        "{}",
-        r.stdout
+    run_ok(
+        &f,
+        &p,
+        &[
+            "begins with the bytes of b.csv",
+            "rows: 2 read, 1 new, 0 updated, 1 duplicate, 0 quarantined",
+        ],
     );
 
     // c.csv's run rolled back: d.csv (c.csv and one more row) resumes from b.csv's point, not
@@ -215,14 +210,13 @@ fn edits_configuration_changes_and_rollbacks_read_the_whole_export() {
     let mut d = c.clone();
     d.extend_from_slice(b"9;9.3.2024 11.00;Hattula;5;5;10;\r\n");
     f.input("d.csv", &d);
-    let r = f.run(&p);
-    assert_eq!(r.code, 0, "{}", r.stderr);
-    assert!(
-        r.stdout.contains("begins with the bytes of b.csv")
-            && r.stdout
-                .contains("rows: 3 read, 2 new, 0 updated, 1 duplicate"),
-        "{}",
-        r.stdout
+    run_ok(
+        &f,
+        &p,
+        &[
+            "begins with the bytes of b.csv",
+            "rows: 3 read, 2 new, 0 updated, 1 duplicate",
+        ],
     );
     assert_eq!(content(&f), loaded_at_once("d.csv", &d));
 
@@ -231,27 +225,23 @@ fn edits_configuration_changes_and_rollbacks_read_the_whole_export() {
     e.extend_from_slice(b"10;9.3.2024 12.00;Hattula;1;1;0;\r\n");
     f.input("e.csv", &e);
     std::fs::write(&p, std::fs::read_to_string(&p).unwrap() + "# reviewed\n").unwrap();
-    let r = f.run(&p);
-    assert_eq!(r.code, 0, "{}", r.stderr);
-    assert!(!r.stdout.contains("not read again"), "{}", r.stdout);
-    assert!(
-        r.stdout
-            .contains("rows: 10 read, 1 new, 0 updated, 9 duplicate, 0 quarantined"),
-        "{}",
-        r.stdout
+    let out = run_ok(
+        &f,
+        &p,
+        &["rows: 10 read, 1 new, 0 updated, 9 duplicate, 0 quarantined"],
     );
+    assert!(!out.contains("not read again"), "{out}");
     // and the next export resumes from the point recorded with the new file
     let mut g = e.clone();
     g.extend_from_slice(b"11;9.3.2024 13.00;Hattula;3;3;7;\r\n");
     f.input("g.csv", &g);
-    let r = f.run(&p);
-    assert_eq!(r.code, 0, "{}", r.stderr);
-    assert!(
-        r.stdout.contains("begins with the bytes of e.csv")
-            && r.stdout
-                .contains("rows: 2 read, 1 new, 0 updated, 1 duplicate"),
-        "{}",
-        r.stdout
+    run_ok(
+        &f,
+        &p,
+        &[
+            "begins with the bytes of e.csv",
+            "rows: 2 read, 1 new, 0 updated, 1 duplicate",
+        ],
     );
     assert_eq!(content(&f), loaded_at_once("g.csv", &g));
 }
