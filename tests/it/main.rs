@@ -1,6 +1,7 @@
 //! The one integration-test binary: every test drives `palaute` the way a user does (the CLI on
 //! real files, reading results back through `palaute sql`).
 
+mod bench;
 mod common;
 mod decoding;
 mod demo;
