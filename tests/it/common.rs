@@ -32,6 +32,20 @@ pub fn palaute(args: &[&str], envs: &[(&str, &str)]) -> Ran {
     Ran::from(c.output().expect("palaute runs"))
 }
 
+/// The rows of `table` in the warehouse at `warehouse`, through `palaute sql` (which must succeed).
+pub fn count_in(warehouse: &str, table: &str, envs: &[(&str, &str)]) -> i64 {
+    let q = format!("SELECT count(*) AS n FROM {table}");
+    let r = palaute(
+        &["sql", "--warehouse", warehouse, "--format", "csv", &q],
+        envs,
+    );
+    assert_eq!(r.code, 0, "sql failed: {}", r.stderr);
+    let out = r.stdout.trim();
+    out.strip_prefix("n\n")
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("not a count: {out}"))
+}
+
 /// The standard test pipeline's mapping, for a source with columns
 /// id, time, kunta, q1, q2, nps, teksti.
 pub const MAPPING: &str = r#"mapping:
@@ -153,9 +167,7 @@ impl Fixture {
     }
 
     pub fn count(&self, table: &str) -> i64 {
-        self.sql(&format!("SELECT count(*) AS n FROM {table}"))[0]["n"]
-            .as_i64()
-            .unwrap()
+        count_in(&self.warehouse(), table, &[])
     }
 
     /// Every data table's content, in a stable order (run-specific columns left out).
