@@ -65,34 +65,54 @@ struct Fine {
     keys: [u32; MAX_KEYS],
 }
 
-/// Sums per cell, cells numbered in the order first seen.
+/// Sums per cell, cells numbered in the order first seen. A sum is NULL until a non-NULL value
+/// is added to it (bit `m` of the cell's `seen` word for measure `m`).
 struct Acc<K> {
     index: FastMap<K, u32>,
     cells: Vec<K>,
-    sums: Vec<Option<i64>>,
+    sums: Vec<i64>,
+    seen: Vec<u64>,
     nm: usize,
 }
 
 impl<K: Copy + Eq + std::hash::Hash> Acc<K> {
-    /// Add `values` (NULL adds nothing) to the sums of `key`.
-    fn add(&mut self, key: K, values: &[Option<i64>]) {
+    fn new(nm: usize) -> Self {
+        assert!(nm <= 64, "at most 64 measures");
+        Acc {
+            index: FastMap::default(),
+            cells: Vec::new(),
+            sums: Vec::new(),
+            seen: Vec::new(),
+            nm,
+        }
+    }
+
+    /// Add `values` to the sums of `key`; bit `m` of `present` tells whether `values[m]` is a
+    /// value (a NULL is passed as 0 and adds nothing).
+    fn add(&mut self, key: K, values: &[i64], present: u64) {
         let Acc {
             index,
             cells,
             sums,
+            seen,
             nm,
         } = self;
         let nm = *nm;
         let at = *index.entry(key).or_insert_with(|| {
             cells.push(key);
-            sums.extend(std::iter::repeat_n(None, nm));
+            sums.resize(sums.len() + nm, 0);
+            seen.push(0);
             (cells.len() - 1) as u32
         }) as usize;
         for (acc, v) in sums[at * nm..at * nm + nm].iter_mut().zip(values) {
-            if let Some(v) = v {
-                *acc = Some(acc.unwrap_or(0) + v);
-            }
+            *acc += v;
         }
+        seen[at] |= present;
+    }
+
+    /// The sum of measure `m` of cell `i` (NULL when no value was added).
+    fn sum(&self, i: usize, m: usize) -> Option<i64> {
+        (self.seen[i] >> m & 1 == 1).then(|| self.sums[i * self.nm + m])
     }
 }
 
@@ -112,7 +132,8 @@ impl Expand<'_> {
         periods: &[u32],
         d: [u32; 6],
         keys: [u32; MAX_KEYS],
-        values: &[Option<i64>],
+        values: &[i64],
+        present: u64,
     ) {
         let [_, county, coop, muni, local, service] = d;
         for &period in periods {
@@ -133,7 +154,7 @@ impl Expand<'_> {
                         service,
                         keys,
                     };
-                    acc.add(cell, values);
+                    acc.add(cell, values, present);
                 }
             }
         }
@@ -214,33 +235,25 @@ pub fn rollup(
         .filter(|&l| levels.contains(&GEO[l as usize]))
         .collect();
     let nm = spec.measures.len();
-    let mut acc: Acc<Cell> = Acc {
-        index: FastMap::default(),
-        cells: Vec::new(),
-        sums: Vec::new(),
-        nm,
-    };
+    let mut acc: Acc<Cell> = Acc::new(nm);
     // months by interned id
-    let mut month_periods: FastMap<u32, &Vec<u32>> = FastMap::default();
+    let mut month_periods: FastMap<u32, &[u32]> = FastMap::default();
     for (m, ps) in &months {
-        month_periods.insert(st.id(Some(m)), ps);
+        month_periods.insert(st.id(Some(m)), ps.as_slice());
     }
     // Without the municipality or local-area level, cube rows that differ only there are summed
     // first (each then costs one hash look-up instead of one per period, level and service);
     // the sums are the same, integer addition being exact.
     let premerge = !wanted.contains(&0) || !wanted.contains(&3);
-    let mut fine: Acc<Fine> = Acc {
-        index: FastMap::default(),
-        cells: Vec::new(),
-        sums: Vec::new(),
-        nm,
-    };
+    let mut fine: Acc<Fine> = Acc::new(nm);
     let ctx = Expand {
         wanted: &wanted,
         fi,
         null,
         all,
     };
+    let every: u64 = if nm == 64 { u64::MAX } else { (1u64 << nm) - 1 };
+    let mut values: Vec<i64> = vec![0; nm];
     for b in cube {
         // the cube's key columns up to the service (the instrument leads the mart's own keys),
         // then the mart's own keys, as interned ids
@@ -262,11 +275,22 @@ pub fn rollup(
             .iter()
             .map(|m| m.as_primitive::<Int64Type>())
             .collect();
-        let mut values: Vec<Option<i64>> = Vec::with_capacity(nm);
+        let raw: Vec<&[i64]> = measures.iter().map(|m| m.values().as_ref()).collect();
+        // the measures that hold NULLs, checked row by row
+        let nullable: Vec<(usize, &Int64Array)> = measures
+            .iter()
+            .enumerate()
+            .filter(|(_, m)| m.null_count() > 0)
+            .map(|(j, m)| (j, *m))
+            .collect();
+        // each interned id's periods (None: a month outside the requested range)
+        let periods_of: Vec<Option<&[u32]>> = (0..st.texts.len() as u32)
+            .map(|id| month_periods.get(&id).copied())
+            .collect();
         for i in 0..b.num_rows() {
-            if !month_periods.contains_key(&dims[0][i]) {
+            let Some(ps) = periods_of[dims[0][i] as usize] else {
                 continue;
-            }
+            };
             let mut d = [
                 dims[0][i], dims[1][i], dims[2][i], dims[3][i], dims[4][i], dims[5][i],
             ];
@@ -274,8 +298,16 @@ pub fn rollup(
             for (slot, a) in k.iter_mut().zip(&keys) {
                 *slot = a[i];
             }
-            values.clear();
-            values.extend(measures.iter().map(|m| (!m.is_null(i)).then(|| m.value(i))));
+            for (v, r) in values.iter_mut().zip(&raw) {
+                *v = r[i];
+            }
+            let mut present = every;
+            for (j, m) in &nullable {
+                if m.is_null(i) {
+                    values[*j] = 0;
+                    present &= !(1u64 << j);
+                }
+            }
             if premerge {
                 if !wanted.contains(&0) {
                     d[3] = null;
@@ -283,9 +315,9 @@ pub fn rollup(
                 if !wanted.contains(&3) {
                     d[4] = null;
                 }
-                fine.add(Fine { dims: d, keys: k }, &values);
+                fine.add(Fine { dims: d, keys: k }, &values, present);
             } else {
-                ctx.expand(&mut acc, month_periods[&d[0]], d, k, &values);
+                ctx.expand(&mut acc, ps, d, k, &values, present);
             }
         }
     }
@@ -296,9 +328,10 @@ pub fn rollup(
             c.dims,
             c.keys,
             &fine.sums[j * nm..j * nm + nm],
+            fine.seen[j],
         );
     }
-    let Acc { cells, sums, .. } = acc;
+    let cells = &acc.cells;
     // the columns rollup.sql gives, every string plain Utf8, every sum Int64
     let mut fields: Vec<Field> = [
         "period_type",
@@ -321,30 +354,31 @@ pub fn rollup(
             .map(|m| Field::new(*m, DataType::Int64, true)),
     );
     let schema = Arc::new(Schema::new(fields));
-    let strings = |f: &dyn Fn(&Cell) -> Option<String>| -> ArrayRef {
-        Arc::new(StringArray::from(cells.iter().map(f).collect::<Vec<_>>()))
-    };
+    let years: Vec<String> = periods.iter().map(|p| p.year.to_string()).collect();
+    fn column_of<'s>(cells: &[Cell], f: impl Fn(&Cell) -> Option<&'s str>) -> ArrayRef {
+        Arc::new(cells.iter().map(f).collect::<StringArray>())
+    }
     let period = |c: &Cell| &periods[c.period as usize];
     let mut cols: Vec<ArrayRef> = vec![
-        strings(&|c| Some(period(c).period_type.as_str().to_string())),
-        strings(&|c| Some(period(c).period.clone())),
-        strings(&|c| Some(period(c).period_start.clone())),
-        strings(&|c| Some(period(c).period_end.clone())),
-        strings(&|c| Some(period(c).year.to_string())),
-        strings(&|c| Some(GEO[c.level as usize].to_string())),
-        strings(&|c| st.text(c.parent).map(str::to_string)),
-        strings(&|c| st.text(c.code).map(str::to_string)),
-        strings(&|c| st.text(c.service).map(str::to_string)),
+        column_of(cells, |c| Some(period(c).period_type.as_str())),
+        column_of(cells, |c| Some(period(c).period.as_str())),
+        column_of(cells, |c| Some(period(c).period_start.as_str())),
+        column_of(cells, |c| Some(period(c).period_end.as_str())),
+        column_of(cells, |c| Some(years[c.period as usize].as_str())),
+        column_of(cells, |c| Some(GEO[c.level as usize])),
+        column_of(cells, |c| st.text(c.parent)),
+        column_of(cells, |c| st.text(c.code)),
+        column_of(cells, |c| st.text(c.service)),
     ];
     for k in 0..spec.keys.len() {
-        cols.push(strings(&|c| st.text(c.keys[k]).map(str::to_string)));
+        cols.push(column_of(cells, |c| st.text(c.keys[k])));
     }
     for m in 0..nm {
-        cols.push(Arc::new(Int64Array::from(
+        cols.push(Arc::new(
             (0..cells.len())
-                .map(|i| sums[i * nm + m])
-                .collect::<Vec<_>>(),
-        )));
+                .map(|i| acc.sum(i, m))
+                .collect::<Int64Array>(),
+        ));
     }
     let batch = RecordBatch::try_new(schema.clone(), cols).map_err(|e| e.to_string())?;
     Ok((schema, vec![batch]))

@@ -441,7 +441,8 @@ async fn compute_mart(
         suppress_s = t.elapsed().as_secs_f64() - t_rollup,
         "phases"
     );
-    figures(
+    let tf = Instant::now();
+    let out = figures(
         &SessionContext::new(),
         spec,
         &rules,
@@ -449,7 +450,13 @@ async fn compute_mart(
         &rolled,
         &reasons,
     )
-    .await
+    .await;
+    tracing::debug!(
+        mart = spec.name,
+        seconds = tf.elapsed().as_secs_f64(),
+        "figures"
+    );
+    out
 }
 
 /// The mart's published rows: the figures SQL over the rolled-up cells and their suppression
@@ -503,14 +510,14 @@ async fn figures(
     Ok((schema, out, report))
 }
 
-/// Write a mart's batches as one Parquet file per (period_type, year).
-async fn write_mart(
-    wh: &Warehouse,
+/// A mart's batches encoded as one Parquet file per (period_type, year): each file's path in the
+/// table, bytes and partition values, and its rows.
+fn encode_mart(
     name: &str,
     schema: &SchemaRef,
     batches: &[RecordBatch],
     run_id: &str,
-) -> Result<Vec<WrittenFile>, AggregateError> {
+) -> Result<Vec<(WrittenFile, Vec<u8>)>, AggregateError> {
     let err = |m: String| AggregateError::Mart {
         mart: name.to_string(),
         message: m,
@@ -566,31 +573,69 @@ async fn write_mart(
         w.close().map_err(|e| err(e.to_string()))?;
         let rel = format!("period_type={pt}/year={year}/part-{run_id}.snappy.parquet");
         let size = buf.len() as i64;
-        wh.loc
-            .store
-            .put(&wh.loc.child(&format!("{name}/{rel}")), buf.into())
-            .await
-            .map_err(|e| err(e.to_string()))?;
-        files.push(WrittenFile {
-            rel_path: rel,
-            local_path: Default::default(),
-            partition_values: vec![("period_type".into(), pt), ("year".into(), year)],
-            rows,
-            size,
-        });
+        files.push((
+            WrittenFile {
+                rel_path: rel,
+                local_path: Default::default(),
+                partition_values: vec![("period_type".into(), pt), ("year".into(), year)],
+                rows,
+                size,
+            },
+            buf,
+        ));
     }
     Ok(files)
 }
 
+/// Encode a computed mart's files (on a blocking thread) and upload them (uncommitted,
+/// invisible until the commit): done on the mart's own task, so that one year's files are
+/// encoded while the other year's marts compute.
+async fn publish(
+    wh: Warehouse,
+    name: &'static str,
+    computed: Computed,
+    run_id: String,
+) -> Result<Published, AggregateError> {
+    let (schema, batches, report) = computed;
+    let s = schema.clone();
+    let encoded = tokio::task::spawn_blocking(move || encode_mart(name, &s, &batches, &run_id))
+        .await
+        .map_err(|e| AggregateError::Mart {
+            mart: name.to_string(),
+            message: e.to_string(),
+        })??;
+    failpoint(&format!("publish:{name}"))?;
+    let mut files = Vec::new();
+    for (f, buf) in encoded {
+        let put = wh
+            .loc
+            .store
+            .put(&wh.loc.child(&format!("{name}/{}", f.rel_path)), buf.into())
+            .await;
+        if let Err(e) = put {
+            crate::warehouse::writer::delete_uploaded(&wh.loc, name, &files).await;
+            return Err(AggregateError::Mart {
+                mart: name.to_string(),
+                message: e.to_string(),
+            });
+        }
+        files.push(f);
+    }
+    Ok((schema, files, report))
+}
+
 /// A mart's published schema, rows and counts.
 type Computed = (SchemaRef, Vec<RecordBatch>, MartReport);
+
+/// A mart's published schema, files (uploaded, not committed) and counts.
+type Published = (SchemaRef, Vec<WrittenFile>, MartReport);
 
 /// A mart being computed on a task of its own: its year, name and start.
 type Pending<'a> = (
     i32,
     &'a str,
     Instant,
-    tokio::task::JoinHandle<Result<Computed, AggregateError>>,
+    tokio::task::JoinHandle<Result<Published, AggregateError>>,
 );
 
 /// Roll-up cells (cube rows × period types × geography levels, an estimate) up to which a
@@ -601,21 +646,40 @@ type Pending<'a> = (
 /// took 43.6 s instead of 38.2 s.
 const SIDE_BY_SIDE_CELLS: usize = 8_000_000;
 
-/// Await computed marts and write each one's files (uncommitted, invisible until the commit).
+/// Await marts being computed and published, and record each one's files. Every one is
+/// awaited even when one fails, and the files of the others are then deleted, so that a failed
+/// aggregation leaves no uploaded file behind.
 async fn write_marts<'a>(
     wh: &Warehouse,
     done: Vec<Pending<'a>>,
-    run_id: &str,
     report: &mut AggregateReport,
     written: &mut Vec<(&'a str, Vec<WrittenFile>)>,
 ) -> Result<(), AggregateError> {
+    let mut results = Vec::new();
     for (year, name, t, handle) in done {
-        let (schema, batches, mr) = handle.await.map_err(|e| AggregateError::Mart {
+        let r = handle.await.map_err(|e| AggregateError::Mart {
             mart: name.to_string(),
             message: e.to_string(),
-        })??;
+        });
+        results.push((year, name, t, r.and_then(|r| r)));
+    }
+    if let Some(i) = results.iter().position(|r| r.3.is_err()) {
+        for (_, name, _, r) in &results {
+            if let Ok((_, files, _)) = r {
+                crate::warehouse::writer::delete_uploaded(&wh.loc, name, files).await;
+            }
+        }
+        let (_, _, _, r) = results.swap_remove(i);
+        return r.map(|_| ());
+    }
+    for (year, name, t, r) in results {
+        let (schema, files, mr) = r?;
+        // recorded first: a failure from here on deletes them with the rest
+        match written.iter_mut().find(|(n, _)| *n == name) {
+            Some((_, f)) => f.extend(files),
+            None => written.push((name, files)),
+        }
         wh.ensure_mart(name, &schema, METHOD).await?;
-        let files = write_mart(wh, name, &schema, &batches, run_id).await?;
         tracing::info!(
             mart = name,
             year,
@@ -632,10 +696,6 @@ async fn write_marts<'a>(
         total.suppressed_secondary += mr.suppressed_secondary;
         total.suppressed_cascade += mr.suppressed_cascade;
         total.low_reliability += mr.low_reliability;
-        match written.iter_mut().find(|(n, _)| *n == name) {
-            Some((_, f)) => f.extend(files),
-            None => written.push((name, files)),
-        }
     }
     Ok(())
 }
@@ -697,7 +757,10 @@ pub async fn aggregate(
     if !wh.exists().await? {
         return Err(WarehouseError::Missing(wh.loc.display()).into());
     }
-    wh.recover().await?;
+    // the ledger's committed versions, read once: recovery restores tables to them
+    let committed = ledger::committed_versions(wh).await?;
+    wh.recover_to(&committed).await?;
+    tracing::debug!(seconds = clock.elapsed().as_secs_f64(), "warehouse checked");
     let run_id = ledger::new_run_id();
     for l in &opts.levels {
         if !GEO_LEVELS.contains(&l.as_str()) {
@@ -728,16 +791,15 @@ pub async fn aggregate(
     // the committed version of the tables read, opened once (the reference path's SQL may
     // read any table)
     let committed_tables = if opts.sql_cubes {
-        wh.committed_tables().await?
+        wh.committed_tables_at(&[], &committed).await?
     } else {
         let mut names = vec![
             crate::warehouse::tables::RESPONSES,
             crate::warehouse::tables::ANSWERS,
         ];
         names.extend(MART_TABLES);
-        wh.committed_tables_of(&names).await?
+        wh.committed_tables_at(&names, &committed).await?
     };
-    let committed = ledger::committed_versions(wh).await?;
     // what the marts hold now: (period_type, year) partitions
     let mut existing: BTreeSet<(String, String)> = BTreeSet::new();
     for name in MART_TABLES {
@@ -835,7 +897,9 @@ pub async fn aggregate(
                 for spec in SPECS.iter().filter(|s| wanted(s.name)) {
                     let t = Instant::now();
                     let out = compute_mart_sql(&ctx, spec, opts, &range, &levels).await;
-                    let handle = tokio::spawn(async move { out });
+                    let (wh, run_id) = (wh.clone(), run_id.clone());
+                    let handle =
+                        tokio::spawn(async move { publish(wh, spec.name, out?, run_id).await });
                     pending.push((*year, spec.name, t, handle));
                 }
             } else {
@@ -877,25 +941,24 @@ pub async fn aggregate(
                 let cells = cube_rows * types.len() * (levels.len() + 1);
                 let mut previous = std::mem::take(&mut pending);
                 if cells > SIDE_BY_SIDE_CELLS {
-                    write_marts(wh, previous, &run_id, &mut report, &mut written).await?;
+                    write_marts(wh, previous, &mut report, &mut written).await?;
                     previous = Vec::new();
                 }
                 for (spec, cube) in cubes {
                     let levels: Vec<String> = levels.iter().map(|l| l.to_string()).collect();
-                    let handle = tokio::spawn(compute_mart(
-                        cube,
-                        spec,
-                        opts.rules,
-                        levels,
-                        period_list.clone(),
-                    ));
+                    let (wh, run_id, rules) = (wh.clone(), run_id.clone(), opts.rules);
+                    let periods = period_list.clone();
+                    let handle = tokio::spawn(async move {
+                        let computed = compute_mart(cube, spec, rules, levels, periods).await?;
+                        publish(wh, spec.name, computed, run_id).await
+                    });
                     pending.push((*year, spec.name, Instant::now(), handle));
                 }
-                write_marts(wh, previous, &run_id, &mut report, &mut written).await?;
+                write_marts(wh, previous, &mut report, &mut written).await?;
             }
             if opts.sql_cubes || i + 1 == years.len() {
                 let done = std::mem::take(&mut pending);
-                write_marts(wh, done, &run_id, &mut report, &mut written).await?;
+                write_marts(wh, done, &mut report, &mut written).await?;
             }
         }
         Ok::<(), AggregateError>(())
@@ -910,8 +973,11 @@ pub async fn aggregate(
         }
     }
     if let Err(e) = stepped {
-        for (_, _, _, h) in &pending {
-            h.abort();
+        // the marts still being computed are awaited, and their files deleted with the rest
+        for (_, name, _, h) in pending {
+            if let Ok(Ok((_, files, _))) = h.await {
+                crate::warehouse::writer::delete_uploaded(&wh.loc, name, &files).await;
+            }
         }
         for (name, files) in &written {
             crate::warehouse::writer::delete_uploaded(&wh.loc, name, files).await;
@@ -938,6 +1004,7 @@ pub async fn aggregate(
             report.table_versions.insert(name.to_string(), v);
             failpoint(&format!("commit:{name}"))?;
         }
+        tracing::debug!(seconds = clock.elapsed().as_secs_f64(), "marts committed");
         failpoint("ledger")?;
         ledger::append_operation(
             wh,

@@ -403,19 +403,37 @@ impl Warehouse {
     /// committed versions. Returns the tables restored.
     pub async fn recover(&self) -> Result<Vec<String>, WarehouseError> {
         let committed = ledger::committed_versions(self).await?;
-        let mut restored = Vec::new();
-        for name in tables::DATA_TABLES.into_iter().chain(tables::MART_TABLES) {
+        self.recover_to(&committed).await
+    }
+
+    /// [`Warehouse::recover`] to the ledger's `committed` versions, already read. The tables'
+    /// latest versions are looked up concurrently.
+    pub async fn recover_to(
+        &self,
+        committed: &BTreeMap<String, u64>,
+    ) -> Result<Vec<String>, WarehouseError> {
+        let names: Vec<&str> = tables::DATA_TABLES
+            .into_iter()
+            .chain(tables::MART_TABLES)
+            .collect();
+        let latest = futures::future::try_join_all(names.iter().map(|name| async move {
             if !self.table_exists(name).await? {
-                continue;
+                return Ok::<_, WarehouseError>(None);
             }
             // the latest version from the log's listing (the table's files are not loaded)
-            let latest = self
+            let v = self
                 .builder(name)?
                 .build()
                 .map_err(delta(name))?
                 .get_latest_version()
                 .await
                 .map_err(delta(name))?;
+            Ok(Some(v))
+        }))
+        .await?;
+        let mut restored = Vec::new();
+        for (name, latest) in names.into_iter().zip(latest) {
+            let Some(latest) = latest else { continue };
             let want = committed.get(name).copied().unwrap_or(0);
             if latest > want {
                 tracing::warn!(
@@ -443,22 +461,39 @@ impl Warehouse {
         names: &[&str],
     ) -> Result<BTreeMap<String, DeltaTable>, WarehouseError> {
         let committed = ledger::committed_versions(self).await?;
+        self.committed_tables_at(names, &committed).await
+    }
+
+    /// [`Warehouse::committed_tables_of`] at the ledger's `committed` versions, already read.
+    /// The tables are opened concurrently.
+    pub async fn committed_tables_at(
+        &self,
+        names: &[&str],
+        committed: &BTreeMap<String, u64>,
+    ) -> Result<BTreeMap<String, DeltaTable>, WarehouseError> {
         let wanted = |n: &str| names.is_empty() || names.contains(&n);
-        let mut out = BTreeMap::new();
+        // (table, version to open (None: the latest), whether it may not exist yet)
+        let mut open: Vec<(&str, Option<u64>, bool)> = Vec::new();
         for name in ALL_TABLES.into_iter().filter(|n| wanted(n)) {
             let v = if name == tables::RUNS {
                 None
             } else {
                 Some(committed.get(name).copied().unwrap_or(0))
             };
-            out.insert(name.to_string(), self.table(name, v).await?);
+            open.push((name, v, false));
         }
         for name in tables::MART_TABLES.into_iter().filter(|n| wanted(n)) {
-            if self.table_exists(name).await? {
-                let v = committed.get(name).copied().unwrap_or(0);
-                out.insert(name.to_string(), self.table(name, Some(v)).await?);
-            }
+            open.push((name, Some(committed.get(name).copied().unwrap_or(0)), true));
         }
+        let opened =
+            futures::future::try_join_all(open.into_iter().map(|(name, v, optional)| async move {
+                if optional && !self.table_exists(name).await? {
+                    return Ok::<_, WarehouseError>(None);
+                }
+                Ok(Some((name.to_string(), self.table(name, v).await?)))
+            }))
+            .await?;
+        let out: BTreeMap<String, DeltaTable> = opened.into_iter().flatten().collect();
         Ok(out)
     }
 }

@@ -2,7 +2,7 @@
 //! with the aggregation), `palaute aggregate`, `palaute sql` and `palaute audit-disclosure`.
 //! Expected figures are computed here from the generated responses, from first principles.
 
-use crate::common::{Fixture, MAPPING, palaute, s};
+use crate::common::{Fixture, MAPPING, files_under, palaute, s};
 
 const Z: f64 = 1.959_963_984_540_054;
 
@@ -667,4 +667,44 @@ fn partitioned_cubes_equal_the_sql_definition() {
     );
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert_eq!(dump(), fast);
+}
+
+/// A mart that fails while the others are being published: the aggregation fails, and the
+/// files the other marts had already uploaded are deleted, so the marts' folders hold exactly
+/// what they held (the cube cache, derived data, may have been brought up to date).
+#[test]
+fn a_failed_aggregation_leaves_no_mart_file_behind() {
+    let f = loaded();
+    let wh = f.warehouse();
+    let mart_files = || -> Vec<std::path::PathBuf> {
+        [
+            "item_scores",
+            "recommendation",
+            "response_counts",
+            "selections",
+        ]
+        .iter()
+        .flat_map(|m| files_under(&f.path("wh").join(m)))
+        .collect()
+    };
+    let before = mart_files();
+    let dump = dump_marts(&f);
+    assert!(
+        before
+            .iter()
+            .any(|p| p.to_string_lossy().ends_with(".parquet")),
+        "the first aggregation published files: {before:?}"
+    );
+    let r = palaute(
+        &["aggregate", "--warehouse", &wh, "--fresh-cubes"],
+        &[("PALAUTE_FAILPOINT", "error:publish:item_scores")],
+    );
+    assert_ne!(r.code, 0, "{}", r.stdout);
+    assert!(r.stderr.contains("failpoint"), "{}", r.stderr);
+    assert_eq!(mart_files(), before);
+    assert_eq!(dump_marts(&f), dump);
+    // and the next aggregation publishes as usual
+    let r = palaute(&["aggregate", "--warehouse", &wh], &[]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(dump_marts(&f), dump);
 }
