@@ -406,8 +406,10 @@ impl Warehouse {
         self.recover_to(&committed).await
     }
 
-    /// [`Warehouse::recover`] to the ledger's `committed` versions, already read. The tables'
-    /// latest versions are looked up concurrently.
+    /// [`Warehouse::recover`] to the ledger's `committed` versions, already read. The tables
+    /// are looked at one after another: done concurrently, the local store's file operations
+    /// started ~9 more blocking threads, which stayed for the load that follows and spread its
+    /// allocations over more allocator arenas (a 1M load peaked ~100 MB higher).
     pub async fn recover_to(
         &self,
         committed: &BTreeMap<String, u64>,
@@ -416,9 +418,11 @@ impl Warehouse {
             .into_iter()
             .chain(tables::MART_TABLES)
             .collect();
-        let latest = futures::future::try_join_all(names.iter().map(|name| async move {
+        let mut latest = Vec::new();
+        for name in &names {
             if !self.table_exists(name).await? {
-                return Ok::<_, WarehouseError>(None);
+                latest.push(None);
+                continue;
             }
             // the latest version from the log's listing (the table's files are not loaded)
             let v = self
@@ -428,9 +432,8 @@ impl Warehouse {
                 .get_latest_version()
                 .await
                 .map_err(delta(name))?;
-            Ok(Some(v))
-        }))
-        .await?;
+            latest.push(Some(v));
+        }
         let mut restored = Vec::new();
         for (name, latest) in names.into_iter().zip(latest) {
             let Some(latest) = latest else { continue };
