@@ -317,26 +317,50 @@ pub async fn write(
     let opts = IpcWriteOptions::default()
         .try_with_compression(compression)
         .map_err(|e| err(e.to_string()))?;
+    // one batch: a dictionary and a buffer per column (per-partition batches made thousands of
+    // small messages, whose decoding dominated reading the file back); the cached rows' fields
+    // carry the dictionary ids of the file they were read from, hence the rebuild
+    let rebuilt = batches
+        .iter()
+        .map(|b| RecordBatch::try_new(schema.clone(), b.columns().to_vec()))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| err(e.to_string()))?;
+    let one = arrow::compute::concat_batches(&schema, &rebuilt).map_err(|e| err(e.to_string()))?;
+    drop(rebuilt);
+    let location = wh.loc.child(&rel);
+    if let Some(file) = wh.loc.local_file(&location) {
+        // a local file is written as it is encoded (no copy of it in memory), beside the
+        // cache file, and renamed over it: a reader that mapped the old file keeps it whole
+        let tmp = file.with_extension(format!("arrows.{}.tmp", std::process::id()));
+        let written = (|| -> Result<(), String> {
+            if let Some(dir) = file.parent() {
+                std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
+            }
+            let f = std::fs::File::create(&tmp).map_err(|e| e.to_string())?;
+            let mut w =
+                StreamWriter::try_new_with_options(std::io::BufWriter::new(f), &schema, opts)
+                    .map_err(|e| e.to_string())?;
+            w.write(&one).map_err(|e| e.to_string())?;
+            w.finish().map_err(|e| e.to_string())?;
+            let f = w.into_inner().map_err(|e| e.to_string())?;
+            f.into_inner().map_err(|e| e.to_string())?;
+            std::fs::rename(&tmp, &file).map_err(|e| e.to_string())
+        })();
+        if written.is_err() {
+            let _ = std::fs::remove_file(&tmp);
+        }
+        return written.map_err(err);
+    }
     let mut buf = Vec::new();
     {
         let mut w = StreamWriter::try_new_with_options(&mut buf, &schema, opts)
             .map_err(|e| err(e.to_string()))?;
-        // one batch: a dictionary and a buffer per column (per-partition batches made thousands
-        // of small messages, whose decoding dominated reading the file back); the cached rows'
-        // fields carry the dictionary ids of the file they were read from, hence the rebuild
-        let rebuilt = batches
-            .iter()
-            .map(|b| RecordBatch::try_new(schema.clone(), b.columns().to_vec()))
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| err(e.to_string()))?;
-        let one =
-            arrow::compute::concat_batches(&schema, &rebuilt).map_err(|e| err(e.to_string()))?;
         w.write(&one).map_err(|e| err(e.to_string()))?;
         w.finish().map_err(|e| err(e.to_string()))?;
     }
     wh.loc
         .store
-        .put(&wh.loc.child(&rel), PutPayload::from(buf))
+        .put(&location, PutPayload::from(buf))
         .await
         .map_err(|e| err(e.to_string()))?;
     Ok(())
