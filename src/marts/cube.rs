@@ -188,8 +188,9 @@ impl<'a> Codes<'a> {
         (self.names.len() - 1) as u32
     }
 
-    /// Each row's code id (None for NULL): a dictionary's values are numbered once.
-    fn ids(&mut self, col: &'a ArrayRef) -> Vec<Option<u32>> {
+    /// Each row's code id (None for NULL): a dictionary's values are numbered once, and its
+    /// rows looked up as they are read (no vector of ids per batch).
+    fn ids(&mut self, col: &'a ArrayRef) -> Ids<'a> {
         if let Some(d) = col.as_dictionary_opt::<Int32Type>() {
             let values = d.values().as_string::<i32>();
             let map: Vec<u32> = (0..values.len())
@@ -201,16 +202,44 @@ impl<'a> Codes<'a> {
                     })
                 })
                 .collect();
-            return d
-                .keys()
-                .iter()
-                .map(|k| k.map(|k| map[k as usize]))
-                .collect();
+            return Ids::Dict {
+                keys: d.keys().values(),
+                nulls: d.keys().nulls(),
+                map,
+            };
         }
         let s = col.as_string::<i32>();
-        (0..s.len())
-            .map(|i| text(s, i).map(|v| self.id(v)))
-            .collect()
+        Ids::Plain(
+            (0..s.len())
+                .map(|i| text(s, i).map(|v| self.id(v)))
+                .collect(),
+        )
+    }
+}
+
+/// A column's code ids, row by row (see [`Codes::ids`]).
+enum Ids<'a> {
+    Dict {
+        keys: &'a [i32],
+        nulls: Option<&'a arrow::buffer::NullBuffer>,
+        map: Vec<u32>,
+    },
+    Plain(Vec<Option<u32>>),
+}
+
+impl Ids<'_> {
+    #[inline]
+    fn get(&self, i: usize) -> Option<u32> {
+        match self {
+            Ids::Dict { keys, nulls, map } => {
+                if nulls.is_some_and(|n| n.is_null(i)) {
+                    None
+                } else {
+                    Some(map[keys[i] as usize])
+                }
+            }
+            Ids::Plain(v) => v[i],
+        }
     }
 }
 
@@ -348,14 +377,14 @@ fn partition_cubes(
     for (key, geo, prof, nps) in &rcols {
         let nps = nps.as_primitive::<Int64Type>();
         let key = key.as_string::<i32>();
-        let geo: Vec<Vec<Option<u32>>> = geo.iter().map(|a| codes.ids(a)).collect();
-        let prof: Vec<Vec<Option<u32>>> = if need.counts {
+        let geo: Vec<Ids> = geo.iter().map(|a| codes.ids(a)).collect();
+        let prof: Vec<Ids> = if need.counts {
             prof.iter().map(|a| codes.ids(a)).collect()
         } else {
             Vec::new()
         };
         for i in 0..key.len() {
-            let g: [u32; 5] = std::array::from_fn(|c| geo[c][i].unwrap_or(unknown));
+            let g: [u32; 5] = std::array::from_fn(|c| geo[c].get(i).unwrap_or(unknown));
             let gid = *geo_ids.entry(g).or_insert_with(|| {
                 geos.push(g);
                 geos.len() - 1
@@ -366,7 +395,7 @@ fn partition_cubes(
             if need.counts {
                 *counts.entry((gid, 0, u32::MAX)).or_default() += 1;
                 for (c, col) in prof.iter().enumerate() {
-                    let v = col[i].unwrap_or(unknown);
+                    let v = col.get(i).unwrap_or(unknown);
                     *counts.entry((gid, c as u8 + 1, v)).or_default() += 1;
                 }
             }
@@ -433,9 +462,9 @@ fn partition_cubes(
             let Some((k, Some(gid))) = j.map(|j| keys[j as usize]) else {
                 continue;
             };
-            let item = item[i].unwrap_or(empty);
-            let class = class[status[i].unwrap_or(missing) as usize];
-            match option[i] {
+            let item = item.get(i).unwrap_or(empty);
+            let class = class[status.get(i).unwrap_or(missing) as usize];
+            match option.get(i) {
                 Some(opt) => {
                     if need.selections && class == 0 {
                         *sc.entry((gid, item, opt)).or_default() += 1;
