@@ -3,7 +3,8 @@
 //!
 //! A partition's cube rows carry its *fingerprint*: a hash of the partition, of the paths of its
 //! `responses` and `answers` files (Delta files are never modified; a changed partition has new
-//! files) and of this program's version. A file also lists, in its Parquet metadata, the
+//! files) and of this program's version. A file (Arrow IPC; uncompressed and memory-mapped in a
+//! local warehouse, LZ4 in an object store) also lists, in its schema's metadata, the
 //! fingerprints of every partition it was computed from (a partition may have no rows in a kind).
 //! A cached partition is used only when its fingerprint is the current one; anything else —
 //! a missing, unreadable or foreign file — means the partition is computed again. The cache is
