@@ -212,8 +212,8 @@ pub async fn read(wh: &Warehouse, kind: &str, year: &str, schema: &SchemaRef) ->
 fn map(file: &std::path::Path) -> std::io::Result<Buffer> {
     let f = std::fs::File::open(file)?;
     // SAFETY: the map must not change while mapped. palaute never writes a cache file in
-    // place: a new one is written beside it and renamed over it (object_store's local put),
-    // which leaves the mapped file intact until it is unmapped.
+    // place: a new one is written beside it and renamed over it ([`write`]), which leaves the
+    // mapped file intact until it is unmapped.
     let m = unsafe { memmap2::Mmap::map(&f)? };
     if m.is_empty() {
         return Ok(Buffer::from(Vec::<u8>::new()));
@@ -243,10 +243,8 @@ fn decode(mut buf: Buffer) -> Result<Option<Cached>, String> {
         batches.extend(batch);
     }
     decoder.finish().map_err(|e| e.to_string())?;
+    // the schema comes first in a stream: it has been checked above
     let schema = decoder.schema().ok_or("no schema in the file")?;
-    if schema.metadata().get(FORMAT_KEY).map(String::as_str) != Some(FORMAT) {
-        return Ok(None);
-    }
     let partitions = schema
         .metadata()
         .get(PARTITIONS_KEY)
