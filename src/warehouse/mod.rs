@@ -414,29 +414,19 @@ impl Warehouse {
         &self,
         committed: &BTreeMap<String, u64>,
     ) -> Result<Vec<String>, WarehouseError> {
-        let names: Vec<&str> = tables::DATA_TABLES
-            .into_iter()
-            .chain(tables::MART_TABLES)
-            .collect();
-        let mut latest = Vec::new();
-        for name in &names {
+        let mut restored = Vec::new();
+        for name in tables::DATA_TABLES.into_iter().chain(tables::MART_TABLES) {
             if !self.table_exists(name).await? {
-                latest.push(None);
                 continue;
             }
             // the latest version from the log's listing (the table's files are not loaded)
-            let v = self
+            let latest = self
                 .builder(name)?
                 .build()
                 .map_err(delta(name))?
                 .get_latest_version()
                 .await
                 .map_err(delta(name))?;
-            latest.push(Some(v));
-        }
-        let mut restored = Vec::new();
-        for (name, latest) in names.into_iter().zip(latest) {
-            let Some(latest) = latest else { continue };
             let want = committed.get(name).copied().unwrap_or(0);
             if latest > want {
                 tracing::warn!(
