@@ -69,7 +69,7 @@ async fn compact(
         .iter()
         .map(|(k, v)| format!("{k}={v}/"))
         .collect();
-    let rel = format!("{dir}part-{run_id}-opt{n:05}.snappy.parquet");
+    let rel = format!("{dir}part-{run_id}-opt{n:05}.parquet");
     let err = |e: String| WarehouseError::Write {
         path: format!("{name}/{rel}"),
         message: e,
