@@ -149,6 +149,43 @@ pub async fn carry_over(
     Ok(n)
 }
 
+/// Delete the temporary files that a process which died while writing a local cache file left
+/// beside it (`year=YYYY.arrows.<pid>.tmp`; readers never look at them). Only for a caller
+/// holding the warehouse's writer lease: no other process is writing one then. Returns how many
+/// were deleted.
+pub fn remove_temp_files(wh: &Warehouse) -> Result<usize, WarehouseError> {
+    let Some(dir) = &wh.loc.local_dir else {
+        // an object store's put is atomic: nothing is left half-written
+        return Ok(0);
+    };
+    let err = |path: &std::path::Path, e: std::io::Error| WarehouseError::Write {
+        path: path.display().to_string(),
+        message: e.to_string(),
+    };
+    let root = dir.join("_cubes");
+    let kinds = match std::fs::read_dir(&root) {
+        Ok(d) => d,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+        Err(e) => return Err(err(&root, e)),
+    };
+    let mut n = 0;
+    for kind in kinds {
+        let kind = kind.map_err(|e| err(&root, e))?.path();
+        if !kind.is_dir() {
+            continue;
+        }
+        for f in std::fs::read_dir(&kind).map_err(|e| err(&kind, e))? {
+            let f = f.map_err(|e| err(&kind, e))?.path();
+            let name = f.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+            if name.contains(".arrows.") && name.ends_with(".tmp") {
+                std::fs::remove_file(&f).map_err(|e| err(&f, e))?;
+                n += 1;
+            }
+        }
+    }
+    Ok(n)
+}
+
 fn path(kind: &str, year: &str) -> String {
     format!("_cubes/{kind}/year={year}.arrows")
 }

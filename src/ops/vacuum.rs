@@ -1,7 +1,8 @@
 //! `palaute vacuum [--retention HOURS]`: delete the files no table version within the retention
 //! needs — files that optimize, updates and rollbacks replaced, and files of runs that died
-//! before committing — with delta-rs's vacuum (full mode) on every table. The versions the ledger
-//! names as committed are always kept. Time travel and `rollback` reach back as far as the
+//! before committing — with delta-rs's vacuum (full mode) on every table, and the cube cache's
+//! temporary files that a process killed while writing one left behind. The versions the
+//! ledger names as committed are always kept. Time travel and `rollback` reach back as far as the
 //! retention (default 168 hours).
 //!
 //! Delta records a vacuum as commits of its own, so a ledger row (pipeline `vacuum`) names the
@@ -57,6 +58,11 @@ pub async fn vacuum(wh: &Warehouse, retention_hours: u64) -> Result<VacuumReport
         if name != crate::warehouse::tables::RUNS {
             versions.insert(name.to_string(), t.version().unwrap_or(0));
         }
+    }
+    // the cube cache's half-written files of a process that died (the lease excludes a live one)
+    let temp = crate::marts::cube_cache::remove_temp_files(wh)?;
+    if temp > 0 {
+        deleted.insert("_cubes".to_string(), temp);
     }
     ledger::append_operation(
         wh,

@@ -197,10 +197,37 @@ fn vacuum_deletes_replaced_files_and_keeps_what_readers_see() {
     );
     let before = f.dump();
     let files = files_under(&f.path("wh/answers"));
+    // the runs' aggregations left cube cache files; a process killed while writing one leaves
+    // its temporary file beside it
+    let items = f.path("wh/_cubes/items");
+    let cached: Vec<String> = std::fs::read_dir(&items)
+        .expect("the runs' aggregations wrote the cube cache")
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(
+        !cached.is_empty() && cached.iter().all(|n| n.ends_with(".arrows")),
+        "{cached:?}"
+    );
+    let leftover = items.join(format!("{}.4242.tmp", cached[0]));
+    std::fs::write(&leftover, b"half a file").unwrap();
     // a retention of a week keeps the replaced files (time travel), zero deletes them
     let r = palaute(&["vacuum", "--warehouse", &f.warehouse()], &[]);
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert_eq!(files_under(&f.path("wh/answers")), files);
+    assert!(
+        !leftover.exists(),
+        "vacuum removes a dead writer's temporary file"
+    );
+    // nothing else is old enough to go
+    assert!(r.stdout.contains("): 1 files deleted"), "{}", r.stdout);
+    let mut kept: Vec<String> = std::fs::read_dir(&items)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    kept.sort();
+    let mut cached = cached;
+    cached.sort();
+    assert_eq!(kept, cached, "the cache files themselves stay");
     let r = palaute(
         &["vacuum", "--warehouse", &f.warehouse(), "--retention", "0"],
         &[],
