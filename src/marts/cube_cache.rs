@@ -177,13 +177,24 @@ pub fn remove_temp_files(wh: &Warehouse) -> Result<usize, WarehouseError> {
         for f in std::fs::read_dir(&kind).map_err(|e| err(&kind, e))? {
             let f = f.map_err(|e| err(&kind, e))?.path();
             let name = f.file_name().and_then(|n| n.to_str()).unwrap_or_default();
-            if name.contains(".arrows.") && name.ends_with(".tmp") {
+            if is_temp(name) {
                 std::fs::remove_file(&f).map_err(|e| err(&f, e))?;
                 n += 1;
             }
         }
     }
     Ok(n)
+}
+
+/// Where cache file `file` is written before it is renamed over itself:
+/// `year=YYYY.arrows.<pid>.tmp` (the process id keeps two writers apart).
+fn temp_file(file: &std::path::Path) -> std::path::PathBuf {
+    file.with_extension(format!("arrows.{}.tmp", std::process::id()))
+}
+
+/// Whether a file name under `_cubes/<kind>/` is a [`temp_file`].
+fn is_temp(name: &str) -> bool {
+    name.contains(".arrows.") && name.ends_with(".tmp")
 }
 
 fn path(kind: &str, year: &str) -> String {
@@ -367,7 +378,7 @@ pub async fn write(
     if let Some(file) = wh.loc.local_file(&location) {
         // a local file is written as it is encoded (no copy of it in memory), beside the
         // cache file, and renamed over it: a reader that mapped the old file keeps it whole
-        let tmp = file.with_extension(format!("arrows.{}.tmp", std::process::id()));
+        let tmp = temp_file(&file);
         let written = (|| -> Result<(), String> {
             if let Some(dir) = file.parent() {
                 std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
@@ -400,4 +411,20 @@ pub async fn write(
         .await
         .map_err(|e| err(e.to_string()))?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_temporary_cache_file_is_recognised_and_a_cache_file_is_not() {
+        let file = std::path::Path::new("/w/_cubes/items/year=2024.arrows");
+        let tmp = temp_file(file);
+        assert_eq!(tmp.parent(), file.parent(), "written beside the cache file");
+        let name = tmp.file_name().unwrap().to_str().unwrap();
+        assert_eq!(name, format!("year=2024.arrows.{}.tmp", std::process::id()));
+        assert!(is_temp(name));
+        assert!(!is_temp("year=2024.arrows"));
+    }
 }
