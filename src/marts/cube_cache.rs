@@ -384,13 +384,9 @@ pub async fn write(
                 std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
             }
             let f = std::fs::File::create(&tmp).map_err(|e| e.to_string())?;
-            let mut w =
-                StreamWriter::try_new_with_options(std::io::BufWriter::new(f), &schema, opts)
-                    .map_err(|e| e.to_string())?;
-            w.write(&one).map_err(|e| e.to_string())?;
-            w.finish().map_err(|e| e.to_string())?;
-            let f = w.into_inner().map_err(|e| e.to_string())?;
-            f.into_inner().map_err(|e| e.to_string())?;
+            encode(std::io::BufWriter::new(f), &schema, opts, &one)?
+                .into_inner()
+                .map_err(|e| e.to_string())?;
             std::fs::rename(&tmp, &file).map_err(|e| e.to_string())
         })();
         if written.is_err() {
@@ -398,19 +394,26 @@ pub async fn write(
         }
         return written.map_err(err);
     }
-    let mut buf = Vec::new();
-    {
-        let mut w = StreamWriter::try_new_with_options(&mut buf, &schema, opts)
-            .map_err(|e| err(e.to_string()))?;
-        w.write(&one).map_err(|e| err(e.to_string()))?;
-        w.finish().map_err(|e| err(e.to_string()))?;
-    }
+    let buf = encode(Vec::new(), &schema, opts, &one).map_err(err)?;
     wh.loc
         .store
         .put(&location, PutPayload::from(buf))
         .await
         .map_err(|e| err(e.to_string()))?;
     Ok(())
+}
+
+/// `batch` as an Arrow IPC stream written to `out`, which is returned.
+fn encode<W: std::io::Write>(
+    out: W,
+    schema: &SchemaRef,
+    opts: IpcWriteOptions,
+    batch: &RecordBatch,
+) -> Result<W, String> {
+    let mut w = StreamWriter::try_new_with_options(out, schema, opts).map_err(|e| e.to_string())?;
+    w.write(batch).map_err(|e| e.to_string())?;
+    w.finish().map_err(|e| e.to_string())?;
+    w.into_inner().map_err(|e| e.to_string())
 }
 
 #[cfg(test)]
