@@ -48,6 +48,14 @@ fn pattern(kind: PiiKind) -> (&'static str, &'static str) {
     }
 }
 
+/// Can any pattern match `text`? Exact for every pattern: each needs a byte that this looks for
+/// (a digit: phone, henkilötunnus, IBAN, address; '@': e-mail; '?': a URL's query string). The
+/// test `fast_path_is_exact_for_every_pattern` checks it against each pattern's text.
+fn may_match(text: &str) -> bool {
+    text.bytes()
+        .any(|b| b.is_ascii_digit() || b == b'@' || b == b'?')
+}
+
 const HETU_CHECK: &[u8; 31] = b"0123456789ABCDEFHJKLMNPRSTUVWXY";
 
 /// A henkilötunnus is valid when its date exists and its check character matches.
@@ -123,8 +131,7 @@ impl Scrubber {
         let Some(re) = &self.re else {
             return untouched();
         };
-        // every pattern needs a digit or an '@'
-        if !text.bytes().any(|b| b.is_ascii_digit() || b == b'@') {
+        if !may_match(text) {
             return untouched();
         }
         let mut out = String::with_capacity(text.len());
@@ -207,6 +214,40 @@ mod tests {
             s("asun Mannerheimintie 12 B 5 Helsinki"),
             "asun [address] Helsinki"
         );
+    }
+
+    #[test]
+    fn a_url_without_digits_is_scrubbed() {
+        assert_eq!(
+            s("Lomake oli täällä https://kysely.example.fi/lomake?nimi=mattimeikalainen"),
+            "Lomake oli täällä [url]"
+        );
+        assert_eq!(s("www.example.fi/a?b=c kiitos"), "[url] kiitos");
+    }
+
+    #[test]
+    fn fast_path_is_exact_for_every_pattern() {
+        // every literal character class a pattern must match is one may_match looks for: strip
+        // the bytes it looks for from a match of each kind, and no pattern matches any more
+        let samples = [
+            "https://kysely.example.fi/lomake?nimi=x",
+            "matti@example.fi",
+            "FI21 1234 5600 0007 85",
+            "131052-308T",
+            "040 1234567",
+            "Hämeenkatu 12 A 3",
+        ];
+        let all = Scrubber::new(&PiiKind::ALL);
+        for t in samples {
+            assert!(may_match(t), "{t}");
+            assert_ne!(all.scrub(t).redactions, 0, "{t}");
+            let stripped: String = t
+                .chars()
+                .filter(|c| !(c.is_ascii_digit() || *c == '@' || *c == '?'))
+                .collect();
+            let re = all.re.as_ref().unwrap();
+            assert!(!re.is_match(&stripped), "{stripped} still matches");
+        }
     }
 
     #[test]
