@@ -1194,13 +1194,20 @@ impl Normalizer {
         }
     }
 
-    /// The mapped fields of a rejected row as JSON (column → text), with open text scrubbed and
-    /// every unmapped column left out.
+    /// The mapped fields of a rejected row as JSON (column → text), with open text scrubbed, the
+    /// year of birth replaced by a marker (the warehouse never stores one; the reasons name the
+    /// column when it was the problem) and every unmapped column left out.
     pub fn quarantine_json(&self, rec: &ByteRecord, scrub: &crate::privacy::Scrubber) -> String {
+        let birth_col = match &self.birth_year {
+            Some(From::Column(c, _)) => Some(*c),
+            _ => None,
+        };
         let mut m = serde_json::Map::new();
         for &c in &self.hash_cols {
             let v = String::from_utf8_lossy(rec.get(c).unwrap_or(b"")).to_string();
-            let v = if self.text_cols.contains(&c) {
+            let v = if Some(c) == birth_col {
+                BIRTH_YEAR_MARKER.to_string()
+            } else if self.text_cols.contains(&c) {
                 scrub.scrub(&v).text
             } else {
                 v
@@ -1232,6 +1239,9 @@ impl Normalizer {
         hash_fields(self.hash_cols.iter().map(|&c| rec.get(c).unwrap_or(b"")))
     }
 }
+
+/// What `quarantine.record` holds in place of a year of birth.
+pub const BIRTH_YEAR_MARKER: &str = "[birth_year]";
 
 /// XXH3 of the fields, each followed by 0x1F (the `row_hash` stored in `responses`), hashed in
 /// one call over a copy: the same value as feeding the pieces to a streaming hasher, as earlier

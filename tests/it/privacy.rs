@@ -92,7 +92,9 @@ fn identifier_columns_never_enter_the_warehouse() {
 #[test]
 fn birth_year_becomes_an_age_group_and_is_not_stored() {
     let f = Fixture::new();
-    let csv = "id,time,by\n1,2024-05-01,1950\n2,2024-05-01,2000\n3,2024-05-01,2030\n";
+    // row 4's time is broken, so it is quarantined with its year of birth still readable
+    let csv =
+        "id,time,by\n1,2024-05-01,1950\n2,2024-05-01,2000\n3,2024-05-01,2030\n4,yesterday,1961\n";
     f.input("a.csv", csv.as_bytes());
     let m = "mapping:\n  instrument: local_everyday\n  version: 1\n  response_id: id\n  submitted_at: time\n  county: {constant: \"08\"}\n  birth_year: by\n  items: {}\n";
     let p = f.pipeline("", m);
@@ -111,7 +113,21 @@ fn birth_year_becomes_an_age_group_and_is_not_stored() {
     assert_eq!(s(&rows[1], "age_group"), Some("18-29"));
     assert_eq!(s(&rows[0], "county"), Some("08"));
     assert_eq!(s(&rows[0], "cooperation_area"), Some("3"));
-    let q = f.sql("SELECT reason_codes FROM quarantine");
+    let q = f.sql("SELECT reason_codes, record FROM quarantine ORDER BY source_row");
     assert_eq!(s(&q[0], "reason_codes"), Some("invalid_birth_year"));
+    assert_eq!(s(&q[1], "reason_codes"), Some("invalid_time"));
     assert!(!f.sql_csv("SELECT * FROM responses").contains("1950"));
+    // no table holds a year of birth, the quarantine's records and messages included
+    let stored = format!(
+        "{}{}{}",
+        f.sql_csv("SELECT record, message FROM quarantine"),
+        f.sql_csv("SELECT * FROM answers"),
+        f.sql_csv("SELECT * FROM comments")
+    );
+    for year in ["1950", "2000", "2030", "1961"] {
+        assert!(!stored.contains(year), "{year} stored: {stored}");
+    }
+    let record: serde_json::Value = serde_json::from_str(s(&q[1], "record").unwrap()).unwrap();
+    assert_eq!(record["by"], "[birth_year]", "{record}");
+    assert_eq!(record["time"], "yesterday", "{record}");
 }
