@@ -17,10 +17,16 @@
 //! - numbers: whole floats are written without a fraction (`4.0` → `4`), others as Rust writes
 //!   them; booleans as `true` / `false`; an error cell (`#N/A`) is empty.
 //! - rows are numbered as the sheet numbers them (1-based), so a quarantined row can be found.
+//! - size: XLSX and XLSB sheets are read cell by cell, keeping only the cells that hold a value,
+//!   so a stray cell far away (`XFD1048576`) costs nothing; the cells' text is bounded
+//!   ([`MAX_TEXT_BYTES`]). XLS sheets are read whole (the format's 65,536 × 256 bounds them);
+//!   so are ODS sheets, which calamine expands as it opens the workbook.
 
 use std::path::Path;
 
-use calamine::{Data, Reader, open_workbook_auto};
+use std::io::{Read, Seek};
+
+use calamine::{Data, DataRef, Reader, Sheets, open_workbook_auto};
 
 use super::{FormatError, table::TableObject};
 use crate::config::{Scalar, SheetFormat};
@@ -45,6 +51,127 @@ fn cell_text(d: &Data) -> String {
         Data::DateTimeIso(s) | Data::DurationIso(s) => s.clone(),
     }
 }
+
+/// The most text a sheet's cells may hold together (a few hundred thousand responses' worth).
+pub const MAX_TEXT_BYTES: usize = 1 << 30;
+
+enum CellsError {
+    Calamine(String),
+    TooMuchText,
+}
+
+/// A sheet's rows that hold a value, in order, each with its sheet row number (1-based) and its
+/// non-empty cells.
+fn read_cells<RS: Read + Seek>(
+    wb: &mut Sheets<RS>,
+    sheet: &str,
+) -> Result<Vec<(u64, SparseRow)>, CellsError> {
+    let mut rows = Rows::default();
+    match wb {
+        Sheets::Xlsx(x) => {
+            let mut r = x
+                .worksheet_cells_reader(sheet)
+                .map_err(|e| CellsError::Calamine(e.to_string()))?;
+            while let Some(c) = r
+                .next_cell()
+                .map_err(|e| CellsError::Calamine(e.to_string()))?
+            {
+                rows.push(c.get_position(), c.get_value())?;
+            }
+        }
+        Sheets::Xlsb(x) => {
+            let mut r = x
+                .worksheet_cells_reader(sheet)
+                .map_err(|e| CellsError::Calamine(e.to_string()))?;
+            while let Some(c) = r
+                .next_cell()
+                .map_err(|e| CellsError::Calamine(e.to_string()))?
+            {
+                rows.push(c.get_position(), c.get_value())?;
+            }
+        }
+        wb => {
+            let range = wb
+                .worksheet_range(sheet)
+                .map_err(|e| CellsError::Calamine(e.to_string()))?;
+            for c in range.used_cells() {
+                let (r, col, v) = c;
+                let (r0, c0) = range.start().unwrap_or((0, 0));
+                rows.push_text((r0 + r as u32, c0 + col as u32), cell_text(v))?;
+            }
+        }
+    }
+    Ok(rows.done())
+}
+
+/// A row's non-empty cells: (column, text), left to right.
+type SparseRow = Vec<(u32, String)>;
+
+/// Rows built from cells in sheet order (row by row, left to right).
+#[derive(Default)]
+struct Rows {
+    rows: Vec<(u64, SparseRow)>,
+    text: usize,
+}
+
+impl Rows {
+    fn push(&mut self, pos: (u32, u32), v: &DataRef<'_>) -> Result<(), CellsError> {
+        self.push_text(pos, cell_text(&Data::from(v.clone())))
+    }
+
+    fn push_text(&mut self, (row, col): (u32, u32), text: String) -> Result<(), CellsError> {
+        if text.is_empty() {
+            return Ok(());
+        }
+        self.text += text.len();
+        if self.text > MAX_TEXT_BYTES {
+            return Err(CellsError::TooMuchText);
+        }
+        let n = row as u64 + 1;
+        // cells come row by row; one out of order (not written by a spreadsheet program) is
+        // put in its place
+        let i = match self.rows.last() {
+            Some((last, _)) if *last == n => self.rows.len() - 1,
+            Some((last, _)) if *last > n => {
+                let i = self.rows.partition_point(|(r, _)| *r < n);
+                if self.rows[i].0 != n {
+                    self.rows.insert(i, (n, Vec::new()));
+                }
+                i
+            }
+            _ => {
+                self.rows.push((n, Vec::new()));
+                self.rows.len() - 1
+            }
+        };
+        let cells = &mut self.rows[i].1;
+        match cells.binary_search_by_key(&col, |(c, _)| *c) {
+            Ok(k) => cells[k].1 = text,
+            Err(k) => cells.insert(k, (col, text)),
+        }
+        Ok(())
+    }
+
+    fn done(self) -> Vec<(u64, SparseRow)> {
+        self.rows
+    }
+}
+
+/// A row's cells as text, `width` of them (`None`: to its last non-empty cell).
+fn dense(cells: SparseRow, width: Option<usize>) -> Vec<String> {
+    let w = width.unwrap_or_else(|| cells.last().map_or(0, |(c, _)| *c as usize + 1));
+    let mut out = vec![String::new(); w];
+    for (c, t) in cells {
+        if let Some(slot) = out.get_mut(c as usize) {
+            *slot = t;
+        }
+    }
+    out
+}
+
+/// The most cells the data rows may hold once laid out under their header (each row as wide as
+/// the header or its last value, empty cells included).
+pub const MAX_CELLS: usize = 100_000_000;
 
 pub fn open(path: &Path, object: &str, cfg: &SheetFormat) -> Result<TableObject, FormatError> {
     let unreadable = |message: String| FormatError::Unreadable {
@@ -75,25 +202,20 @@ pub fn open(path: &Path, object: &str, cfg: &SheetFormat) -> Result<TableObject,
     let Some(sheet) = names.get(index).cloned() else {
         return Err(unreadable("the workbook has no sheets".into()));
     };
-    let range = wb
-        .worksheet_range(&sheet)
-        .map_err(|e| unreadable(format!("sheet '{sheet}': {e}")))?;
-    // sheet row numbers: the range may start below row 1
-    let first_row = range.start().map(|(r, _)| r as u64 + 1).unwrap_or(1);
-    let mut rows = range
-        .rows()
-        .enumerate()
-        .map(|(i, r)| {
-            (
-                first_row + i as u64,
-                r.iter().map(cell_text).collect::<Vec<_>>(),
-            )
-        })
-        .skip_while(|(_, r)| r.iter().all(String::is_empty));
+    let read = read_cells(&mut wb, &sheet).map_err(|e| match e {
+        CellsError::Calamine(m) => unreadable(format!("sheet '{sheet}': {m}")),
+        CellsError::TooMuchText => unreadable(format!(
+            "sheet '{sheet}' holds more than {} MiB of cell text: not an export this reads",
+            MAX_TEXT_BYTES >> 20
+        )),
+    })?;
+    // the rows that hold a value (a blank row above the header, or inside the data, is no
+    // response), with their sheet row numbers
+    let mut rows = read.into_iter();
     let mut headers = Vec::new();
     for i in 0..cfg.header_rows {
         match rows.next() {
-            Some((_, r)) => headers.push(r),
+            Some((_, r)) => headers.push(dense(r, None)),
             None => {
                 return Err(FormatError::MissingHeader {
                     object: format!("{object} sheet '{sheet}'"),
@@ -107,9 +229,25 @@ pub fn open(path: &Path, object: &str, cfg: &SheetFormat) -> Result<TableObject,
     while names_row.last().is_some_and(String::is_empty) {
         names_row.pop();
     }
-    // a wholly empty row inside the data is no response: leave it out
+    // a value right of the last named column has no name and cannot be mapped
+    // each row as wide as the header, or wider when it has a value right of the last named
+    // column (the mapping then quarantines it: nothing is cut silently)
+    let width = names_row.len();
+    let row_width = |r: &SparseRow| width.max(r.last().map_or(0, |(c, _)| *c as usize + 1));
+    let rows: Vec<(u64, SparseRow)> = rows.collect();
+    let cells: usize = rows.iter().map(|(_, r)| row_width(r)).sum();
+    if cells > MAX_CELLS {
+        return Err(unreadable(format!(
+            "sheet '{sheet}': its {} rows laid out under the header's {width} columns are {cells} cells, more than {MAX_CELLS}",
+            rows.len()
+        )));
+    }
     let data: Vec<(u64, Vec<String>)> = rows
-        .filter(|(_, r)| r.iter().any(|c| !c.is_empty()))
+        .into_iter()
+        .map(|(n, r)| {
+            let w = row_width(&r);
+            (n, dense(r, Some(w)))
+        })
         .collect();
     let description = format!(
         "spreadsheet, sheet '{sheet}' ({} of {}), {} header row(s)",

@@ -606,3 +606,66 @@ fn google_forms_us_timestamps_and_checkbox_labels_with_commas() {
     assert!(s(&q[0], "reason_codes").unwrap().contains("invalid_option"));
     rerun_loads_nothing(&f, &p);
 }
+
+#[test]
+fn a_stray_cell_far_away_costs_nothing_and_its_row_is_quarantined() {
+    let f = Fixture::new();
+    let mut wb = Workbook::new();
+    let ws = wb.add_worksheet();
+    for (c, h) in ["id", "time", "kunta", "q1", "q2", "nps", "teksti"]
+        .iter()
+        .enumerate()
+    {
+        ws.write_string(0, c as u16, *h).unwrap();
+    }
+    for i in 1..=3u32 {
+        ws.write_number(i, 0, i).unwrap();
+        ws.write_string(i, 1, "2024-02-01").unwrap();
+        ws.write_string(i, 2, "837").unwrap();
+        ws.write_number(i, 3, 4).unwrap();
+        ws.write_number(i, 4, 5).unwrap();
+        ws.write_number(i, 5, 9).unwrap();
+    }
+    // the last cell a sheet can have (XFD1048576): read as a dense rectangle, 17 billion cells
+    ws.write_string(1_048_575, 16_383, "x").unwrap();
+    wb.save(f.path("in/a.xlsx")).unwrap();
+    assert!(std::fs::metadata(f.path("in/a.xlsx")).unwrap().len() < 20_000);
+    let p = write_pipeline(
+        &f,
+        "*.xlsx",
+        "format:\n  kind: spreadsheet\n",
+        crate::common::MAPPING,
+    );
+    // under a memory cap, so that a regression fails instead of exhausting the machine
+    let capped = |cmd: &str| {
+        let o = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(format!(
+                "ulimit -v 8000000; exec \"$0\" {cmd} --warehouse \"$1\" \"$2\""
+            ))
+            .arg(env!("CARGO_BIN_EXE_palaute"))
+            .arg(f.warehouse())
+            .arg(&p)
+            .env_remove("PALAUTE_FAILPOINT")
+            .output()
+            .unwrap();
+        (
+            o.status.code(),
+            String::from_utf8_lossy(&o.stdout).to_string(),
+            String::from_utf8_lossy(&o.stderr).to_string(),
+        )
+    };
+    let (code, out, err) = capped("check");
+    assert_eq!(code, Some(0), "{out}{err}");
+    let (code, out, err) = capped("run");
+    assert_eq!(code, Some(0), "{out}{err}");
+    assert_eq!(f.count("responses"), 3);
+    // the row holding only the stray cell has a value where the header names no column
+    let q = f.sql("SELECT source_row, reason_codes, message FROM quarantine");
+    assert_eq!(q.len(), 1, "{q:?}");
+    assert_eq!(q[0]["source_row"].as_i64(), Some(1_048_576));
+    assert!(
+        s(&q[0], "message").is_some_and(|m| m.contains("16384 fields where the header has 7")),
+        "{q:?}"
+    );
+}
