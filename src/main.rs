@@ -10,11 +10,11 @@ use clap::{Parser, Subcommand, ValueEnum};
 use palaute::config::{self, Pipeline};
 use palaute::marts::periods::PeriodType;
 use palaute::ops::aggregate::{AggregateOptions, aggregate};
-use palaute::ops::run::{RunError, RunOptions, render_summary, run_pipeline};
+use palaute::ops::run::{RunOptions, render_summary, run_pipeline};
 use palaute::ops::sql::OutputFormat;
 use palaute::ops::{check, demo, exit, history, sql};
 use palaute::privacy::disclosure::{DEFAULT_MIN_N, DEFAULT_RELIABLE_N, Rules};
-use palaute::warehouse::lease::{Lease, LeaseError};
+use palaute::warehouse::lease::Lease;
 use palaute::warehouse::{Warehouse, WarehouseError};
 
 /// jemalloc: a load allocates and frees many small values per row on two threads; glibc's
@@ -252,6 +252,14 @@ enum Cmd {
         #[arg(long)]
         json: bool,
     },
+    /// The table versions of the last committed run: where an external Delta reader (DuckDB,
+    /// polars, Spark) opens each table to see what `palaute sql` sees
+    Versions {
+        #[command(flatten)]
+        w: WarehouseArg,
+        #[arg(long)]
+        json: bool,
+    },
     /// Generate the demo exports, run the demo pipelines and show the result
     Demo {
         #[arg(long, default_value = "./demo")]
@@ -362,32 +370,42 @@ async fn aggregate_after(wh: &Warehouse, from: &str, to: &str, rules: Rules, jso
             0
         }
         Err(e) => {
-            eprintln!("palaute: aggregate: {e}");
+            say("aggregate", &e);
             e.exit_code()
         }
     }
 }
 
-/// Take the warehouse's writer lease, or the exit code to stop with.
-async fn writer_lease(wh: &Warehouse, purpose: &str) -> Result<Lease, i32> {
-    match Lease::acquire(wh, purpose).await {
-        Ok(l) => Ok(l),
-        Err(e @ LeaseError::Held { .. }) => {
-            eprintln!("palaute: {e}");
-            Err(exit::LEASE)
-        }
+/// Take the warehouse's writer lease, or the exit code to stop with. The warehouse returned
+/// commits only while the lease is held (it is fenced by it).
+async fn writer_lease(wh: Warehouse, purpose: &str) -> Result<(Warehouse, Lease), i32> {
+    match Lease::acquire(&wh, purpose).await {
+        Ok(l) => Ok((wh.fenced(l.fence()), l)),
         Err(e) => {
-            eprintln!("palaute: {e}");
-            Err(exit::ENVIRONMENT)
+            say("", &e);
+            Err(exit::code_of(&e))
         }
+    }
+}
+
+/// Print an error that ended (part of) a command, its causes once each, no backtrace.
+fn say(context: &str, e: &(dyn std::error::Error + 'static)) {
+    tracing::debug!(error = ?e, "{context} failed");
+    if context.is_empty() {
+        eprintln!("palaute: {}", exit::render(e));
+    } else {
+        eprintln!("palaute: {context}: {}", exit::render(e));
     }
 }
 
 fn init_logs(format: LogFormat) {
     let interactive = std::io::stderr().is_terminal();
     let default = if interactive { "warn" } else { "info" };
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("palaute={default},warn")));
+    // the Delta kernel logs, with a backtrace, each error it also returns to palaute, which
+    // says it once: its own lines only with RUST_LOG
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+        tracing_subscriber::EnvFilter::new(format!("palaute={default},warn,buoyant_kernel=off"))
+    });
     let b = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
@@ -423,15 +441,18 @@ async fn main_inner(cli: Cli) -> anyhow::Result<i32> {
                 ..RunOptions::default()
             };
             let names: Vec<&str> = pipelines.iter().map(|p| p.name.as_str()).collect();
-            let lease = match writer_lease(&wh, &format!("run {}", names.join(","))).await {
+            let (wh, lease) = match writer_lease(wh, &format!("run {}", names.join(","))).await {
                 Ok(l) => l,
                 Err(code) => return Ok(code),
             };
             let mut code = 0;
             let mut periods = std::collections::BTreeSet::new();
+            // restored on taking the lease over: the first run's report says so
+            let mut restored = lease.restored().to_vec();
             for p in &pipelines {
                 match run_pipeline(&wh, p, &opts).await {
-                    Ok(r) => {
+                    Ok(mut r) => {
+                        r.restored.splice(0..0, std::mem::take(&mut restored));
                         // the marts are computed from survey responses only
                         if p.kind == config::PipelineKind::Survey {
                             periods.extend(r.periods.iter().cloned());
@@ -451,7 +472,7 @@ async fn main_inner(cli: Cli) -> anyhow::Result<i32> {
                         }
                     }
                     Err(e) => {
-                        eprintln!("palaute: {}: {e}", p.name);
+                        say(&p.name, &e);
                         code = code.max(e.exit_code());
                     }
                 }
@@ -485,7 +506,7 @@ async fn main_inner(cli: Cli) -> anyhow::Result<i32> {
                 marts,
                 fresh_cubes,
             };
-            let lease = match writer_lease(&wh, "aggregate").await {
+            let (wh, lease) = match writer_lease(wh, "aggregate").await {
                 Ok(l) => l,
                 Err(code) => return Ok(code),
             };
@@ -501,14 +522,14 @@ async fn main_inner(cli: Cli) -> anyhow::Result<i32> {
                     Ok(0)
                 }
                 Err(e) => {
-                    eprintln!("palaute: aggregate: {e}");
+                    say("aggregate", &e);
                     Ok(e.exit_code())
                 }
             }
         }
         Cmd::Optimize { w, json } => {
             let wh = Warehouse::open(&config::resolve_warehouse(w.warehouse.as_deref()), false)?;
-            let lease = match writer_lease(&wh, "optimize").await {
+            let (wh, lease) = match writer_lease(wh, "optimize").await {
                 Ok(l) => l,
                 Err(code) => return Ok(code),
             };
@@ -524,8 +545,8 @@ async fn main_inner(cli: Cli) -> anyhow::Result<i32> {
                     Ok(0)
                 }
                 Err(e) => {
-                    eprintln!("palaute: optimize: {e}");
-                    Ok(exit::ENVIRONMENT)
+                    say("optimize", &e);
+                    Ok(e.exit_code())
                 }
             }
         }
@@ -563,7 +584,7 @@ async fn main_inner(cli: Cli) -> anyhow::Result<i32> {
             let rules = disclosure.rules()?;
             let p = config::load_pipeline(&pipeline)?;
             let wh = Warehouse::open(&config::resolve_warehouse(w.warehouse.as_deref()), true)?;
-            let lease = match writer_lease(&wh, &format!("backfill {}", p.name)).await {
+            let (wh, lease) = match writer_lease(wh, &format!("backfill {}", p.name)).await {
                 Ok(l) => l,
                 Err(code) => return Ok(code),
             };
@@ -594,7 +615,7 @@ async fn main_inner(cli: Cli) -> anyhow::Result<i32> {
                     }
                 }
                 Err(e) => {
-                    eprintln!("palaute: {}: {e}", p.name);
+                    say(&p.name, &e);
                     code = e.exit_code();
                 }
             }
@@ -639,7 +660,7 @@ async fn main_inner(cli: Cli) -> anyhow::Result<i32> {
                 (None, Some(v)) => Target::Seq(v),
                 (None, None) => unreachable!("clap requires one"),
             };
-            let lease = match writer_lease(&wh, "rollback").await {
+            let (wh, lease) = match writer_lease(wh, "rollback").await {
                 Ok(l) => l,
                 Err(code) => return Ok(code),
             };
@@ -660,14 +681,17 @@ async fn main_inner(cli: Cli) -> anyhow::Result<i32> {
                     Ok(exit::CONFIG)
                 }
                 Err(e) => {
-                    eprintln!("palaute: rollback: {e}");
-                    Ok(exit::ENVIRONMENT)
+                    say("rollback", &e);
+                    Ok(match e {
+                        RollbackError::Warehouse(w) => w.exit_code(),
+                        RollbackError::Target(_) => exit::CONFIG,
+                    })
                 }
             }
         }
         Cmd::Vacuum { w, retention } => {
             let wh = Warehouse::open(&config::resolve_warehouse(w.warehouse.as_deref()), false)?;
-            let lease = match writer_lease(&wh, "vacuum").await {
+            let (wh, lease) = match writer_lease(wh, "vacuum").await {
                 Ok(l) => l,
                 Err(code) => return Ok(code),
             };
@@ -683,8 +707,8 @@ async fn main_inner(cli: Cli) -> anyhow::Result<i32> {
                     Ok(0)
                 }
                 Err(e) => {
-                    eprintln!("palaute: vacuum: {e}");
-                    Ok(exit::ENVIRONMENT)
+                    say("vacuum", &e);
+                    Ok(e.exit_code())
                 }
             }
         }
@@ -726,9 +750,12 @@ async fn main_inner(cli: Cli) -> anyhow::Result<i32> {
                     ..RunOptions::default()
                 };
                 match run_pipeline(&wh, p, &opts).await {
-                    Ok(r) => print!("{}", check::render(&r)),
+                    Ok(r) => {
+                        print!("{}", check::render(&r));
+                        code = code.max(check::exit_code(&r));
+                    }
                     Err(e) => {
-                        eprintln!("palaute: {}: {e}", p.name);
+                        say(&p.name, &e);
                         code = code.max(e.exit_code());
                     }
                 }
@@ -756,6 +783,16 @@ async fn main_inner(cli: Cli) -> anyhow::Result<i32> {
                 println!("{}", serde_json::to_string_pretty(&runs)?);
             } else {
                 print!("{}", history::render(&runs));
+            }
+            Ok(0)
+        }
+        Cmd::Versions { w, json } => {
+            let wh = Warehouse::open(&config::resolve_warehouse(w.warehouse.as_deref()), false)?;
+            let v = history::versions(&wh).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&v)?);
+            } else {
+                print!("{}", history::render_versions(&v));
             }
             Ok(0)
         }
@@ -856,14 +893,13 @@ async fn main_inner(cli: Cli) -> anyhow::Result<i32> {
     }
 }
 
+/// The exit code of an error that ended a command: a bad command line, else what its kind and
+/// causes decide ([`exit::code_of`]).
 fn code_of(e: &anyhow::Error) -> i32 {
-    if e.downcast_ref::<UsageError>().is_some() || e.downcast_ref::<config::ConfigError>().is_some()
-    {
+    if e.downcast_ref::<UsageError>().is_some() {
         exit::CONFIG
-    } else if let Some(r) = e.downcast_ref::<RunError>() {
-        r.exit_code()
     } else {
-        exit::FAILURE
+        exit::code_of(e.as_ref())
     }
 }
 
@@ -878,7 +914,7 @@ fn main() -> ExitCode {
     match result {
         Ok(code) => ExitCode::from(code as u8),
         Err(e) => {
-            eprintln!("palaute: {e:#}");
+            say("", e.as_ref());
             ExitCode::from(code_of(&e) as u8)
         }
     }

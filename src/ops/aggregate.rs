@@ -59,6 +59,8 @@ impl AggregateError {
         match self {
             AggregateError::Invalid(_) => super::exit::CONFIG,
             AggregateError::Failpoint(_) => super::exit::FAILURE,
+            AggregateError::Warehouse(e) => e.exit_code(),
+            AggregateError::Sql(e) => e.exit_code(),
             _ => super::exit::ENVIRONMENT,
         }
     }
@@ -106,16 +108,7 @@ pub struct AggregateReport {
 }
 
 fn failpoint(stage: &str) -> Result<(), AggregateError> {
-    let Ok(fp) = std::env::var("PALAUTE_FAILPOINT") else {
-        return Ok(());
-    };
-    if fp == format!("error:{stage}") {
-        return Err(AggregateError::Failpoint(fp));
-    }
-    if fp == format!("crash:{stage}") {
-        std::process::exit(86);
-    }
-    Ok(())
+    super::failpoint::at(stage).map_err(AggregateError::Failpoint)
 }
 
 fn invalid(m: impl Into<String>) -> AggregateError {
@@ -251,16 +244,15 @@ pub fn decide(
     let t_order = t.elapsed().as_secs_f64();
     let g = groups(&unit_cells, spec);
     let t_groups = t.elapsed().as_secs_f64();
-    let decided =
-        if std::env::var("PALAUTE_FAILPOINT").as_deref() == Ok("skip:secondary-suppression") {
-            // tests only: publish with primary suppression alone, for the audit to catch
-            unit_primary
-                .iter()
-                .map(|&p| p.then_some(Reason::Primary))
-                .collect()
-        } else {
-            suppress(&unit_n, &unit_primary, &g)
-        };
+    let decided = if super::failpoint::skip("secondary-suppression") {
+        // tests only: publish with primary suppression alone, for the audit to catch
+        unit_primary
+            .iter()
+            .map(|&p| p.then_some(Reason::Primary))
+            .collect()
+    } else {
+        suppress(&unit_n, &unit_primary, &g)
+    };
     tracing::debug!(
         mart = spec.name,
         cells = keys.len(),

@@ -1,5 +1,6 @@
 //! `palaute check`: validate pipelines and show the plan of their next run, writing nothing.
 
+use super::exit;
 use super::run::RunReport;
 
 /// The plan as text: per object its state and what its rows would do.
@@ -45,5 +46,17 @@ pub fn render(r: &RunReport) -> String {
         c.read, c.loaded, c.updated, c.duplicate, c.quarantined
     ));
     out.push_str(&super::run::quarantine_text(r, "quarantine reasons"));
+    if let Some(why) = &r.over_threshold {
+        out.push_str(&format!("  the run would fail: {why}\n"));
+    }
     out
+}
+
+/// The exit code of a plan: a run over the quality threshold would exit with [`exit::QUALITY`].
+pub fn exit_code(r: &RunReport) -> i32 {
+    if r.over_threshold.is_some() {
+        exit::QUALITY
+    } else {
+        0
+    }
 }

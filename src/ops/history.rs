@@ -3,6 +3,41 @@
 use crate::warehouse::ledger::{RunRecord, read_runs};
 use crate::warehouse::{Warehouse, WarehouseError};
 
+/// The warehouse's consistent state: the last ledger row and the table versions it committed,
+/// which an external Delta reader opens each table at (docs/warehouse.md).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Versions {
+    pub seq: i64,
+    pub run_id: String,
+    pub pipeline: String,
+    pub finished_at: chrono::DateTime<chrono::Utc>,
+    pub table_versions: std::collections::BTreeMap<String, u64>,
+}
+
+pub async fn versions(wh: &Warehouse) -> Result<Option<Versions>, WarehouseError> {
+    Ok(read_runs(wh).await?.pop().map(|r| Versions {
+        seq: r.seq,
+        run_id: r.run_id,
+        pipeline: r.pipeline,
+        finished_at: r.finished_at,
+        table_versions: r.table_versions,
+    }))
+}
+
+pub fn render_versions(v: &Option<Versions>) -> String {
+    let Some(v) = v else {
+        return "no run has committed yet: every table is at version 0\n".into();
+    };
+    let mut out = format!(
+        "seq {} (run {}, {}, finished {}): open each table at\n",
+        v.seq, v.run_id, v.pipeline, v.finished_at
+    );
+    for (t, n) in &v.table_versions {
+        out.push_str(&format!("  {t:<20} version {n}\n"));
+    }
+    out
+}
+
 pub async fn runs(
     wh: &Warehouse,
     pipeline: Option<&str>,

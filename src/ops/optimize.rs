@@ -44,14 +44,10 @@ pub struct OptimizeReport {
 }
 
 fn failpoint(stage: &str) -> Result<(), WarehouseError> {
-    match std::env::var("PALAUTE_FAILPOINT") {
-        Ok(fp) if fp == format!("error:{stage}") => Err(WarehouseError::Write {
-            path: stage.to_string(),
-            message: format!("failpoint {fp} (PALAUTE_FAILPOINT)"),
-        }),
-        Ok(fp) if fp == format!("crash:{stage}") => std::process::exit(86),
-        _ => Ok(()),
-    }
+    super::failpoint::at(stage).map_err(|fp| WarehouseError::Write {
+        path: stage.to_string(),
+        message: format!("failpoint {fp} (PALAUTE_FAILPOINT)"),
+    })
 }
 
 /// Rewrite one partition's files as one file.

@@ -99,7 +99,8 @@ impl RunError {
             RunError::Config(_) => exit::CONFIG,
             RunError::Format(FormatError::Config(_)) => exit::CONFIG,
             RunError::Quality { .. } => exit::QUALITY,
-            RunError::Source(_) | RunError::Warehouse(_) | RunError::Format(_) => exit::ENVIRONMENT,
+            RunError::Warehouse(e) => e.exit_code(),
+            RunError::Source(_) | RunError::Format(_) => exit::ENVIRONMENT,
             RunError::Failpoint(_) => exit::FAILURE,
         }
     }
@@ -148,27 +149,12 @@ pub struct RunReport {
     pub removed: u64,
     /// periods (YYYY-MM) whose rows this run added, changed or removed
     pub periods: BTreeSet<String>,
+    /// a plan (`check`) whose run would fail the quality threshold: why
+    pub over_threshold: Option<String>,
 }
 
 fn failpoint(stage: &str) -> Result<(), RunError> {
-    let Ok(fp) = std::env::var("PALAUTE_FAILPOINT") else {
-        return Ok(());
-    };
-    if fp == format!("error:{stage}") {
-        return Err(RunError::Failpoint(fp));
-    }
-    if fp == format!("crash:{stage}") {
-        // like kill -9: no clean-up, no ledger row
-        std::process::exit(86);
-    }
-    if let Some(secs) = fp
-        .strip_prefix(&format!("sleep:{stage}:"))
-        .and_then(|s| s.parse::<u64>().ok())
-    {
-        // a slow run, for tests of what happens meanwhile
-        std::thread::sleep(std::time::Duration::from_secs(secs));
-    }
-    Ok(())
+    super::failpoint::at(stage).map_err(RunError::Failpoint)
 }
 
 struct Writers {
@@ -1276,6 +1262,7 @@ pub async fn run_pipeline(
         outside_range: ctx.outside_range,
         removed: 0,
         periods: BTreeSet::new(),
+        over_threshold: None,
     };
     // the share is of the objects' rows, the rows not read again (resumed) included: they
     // passed before, as they would have if read
@@ -1308,7 +1295,11 @@ pub async fn run_pipeline(
     if opts.dry_run {
         report.seconds = clock.elapsed().as_secs_f64();
         return match failure {
-            Some(RunError::Quality { .. }) | None => Ok(report),
+            Some(q @ RunError::Quality { .. }) => {
+                report.over_threshold = Some(q.to_string());
+                Ok(report)
+            }
+            None => Ok(report),
             Some(e) => Err(e),
         };
     }

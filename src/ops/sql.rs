@@ -4,8 +4,16 @@
 use std::io::Write;
 use std::path::Path;
 
+use std::sync::Arc;
+
 use arrow::array::RecordBatch;
-use datafusion::prelude::SessionContext;
+use arrow::datatypes::SchemaRef;
+use datafusion::catalog::{ScanArgs, ScanResult, Session, TableProvider};
+use datafusion::common::{Constraints, Statistics};
+use datafusion::datasource::TableType;
+use datafusion::logical_expr::{Expr, TableProviderFilterPushDown};
+use datafusion::physical_plan::ExecutionPlan;
+use datafusion::prelude::{SQLOptions, SessionContext};
 
 use crate::warehouse::{Warehouse, WarehouseError};
 
@@ -15,8 +23,79 @@ pub enum SqlError {
     Warehouse(#[from] WarehouseError),
     #[error("query failed: {0}")]
     Query(#[from] datafusion::error::DataFusionError),
+    #[error(
+        "only queries are allowed (SELECT, WITH, VALUES, EXPLAIN, SHOW, DESCRIBE): {0}; the warehouse is written by palaute's commands alone"
+    )]
+    NotAQuery(String),
     #[error("{0}")]
     Output(String),
+}
+
+impl SqlError {
+    pub fn exit_code(&self) -> i32 {
+        use datafusion::error::DataFusionError as D;
+        match self {
+            SqlError::Warehouse(e) => e.exit_code(),
+            SqlError::NotAQuery(_) => super::exit::CONFIG,
+            SqlError::Query(e) => match e.find_root() {
+                // the statement itself is wrong: a bad command line
+                D::SQL(..) | D::Plan(_) | D::SchemaError(..) => super::exit::CONFIG,
+                _ => super::exit::FAILURE,
+            },
+            SqlError::Output(_) => super::exit::ENVIRONMENT,
+        }
+    }
+}
+
+/// The statements a user's SQL may be: queries, nothing that defines, writes or sets anything.
+pub fn read_only() -> SQLOptions {
+    SQLOptions::new()
+        .with_allow_ddl(false)
+        .with_allow_dml(false)
+        .with_allow_statements(false)
+}
+
+/// A warehouse table as user SQL sees it: scanned as the Delta provider scans it, never written
+/// (`insert_into`, `delete_from`, `update`, `truncate` keep the trait's refusal).
+#[derive(Debug)]
+pub struct ReadOnly(pub Arc<dyn TableProvider>);
+
+#[async_trait::async_trait]
+impl TableProvider for ReadOnly {
+    fn schema(&self) -> SchemaRef {
+        self.0.schema()
+    }
+    fn constraints(&self) -> Option<&Constraints> {
+        self.0.constraints()
+    }
+    fn table_type(&self) -> TableType {
+        self.0.table_type()
+    }
+    async fn scan(
+        &self,
+        state: &dyn Session,
+        projection: Option<&Vec<usize>>,
+        filters: &[Expr],
+        limit: Option<usize>,
+    ) -> datafusion::error::Result<Arc<dyn ExecutionPlan>> {
+        self.0.scan(state, projection, filters, limit).await
+    }
+    async fn scan_with_args<'a>(
+        &self,
+        state: &dyn Session,
+        args: ScanArgs<'a>,
+    ) -> datafusion::error::Result<ScanResult> {
+        self.0.scan_with_args(state, args).await
+    }
+    fn supports_filters_pushdown(
+        &self,
+        filters: &[&Expr],
+    ) -> datafusion::error::Result<Vec<TableProviderFilterPushDown>> {
+        self.0.supports_filters_pushdown(filters)
+    }
+    fn statistics(&self) -> Option<Statistics> {
+        self.0.statistics()
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -42,15 +121,29 @@ pub async fn session_of(
         t.update_datafusion_session(&ctx.state())
             .map_err(|e| SqlError::Output(e.to_string()))?;
         let provider = t.table_provider().await?;
-        ctx.register_table(name.as_str(), provider)?;
+        ctx.register_table(name.as_str(), Arc::new(ReadOnly(provider)))?;
     }
     Ok(ctx)
 }
 
-/// Run one query and collect its result.
+/// Run one user query (only a query: see [`read_only`]) and collect its result.
 pub async fn query(wh: &Warehouse, sql: &str) -> Result<Vec<RecordBatch>, SqlError> {
     let ctx = session(wh).await?;
-    Ok(ctx.sql(sql).await?.collect().await?)
+    let df = ctx
+        .sql_with_options(sql, read_only())
+        .await
+        .map_err(|e| match e.find_root() {
+            // the refusal of `read_only`, not a mistake in the statement
+            datafusion::error::DataFusionError::Plan(m)
+                if m.starts_with("DDL not supported")
+                    || m.starts_with("DML not supported")
+                    || m.starts_with("Statement not supported") =>
+            {
+                SqlError::NotAQuery(m.clone())
+            }
+            _ => SqlError::Query(e),
+        })?;
+    Ok(df.collect().await?)
 }
 
 /// Write batches in `format` to `out` (parquet needs a file).

@@ -9,7 +9,15 @@
 //! killed leaves its lease to expire (`PALAUTE_LEASE_TTL_SECONDS`, default 600), after which the
 //! next writer takes over and `recover` undoes what the dead one left uncommitted. Release marks
 //! the lease released.
+//!
+//! Fencing: a holder paused past its expiry (a stopped VM, a stalled store) may find that
+//! another writer took over. Every commit made under a lease first checks its [`Fence`]: the
+//! holder's last renewal must still be in force and the next generation must not exist (a
+//! writer taking over always creates the generation after the newest it read). A commit is a
+//! Delta log write and the lease another object, so no store makes the one conditional on the
+//! other; the check just before each commit narrows the window to that commit's own duration.
 
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -54,6 +62,53 @@ pub struct Lease {
     record: LeaseRecord,
     ttl: Duration,
     renewer: Option<tokio::task::JoinHandle<()>>,
+    fence: Fence,
+    /// tables a dead holder had left ahead of the ledger, restored on taking over
+    restored: Vec<String>,
+}
+
+/// What a commit checks to know that its writer still holds the lease.
+#[derive(Clone, Debug)]
+pub struct Fence {
+    generation: u64,
+    /// the expiry of the last renewal the store accepted
+    confirmed_until: Arc<Mutex<DateTime<Utc>>>,
+}
+
+impl Fence {
+    /// `Ok` while the lease is held: its last accepted renewal has not expired and no writer
+    /// has created the next generation.
+    pub async fn check(&self, wh: &Warehouse) -> Result<(), WarehouseError> {
+        let until = *self.confirmed_until.lock().expect("not poisoned");
+        if until <= Utc::now() {
+            return Err(WarehouseError::LeaseLost(format!(
+                "generation {} expired at {until} without a renewal the store accepted",
+                self.generation
+            )));
+        }
+        let next = wh.loc.child(&generation_file(self.generation + 1));
+        match wh.loc.store.head(&next).await {
+            Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Ok(_) => {
+                let by = match newest(wh).await {
+                    Ok(Some((g, r))) => format!(
+                        "generation {g} is held by {} ({}) since {}",
+                        r.holder, r.purpose, r.acquired_at
+                    ),
+                    _ => format!("generation {} exists", self.generation + 1),
+                };
+                Err(WarehouseError::LeaseLost(format!(
+                    "another writer took over after generation {}: {by}",
+                    self.generation
+                )))
+            }
+            Err(e) => Err(io(&next)(e)),
+        }
+    }
+}
+
+fn generation_file(g: u64) -> String {
+    format!("{DIR}/{g:020}.json")
 }
 
 fn ttl() -> Duration {
@@ -116,7 +171,10 @@ impl Lease {
     pub async fn acquire(wh: &Warehouse, purpose: &str) -> Result<Lease, LeaseError> {
         let ttl = ttl();
         let now = Utc::now();
-        let next = match newest(wh).await? {
+        let last = newest(wh).await?;
+        // a lease neither released nor renewed: its holder died or lost the store
+        let stale = last.as_ref().is_some_and(|(_, r)| !r.released);
+        let next = match last {
             Some((_, r)) if !r.released && r.expires_at > now => {
                 return Err(LeaseError::Held {
                     holder: r.holder,
@@ -138,7 +196,7 @@ impl Lease {
             expires_at: now + chrono::Duration::from_std(ttl).unwrap_or_default(),
             released: false,
         };
-        let path = wh.loc.child(&format!("{DIR}/{next:020}.json"));
+        let path = wh.loc.child(&generation_file(next));
         let body = serde_json::to_vec(&record).expect("serializable");
         match wh
             .loc
@@ -172,23 +230,51 @@ impl Lease {
             }
             Err(e) => return Err(io(&path)(e).into()),
         }
+        let fence = Fence {
+            generation: next,
+            confirmed_until: Arc::new(Mutex::new(record.expires_at)),
+        };
         let mut lease = Lease {
-            wh: wh.clone(),
+            wh: wh.clone().fenced(fence.clone()),
             path,
             record,
             ttl,
             renewer: None,
+            fence,
+            restored: Vec::new(),
         };
         lease.start_renewing();
+        if stale && lease.wh.exists().await? {
+            // what the dead holder committed beyond the ledger is undone now, by whichever
+            // writer sees it first, so that no reader of the newest table versions meets it
+            lease.restored = lease.wh.recover().await?;
+            if !lease.restored.is_empty() {
+                tracing::warn!(
+                    tables = lease.restored.join(","),
+                    "took over a writer lease that was not released: restored the tables its holder left ahead of the ledger"
+                );
+            }
+        }
         Ok(lease)
     }
 
+    /// The tables restored on taking this lease over from a holder that did not release it.
+    pub fn restored(&self) -> &[String] {
+        &self.restored
+    }
+
+    /// The fence of this lease, for [`Warehouse::fenced`].
+    pub fn fence(&self) -> Fence {
+        self.fence.clone()
+    }
+
     fn start_renewing(&mut self) {
-        let (wh, path, mut record, ttl) = (
+        let (wh, path, mut record, ttl, confirmed) = (
             self.wh.clone(),
             self.path.clone(),
             self.record.clone(),
             self.ttl,
+            self.fence.confirmed_until.clone(),
         );
         self.renewer = Some(tokio::spawn(async move {
             loop {
@@ -196,8 +282,12 @@ impl Lease {
                 record.expires_at =
                     Utc::now() + chrono::Duration::from_std(ttl).unwrap_or_default();
                 let body = serde_json::to_vec(&record).expect("serializable");
-                if let Err(e) = wh.loc.store.put(&path, body.into()).await {
-                    tracing::error!(error = %e, "could not renew the writer lease");
+                match wh.loc.store.put(&path, body.into()).await {
+                    Ok(_) => *confirmed.lock().expect("not poisoned") = record.expires_at,
+                    Err(e) => tracing::error!(
+                        error = %e,
+                        "could not renew the writer lease; commits stop when it expires"
+                    ),
                 }
             }
         }));

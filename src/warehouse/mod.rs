@@ -51,6 +51,17 @@ pub enum WarehouseError {
     Ledger(String),
     #[error("no warehouse at {0} (run a pipeline first, or check --warehouse / PALAUTE_WAREHOUSE)")]
     Missing(String),
+    #[error("this writer lost the warehouse's writer lease: {0}; nothing more was committed")]
+    LeaseLost(String),
+}
+
+impl WarehouseError {
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            WarehouseError::LeaseLost(_) => crate::ops::exit::LEASE,
+            _ => crate::ops::exit::ENVIRONMENT,
+        }
+    }
 }
 
 fn delta(table: &str) -> impl Fn(DeltaTableError) -> WarehouseError + '_ {
@@ -84,6 +95,8 @@ impl TableFile {
 #[derive(Clone)]
 pub struct Warehouse {
     pub loc: Location,
+    /// the writer lease this handle commits under: checked before every commit
+    fence: Option<lease::Fence>,
 }
 
 impl Warehouse {
@@ -95,7 +108,23 @@ impl Warehouse {
         }
         Ok(Warehouse {
             loc: Location::parse(spec, &cwd, create)?,
+            fence: None,
         })
+    }
+
+    /// This warehouse, committing only while `fence`'s lease is held: every commit and restore
+    /// first checks that the lease was neither taken over nor left to expire
+    /// ([`lease::Fence::check`]), and fails with [`WarehouseError::LeaseLost`] otherwise.
+    pub fn fenced(mut self, fence: lease::Fence) -> Warehouse {
+        self.fence = Some(fence);
+        self
+    }
+
+    async fn check_fence(&self) -> Result<(), WarehouseError> {
+        match &self.fence {
+            Some(f) => f.check(self).await,
+            None => Ok(()),
+        }
     }
 
     fn builder(&self, name: &str) -> Result<DeltaTableBuilder, WarehouseError> {
@@ -356,6 +385,7 @@ impl Warehouse {
             predicate: None,
         };
         let snapshot = t.snapshot().map_err(delta(name))?;
+        self.check_fence().await?;
         // the table's checkpoint interval (every 100 versions by default) applies; old log
         // entries are kept (versions are restored and read by number)
         let done = CommitBuilder::from(
@@ -382,6 +412,7 @@ impl Warehouse {
     /// Restore a table to `version` (a new version with that version's content).
     pub async fn restore(&self, name: &str, version: u64) -> Result<(), WarehouseError> {
         let t = self.table(name, None).await?;
+        self.check_fence().await?;
         t.restore()
             .with_version_to_restore(version)
             .await

@@ -1,5 +1,36 @@
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+
+/// The values of the environment variables that name a server (or program) a test needs. When
+/// one is missing the test cannot run: under `CI=true` that fails it; elsewhere it is skipped,
+/// said on the terminal itself (cargo test captures a passing test's `eprintln!`, not writes to
+/// the standard error stream).
+pub fn needs(vars: &[&str], how: &str) -> Option<Vec<String>> {
+    let values: Vec<Option<String>> = vars
+        .iter()
+        .map(|v| std::env::var(v).ok().filter(|x| !x.is_empty()))
+        .collect();
+    if values.iter().all(Option::is_some) {
+        return Some(values.into_iter().flatten().collect());
+    }
+    let missing: Vec<&str> = vars
+        .iter()
+        .zip(&values)
+        .filter(|(_, x)| x.is_none())
+        .map(|(v, _)| *v)
+        .collect();
+    let what = format!("{} not set; {how}", missing.join(", "));
+    if std::env::var("CI").is_ok_and(|v| v == "true") {
+        panic!("CI=true and {what}: this test must run in CI");
+    }
+    let _ = writeln!(
+        std::io::stderr(),
+        "\n*** SKIPPED {}: {what} ***",
+        std::thread::current().name().unwrap_or("a test")
+    );
+    None
+}
 
 pub struct Fixture {
     pub dir: tempfile::TempDir,

@@ -7,6 +7,7 @@ mod decoding;
 mod demo;
 mod feedback;
 mod formats;
+mod hardening;
 mod idempotency;
 mod limesurvey;
 mod mapping;

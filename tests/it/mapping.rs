@@ -226,3 +226,32 @@ fn quality_threshold_fails_the_run_and_writes_nothing() {
     assert_eq!(f.run(&p).code, 0);
     assert_eq!(f.count("responses"), 3);
 }
+
+#[test]
+fn check_exits_3_when_the_run_it_plans_would_fail_the_quality_threshold() {
+    let f = Fixture::new();
+    // one row of three has an unreadable time: 33 % against the default 5 %
+    f.input(
+        "a.csv",
+        b"id,time,kunta,q1,q2,nps,teksti\n1,2024-02-01,837,4,4,8,\n2,2024-02-01,837,4,4,8,\n3,eilen,837,4,4,8,\n",
+    );
+    let p = f.pipeline("", MAPPING);
+    let r = f.check(&p);
+    assert_eq!(r.code, 3, "{}\n{}", r.stdout, r.stderr);
+    assert!(
+        r.stdout.contains("the run would fail") && r.stdout.contains("over the limit of 5 %"),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        !f.path("wh").join("responses").exists(),
+        "check wrote nothing"
+    );
+    // the run it planned fails the same way
+    assert_eq!(f.run(&p).code, 3);
+    // under a limit the rows pass, check exits 0
+    let p = f.pipeline_named("t", "", MAPPING, "quality:\n  max_quarantined_pct: 50\n");
+    let r = f.check(&p);
+    assert_eq!(r.code, 0, "{}", r.stdout);
+    assert!(!r.stdout.contains("would fail"), "{}", r.stdout);
+}

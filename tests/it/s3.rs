@@ -1,27 +1,19 @@
 //! The warehouse and the source on an S3-compatible server (moto in CI, started by `.ci/run`).
-//! Without `PALAUTE_TEST_S3_ENDPOINT` and `PALAUTE_TEST_S3_BUCKET` the test says loudly that it
-//! was skipped.
+//! Without `PALAUTE_TEST_S3_ENDPOINT` and `PALAUTE_TEST_S3_BUCKET` the test fails under CI=true
+//! and is skipped, on the terminal, elsewhere.
 
 use std::sync::Arc;
 
 use object_store::ObjectStoreExt;
 
-use crate::common::{Fixture, MAPPING, count_in, palaute};
+use crate::common::{Fixture, MAPPING, count_in, needs, palaute};
 
 fn server() -> Option<(String, String)> {
-    match (
-        std::env::var("PALAUTE_TEST_S3_ENDPOINT"),
-        std::env::var("PALAUTE_TEST_S3_BUCKET"),
-    ) {
-        (Ok(e), Ok(b)) => Some((e, b)),
-        _ => {
-            eprintln!(
-                "\n*** SKIPPED s3 test: set PALAUTE_TEST_S3_ENDPOINT and PALAUTE_TEST_S3_BUCKET \
-                 (.ci/run starts a moto server and sets them) ***\n"
-            );
-            None
-        }
-    }
+    let v = needs(
+        &["PALAUTE_TEST_S3_ENDPOINT", "PALAUTE_TEST_S3_BUCKET"],
+        ".ci/run starts a moto server and sets them",
+    )?;
+    Some((v[0].clone(), v[1].clone()))
 }
 
 #[test]
