@@ -477,8 +477,18 @@ async fn main_inner(cli: Cli) -> anyhow::Result<i32> {
                     }
                 }
             }
-            if !no_aggregate && let (Some(first), Some(last)) = (periods.first(), periods.last()) {
-                code = code.max(aggregate_after(&wh, first, last, rules, json).await);
+            if !no_aggregate {
+                // the years these runs changed, and those an earlier run left owed (killed
+                // during its aggregation, or run with --no-aggregate)
+                let mut years = palaute::warehouse::owed::years_of(&periods);
+                match palaute::warehouse::owed::read(&wh).await {
+                    Ok(o) => years.extend(o.years),
+                    Err(e) => say("marts owed", &e),
+                }
+                if let (Some(first), Some(last)) = (years.first(), years.last()) {
+                    let (from, to) = (format!("{first}-01"), format!("{last}-12"));
+                    code = code.max(aggregate_after(&wh, &from, &to, rules, json).await);
+                }
             }
             lease.release().await;
             Ok(code)
@@ -638,10 +648,17 @@ async fn main_inner(cli: Cli) -> anyhow::Result<i32> {
             let rows =
                 palaute::ops::status::status(wh.as_ref(), &ps, at.unwrap_or_else(chrono::Utc::now))
                     .await?;
+            let owed = match &wh {
+                Some(wh) => palaute::warehouse::owed::read(wh).await?,
+                None => Default::default(),
+            };
             if json {
                 println!("{}", serde_json::to_string_pretty(&rows)?);
             } else {
                 print!("{}", palaute::ops::status::render(&rows));
+            }
+            if let Some(line) = palaute::ops::status::render_owed(&owed) {
+                eprintln!("palaute: {line}");
             }
             let stale = rows
                 .iter()

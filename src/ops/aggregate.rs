@@ -997,7 +997,7 @@ pub async fn aggregate(
             failpoint(&format!("commit:{name}"))?;
         }
         tracing::debug!(seconds = clock.elapsed().as_secs_f64(), "marts committed");
-        failpoint("ledger")?;
+        failpoint("aggregate:ledger")?;
         ledger::append_operation(
             wh,
             LEDGER_NAME,
@@ -1017,6 +1017,16 @@ pub async fn aggregate(
             report.table_versions.clone(),
         )
         .await?;
+        // every mart, period type and level of these years is now computed from the data
+        let complete =
+            opts.marts.is_empty() && opts.period_types.is_empty() && opts.levels.is_empty();
+        if complete {
+            let done: BTreeSet<i32> = years.iter().copied().collect();
+            if let Err(e) = crate::warehouse::owed::settle(wh, &done).await {
+                // committed all the same: the next run recomputes these years once more
+                tracing::warn!(error = %e, "could not record the marts as computed");
+            }
+        }
         Ok::<(), AggregateError>(())
     }
     .await;

@@ -45,7 +45,7 @@ use crate::warehouse::tables::{
 use crate::warehouse::writer::{
     self, SPILL_BUDGET, TableWriter, WrittenFile, add_action, remove_action,
 };
-use crate::warehouse::{TableFile, Warehouse, WarehouseError};
+use crate::warehouse::{TableFile, Warehouse, WarehouseError, owed};
 
 use super::exit;
 
@@ -1397,6 +1397,10 @@ pub async fn run_pipeline(
         palaute_version: env!("CARGO_PKG_VERSION").to_string(),
     };
     let appended = async {
+        // the marts of the years this run changed are owed until an aggregation computes them
+        if p.kind == crate::config::PipelineKind::Survey && !report.periods.is_empty() {
+            owed::add(wh, &owed::years_of(&report.periods)).await?;
+        }
         failpoint("ledger")?;
         ledger::append(wh, &rec).await.map_err(RunError::from)
     }

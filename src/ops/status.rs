@@ -92,6 +92,21 @@ pub async fn status(
     Ok(out)
 }
 
+/// The warning that marts are behind the data, when they are.
+pub fn render_owed(o: &crate::warehouse::owed::Owed) -> Option<String> {
+    if o.years.is_empty() {
+        return None;
+    }
+    let years: Vec<String> = o.years.iter().map(|y| y.to_string()).collect();
+    Some(format!(
+        "the marts of {} do not show the data committed since {}: the next `palaute run` (or `palaute aggregate`) computes them",
+        years.join(", "),
+        o.since
+            .map(|t| t.format("%Y-%m-%d %H:%M UTC").to_string())
+            .unwrap_or_else(|| "an earlier run".into())
+    ))
+}
+
 pub fn render(rows: &[PipelineStatus]) -> String {
     use std::fmt::Write;
     let mut s = format!(

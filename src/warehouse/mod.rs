@@ -8,6 +8,7 @@
 
 pub mod lease;
 pub mod ledger;
+pub mod owed;
 pub mod tables;
 pub mod writer;
 

@@ -216,6 +216,23 @@ impl Fixture {
     }
 }
 
+/// Every row of the four marts, in a fixed order.
+pub fn dump_marts(f: &Fixture) -> String {
+    let mut out = String::new();
+    for (mart, keys) in [
+        ("item_scores", "item_code"),
+        ("recommendation", "instrument"),
+        ("response_counts", "breakdown, category"),
+        ("selections", "item_code, option_code"),
+    ] {
+        out.push_str(&f.sql_csv(&format!(
+            "SELECT * FROM {mart} ORDER BY period_type, period, geo_level, geo_parent, \
+             geo_code, service, instrument, {keys}"
+        )));
+    }
+    out
+}
+
 pub fn s<'a>(row: &'a serde_json::Map<String, serde_json::Value>, k: &str) -> Option<&'a str> {
     row.get(k).and_then(|v| v.as_str())
 }

@@ -520,23 +520,6 @@ fn selections_share_of_respondents_and_options_follow_their_item() {
     assert_eq!(a.code, 0, "{}", a.stdout);
 }
 
-/// Every row of the four marts, in a fixed order.
-fn dump_marts(f: &Fixture) -> String {
-    let mut out = String::new();
-    for (mart, keys) in [
-        ("item_scores", "item_code"),
-        ("recommendation", "instrument"),
-        ("response_counts", "breakdown, category"),
-        ("selections", "item_code, option_code"),
-    ] {
-        out.push_str(&f.sql_csv(&format!(
-            "SELECT * FROM {mart} ORDER BY period_type, period, geo_level, geo_parent, \
-             geo_code, service, instrument, {keys}"
-        )));
-    }
-    out
-}
-
 /// `palaute aggregate --json` with `extra` arguments: (partitions computed, reused).
 fn aggregate_json(f: &Fixture, extra: &[&str]) -> (i64, i64, String) {
     let wh = f.warehouse();
@@ -576,7 +559,7 @@ fn run_aggregate_json(f: &Fixture, p: &std::path::Path) -> serde_json::Value {
 fn unchanged_partitions_reuse_their_cubes_and_changed_ones_are_recomputed() {
     // partitions: January 2025 in Kainuu, Pohjanmaa and Pirkanmaa; February 2025 in Kainuu
     let f = loaded();
-    let first = dump_marts(&f);
+    let first = crate::common::dump_marts(&f);
     assert!(first.lines().count() > 100, "{first}");
     assert!(
         f.path("wh/_cubes").is_dir(),
@@ -585,7 +568,7 @@ fn unchanged_partitions_reuse_their_cubes_and_changed_ones_are_recomputed() {
     // nothing changed: every partition's cubes are reused and the marts are the same
     let (computed, reused, _) = aggregate_json(&f, &[]);
     assert_eq!((computed, reused), (0, 4));
-    assert_eq!(dump_marts(&f), first);
+    assert_eq!(crate::common::dump_marts(&f), first);
     // one February answer edited at the source: only that partition is computed again
     let mut rs = responses();
     assert_eq!((rs[12].muni, rs[12].month, rs[12].q1), ("205", 2, A::V(2)));
@@ -595,7 +578,7 @@ fn unchanged_partitions_reuse_their_cubes_and_changed_ones_are_recomputed() {
     let agg = run_aggregate_json(&f, &p);
     assert_eq!(agg["partitions_computed"].as_i64(), Some(1), "{agg}");
     assert_eq!(agg["partitions_reused"].as_i64(), Some(3), "{agg}");
-    let edited = dump_marts(&f);
+    let edited = crate::common::dump_marts(&f);
     assert_ne!(edited, first, "the edit changed no figure");
     // Kajaani's February availability: the eight answers 2, 3, 4, 5, 5, can't say, 2, 3 with
     // the first now 1 — seven answered, mean 23 / 7 (24 / 7 before)
@@ -610,13 +593,13 @@ fn unchanged_partitions_reuse_their_cubes_and_changed_ones_are_recomputed() {
     // the same as computing every partition, and as the SQL definition
     let (computed, reused, _) = aggregate_json(&f, &["--fresh-cubes"]);
     assert_eq!((computed, reused), (4, 0));
-    assert_eq!(dump_marts(&f), edited);
+    assert_eq!(crate::common::dump_marts(&f), edited);
     let r = palaute(
         &["aggregate", "--warehouse", &f.warehouse(), "--sql-cubes"],
         &[],
     );
     assert_eq!(r.code, 0, "{}", r.stderr);
-    assert_eq!(dump_marts(&f), edited);
+    assert_eq!(crate::common::dump_marts(&f), edited);
     // a damaged cache file is reported and recomputed, never trusted
     let items = f.path("wh/_cubes/items/year=2025.arrows");
     assert!(items.is_file());
@@ -624,7 +607,7 @@ fn unchanged_partitions_reuse_their_cubes_and_changed_ones_are_recomputed() {
     let (computed, reused, stderr) = aggregate_json(&f, &[]);
     assert_eq!((computed, reused), (4, 0));
     assert!(stderr.contains("cube cache unreadable"), "{stderr}");
-    assert_eq!(dump_marts(&f), edited);
+    assert_eq!(crate::common::dump_marts(&f), edited);
     let (computed, reused, _) = aggregate_json(&f, &[]);
     assert_eq!((computed, reused), (0, 4));
     // a late response in Kajaani's February: that partition gets a second file (the run's
@@ -637,7 +620,7 @@ fn unchanged_partitions_reuse_their_cubes_and_changed_ones_are_recomputed() {
     let agg = run_aggregate_json(&f, &p);
     assert_eq!(agg["partitions_computed"].as_i64(), Some(1), "{agg}");
     assert_eq!(agg["partitions_reused"].as_i64(), Some(3), "{agg}");
-    let late = dump_marts(&f);
+    let late = crate::common::dump_marts(&f);
     assert_ne!(late, edited);
     let r = palaute(&["optimize", "--warehouse", &f.warehouse(), "--json"], &[]);
     assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
@@ -649,16 +632,16 @@ fn unchanged_partitions_reuse_their_cubes_and_changed_ones_are_recomputed() {
     assert_eq!(v["cube_cache_files_carried"].as_i64(), Some(4), "{v}");
     let (computed, reused, _) = aggregate_json(&f, &[]);
     assert_eq!((computed, reused), (0, 4));
-    assert_eq!(dump_marts(&f), late);
+    assert_eq!(crate::common::dump_marts(&f), late);
     let (computed, reused, _) = aggregate_json(&f, &["--fresh-cubes"]);
     assert_eq!((computed, reused), (4, 0));
-    assert_eq!(dump_marts(&f), late);
+    assert_eq!(crate::common::dump_marts(&f), late);
 }
 
 #[test]
 fn partitioned_cubes_equal_the_sql_definition() {
     let f = loaded();
-    let dump = || dump_marts(&f);
+    let dump = || crate::common::dump_marts(&f);
     let fast = dump();
     assert!(fast.lines().count() > 100, "{fast}");
     let r = palaute(
@@ -688,7 +671,7 @@ fn a_failed_aggregation_leaves_no_mart_file_behind() {
         .collect()
     };
     let before = mart_files();
-    let dump = dump_marts(&f);
+    let dump = crate::common::dump_marts(&f);
     assert!(
         before
             .iter()
@@ -702,9 +685,9 @@ fn a_failed_aggregation_leaves_no_mart_file_behind() {
     assert_ne!(r.code, 0, "{}", r.stdout);
     assert!(r.stderr.contains("failpoint"), "{}", r.stderr);
     assert_eq!(mart_files(), before);
-    assert_eq!(dump_marts(&f), dump);
+    assert_eq!(crate::common::dump_marts(&f), dump);
     // and the next aggregation publishes as usual
     let r = palaute(&["aggregate", "--warehouse", &wh], &[]);
     assert_eq!(r.code, 0, "{}", r.stderr);
-    assert_eq!(dump_marts(&f), dump);
+    assert_eq!(crate::common::dump_marts(&f), dump);
 }

@@ -122,3 +122,163 @@ fn a_failed_write_leaves_no_files_behind() {
         "stray files: {added:?}"
     );
 }
+
+/// The data and the marts of a warehouse, for comparing whole warehouses.
+fn everything(f: &Fixture) -> String {
+    format!("{}{}", f.dump(), crate::common::dump_marts(f))
+}
+
+/// Two deliveries, the second killed at `kill` (a crash failpoint, or SIGKILL after a delay);
+/// then the lease expires and a plain rerun must converge to the uninterrupted warehouse.
+fn killed_then_rerun(kill: Result<&str, std::time::Duration>) -> (Fixture, String) {
+    let ttl = ("PALAUTE_LEASE_TTL_SECONDS", "1");
+    let f = Fixture::new();
+    let p = f.pipeline("", MAPPING);
+    f.input("a.csv", export(0..30).as_bytes());
+    assert_eq!(f.run(&p).code, 0);
+    f.input("b.csv", export(20..60).as_bytes());
+    let what = match kill {
+        Ok(fp) => {
+            let r = f.run_env(&p, &[("PALAUTE_FAILPOINT", fp), ttl]);
+            assert_eq!(r.code, 86, "{fp} was not reached: {}{}", r.stdout, r.stderr);
+            fp.to_string()
+        }
+        Err(after) => {
+            let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_palaute"))
+                .args(["run", "--warehouse", &f.warehouse(), p.to_str().unwrap()])
+                .env_remove("PALAUTE_FAILPOINT")
+                .env(ttl.0, ttl.1)
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .unwrap();
+            std::thread::sleep(after);
+            let _ = child.kill();
+            let _ = child.wait();
+            format!("SIGKILL after {after:?}")
+        }
+    };
+    std::thread::sleep(std::time::Duration::from_millis(1200));
+    let r = f.run(&p);
+    assert_eq!(r.code, 0, "rerun after {what}: {}{}", r.stdout, r.stderr);
+    (f, what)
+}
+
+#[test]
+fn a_kill_anywhere_in_a_run_or_its_aggregation_converges_marts_included() {
+    let reference = {
+        let f = Fixture::new();
+        let p = f.pipeline("", MAPPING);
+        f.input("a.csv", export(0..30).as_bytes());
+        assert_eq!(f.run(&p).code, 0);
+        f.input("b.csv", export(20..60).as_bytes());
+        assert_eq!(f.run(&p).code, 0);
+        everything(&f)
+    };
+    // every stage a run and its closing aggregation pass, in order
+    for fp in [
+        "crash:write",
+        "crash:commit:responses",
+        "crash:commit:answers",
+        "crash:ledger",
+        "crash:publish:item_scores",
+        "crash:commit:item_scores",
+        "crash:commit:response_counts",
+        "crash:aggregate:ledger",
+    ] {
+        let (f, what) = killed_then_rerun(Ok(fp));
+        assert_eq!(everything(&f), reference, "after {what}");
+        // nothing is left owed, and status says nothing is
+        let st = crate::common::palaute(
+            &[
+                "status",
+                "--warehouse",
+                &f.warehouse(),
+                "--pipelines",
+                f.path("in").to_str().unwrap(),
+            ],
+            &[],
+        );
+        assert!(!st.stderr.contains("do not show"), "{what}: {}", st.stderr);
+    }
+    // and at a few random moments (bounded: 2 rounds, seeded)
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    for _ in 0..2 {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        let after = std::time::Duration::from_millis(100 + x % 1400);
+        let (f, what) = killed_then_rerun(Err(after));
+        assert_eq!(everything(&f), reference, "after {what}");
+    }
+}
+
+#[test]
+fn marts_owed_by_a_run_without_aggregation_are_named_and_computed_by_the_next_run() {
+    let f = Fixture::new();
+    let p = f.pipeline("", MAPPING);
+    f.input("a.csv", export(0..30).as_bytes());
+    let r = crate::common::palaute(
+        &[
+            "run",
+            "--no-aggregate",
+            "--warehouse",
+            &f.warehouse(),
+            p.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let status = || {
+        crate::common::palaute(
+            &[
+                "status",
+                "--warehouse",
+                &f.warehouse(),
+                "--pipelines",
+                f.path("in").to_str().unwrap(),
+            ],
+            &[],
+        )
+    };
+    let st = status();
+    assert!(
+        st.stderr.contains("the marts of 2024 do not show the data"),
+        "{}",
+        st.stderr
+    );
+    // nothing new to load, but the owed year is aggregated
+    let r = f.run(&p);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stdout.contains("unchanged"), "{}", r.stdout);
+    assert!(f.count("item_scores") > 0);
+    assert!(!status().stderr.contains("do not show"));
+    // a partial aggregation does not count as computing the year
+    f.input("b.csv", export(30..40).as_bytes());
+    let r = crate::common::palaute(
+        &[
+            "run",
+            "--no-aggregate",
+            "--warehouse",
+            &f.warehouse(),
+            p.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let r = crate::common::palaute(
+        &[
+            "aggregate",
+            "--warehouse",
+            &f.warehouse(),
+            "--marts",
+            "item_scores",
+        ],
+        &[],
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(status().stderr.contains("the marts of 2024"));
+    let r = crate::common::palaute(&["aggregate", "--warehouse", &f.warehouse()], &[]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(!status().stderr.contains("do not show"));
+}
