@@ -146,6 +146,13 @@ enum Cmd {
         #[arg(long)]
         json: bool,
     },
+    /// Migrate a warehouse whose response keys were made without a secret (palaute before 0.2):
+    /// every data file is rewritten with its keys keyed by the warehouse's secret (one atomic
+    /// operation; PALAUTE_KEY_SECRET, else a new secret in the warehouse's _keys/)
+    Rekey {
+        #[command(flatten)]
+        w: WarehouseArg,
+    },
     /// Run every scheduled pipeline of a folder when its cron expression is due (until SIGTERM)
     Schedule {
         #[command(flatten)]
@@ -556,6 +563,33 @@ async fn main_inner(cli: Cli) -> anyhow::Result<i32> {
                 }
                 Err(e) => {
                     say("optimize", &e);
+                    Ok(e.exit_code())
+                }
+            }
+        }
+        Cmd::Rekey { w } => {
+            let wh = Warehouse::open(&config::resolve_warehouse(w.warehouse.as_deref()), false)?;
+            let (wh, lease) = match writer_lease(wh, "rekey").await {
+                Ok(l) => l,
+                Err(code) => return Ok(code),
+            };
+            let result = palaute::ops::optimize::rekey(&wh).await;
+            lease.release().await;
+            match result {
+                Ok(Some(r)) => {
+                    let rows: u64 = r.tables.values().map(|t| t.rows_rewritten).sum();
+                    println!(
+                        "rekey {}: {rows} rows' keys now keyed with the warehouse's secret ({:.1} s)",
+                        r.run_id, r.seconds
+                    );
+                    Ok(0)
+                }
+                Ok(None) => {
+                    println!("the warehouse's response keys are keyed already: nothing to do");
+                    Ok(0)
+                }
+                Err(e) => {
+                    say("rekey", &e);
                     Ok(e.exit_code())
                 }
             }

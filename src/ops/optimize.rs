@@ -7,6 +7,9 @@
 //! `optimize`) naming the new versions, like a run: readers see the old layout or the new one,
 //! never a mix, and a failure restores the tables it committed. The removed files stay for time
 //! travel until `vacuum`.
+//!
+//! The same rewrite, of every partition and with the key columns mapped through the warehouse's
+//! key secret, is `palaute rekey`: the migration of a warehouse made before keys were keyed.
 
 use std::collections::BTreeMap;
 use std::time::Instant;
@@ -17,13 +20,19 @@ use futures::StreamExt;
 use object_store::ObjectStoreExt;
 use parquet::arrow::ArrowWriter;
 
-use crate::warehouse::ledger;
-use crate::warehouse::tables::{DATA_TABLES, table_def};
+use arrow::array::{Array, ArrayRef, AsArray, RecordBatch, StringBuilder};
+use arrow::datatypes::DataType;
+
+use crate::privacy::keys::KeySecret;
+use crate::warehouse::tables::{DATA_TABLES, hex32, parse_key, table_def};
 use crate::warehouse::writer::{WrittenFile, add_action, remove_action, table_writer_properties};
 use crate::warehouse::{TableFile, Warehouse, WarehouseError};
+use crate::warehouse::{keys, ledger};
 
 /// The pipeline name of optimize rows in the `runs` ledger.
 pub const LEDGER_NAME: &str = "optimize";
+/// The pipeline name of the key migration's row.
+pub const REKEY_LEDGER_NAME: &str = "rekey";
 
 #[derive(Debug, Clone, Default, serde::Serialize)]
 pub struct TableReport {
@@ -57,9 +66,20 @@ async fn compact(
     files: Vec<TableFile>,
     run_id: &str,
     n: usize,
+    rekey: Option<KeySecret>,
 ) -> Result<WrittenFile, WarehouseError> {
     let def = table_def(name);
-    let batches = wh.read_files(name, &files, &[]).await?;
+    let mut batches = wh.read_files(name, &files, &[]).await?;
+    if let Some(secret) = &rekey {
+        let err = |m: String| WarehouseError::Write {
+            path: name.to_string(),
+            message: m,
+        };
+        batches = batches
+            .into_iter()
+            .map(|b| rekey_batch(&b, secret).map_err(err))
+            .collect::<Result<_, _>>()?;
+    }
     let partition_values = files[0].partition_values();
     let dir: String = partition_values
         .iter()
@@ -103,7 +123,74 @@ async fn compact(
     })
 }
 
+/// The key columns of a batch (`response_key`, `feedback_key`; NULLs stay NULL) mapped
+/// through the secret: the migration of keys made without one.
+fn rekey_batch(b: &RecordBatch, secret: &KeySecret) -> Result<RecordBatch, String> {
+    let mut cols = b.columns().to_vec();
+    for (i, f) in b.schema().fields().iter().enumerate() {
+        if f.name() != "response_key" && f.name() != "feedback_key" {
+            continue;
+        }
+        let text = arrow::compute::cast(&cols[i], &DataType::Utf8).map_err(|e| e.to_string())?;
+        let text = text.as_string::<i32>();
+        let mut out = StringBuilder::with_capacity(text.len(), text.len() * 32);
+        for v in text.iter() {
+            match v {
+                None => out.append_null(),
+                Some(k) => {
+                    let k = parse_key(k).ok_or_else(|| format!("{}: not a key: {k}", f.name()))?;
+                    out.append_value(hex32(secret.key(k)).as_str());
+                }
+            }
+        }
+        let mapped: ArrayRef = std::sync::Arc::new(out.finish());
+        cols[i] = arrow::compute::cast(&mapped, f.data_type()).map_err(|e| e.to_string())?;
+    }
+    RecordBatch::try_new(b.schema(), cols).map_err(|e| e.to_string())
+}
+
 pub async fn optimize(wh: &Warehouse) -> Result<OptimizeReport, WarehouseError> {
+    rewrite(wh, None).await
+}
+
+/// `palaute rekey`: the migration of a warehouse whose response keys were made without a secret
+/// (palaute before 0.2). Every partition of the data tables is rewritten with its keys mapped
+/// through the warehouse's new secret, in one operation committed like optimize (pipeline
+/// `rekey` in the ledger); then the warehouse is marked keyed. Returns `None` when its keys are
+/// keyed already.
+pub async fn rekey(wh: &Warehouse) -> Result<Option<OptimizeReport>, WarehouseError> {
+    if !wh.exists().await? {
+        return Err(WarehouseError::Missing(wh.loc.display()));
+    }
+    let Some(secret) = keys::for_rekey(wh).await? else {
+        return Ok(None);
+    };
+    // a migration that committed but stopped before marking the warehouse keyed: mark it now
+    // (rewriting again would key the keys twice)
+    let runs = ledger::read_runs(wh).await?;
+    if let Some(done) = runs
+        .iter()
+        .rev()
+        .find(|r| r.pipeline == REKEY_LEDGER_NAME && r.status == ledger::RunStatus::Succeeded)
+    {
+        keys::rekeyed(wh, &secret).await?;
+        return Ok(Some(OptimizeReport {
+            run_id: done.run_id.clone(),
+            tables: BTreeMap::new(),
+            table_versions: done.table_versions.clone(),
+            cube_cache_files_carried: 0,
+            seconds: 0.0,
+        }));
+    }
+    let r = rewrite(wh, Some(secret.clone())).await?;
+    keys::rekeyed(wh, &secret).await?;
+    Ok(Some(r))
+}
+
+async fn rewrite(
+    wh: &Warehouse,
+    rekey: Option<KeySecret>,
+) -> Result<OptimizeReport, WarehouseError> {
     let clock = Instant::now();
     let started = Utc::now();
     if !wh.exists().await? {
@@ -141,14 +228,15 @@ pub async fn optimize(wh: &Warehouse) -> Result<OptimizeReport, WarehouseError> 
             let mut removes = Vec::new();
             let mut jobs = Vec::new();
             for (i, (_, fs)) in parts.into_iter().enumerate() {
-                if fs.len() < 2 {
+                // a migration rewrites every file; compaction only partitions of several
+                if fs.len() < 2 && rekey.is_none() {
                     tr.files_after += fs.len() as u64;
                     continue;
                 }
                 for f in &fs {
                     removes.push(remove_action(&f.path, f.size, &f.partition_values()));
                 }
-                jobs.push(compact(wh, name, fs, &run_id, i));
+                jobs.push(compact(wh, name, fs, &run_id, i, rekey.clone()));
             }
             let mut new_files = Vec::new();
             let mut stream = futures::stream::iter(jobs).buffer_unordered(2);
@@ -180,12 +268,21 @@ pub async fn optimize(wh: &Warehouse) -> Result<OptimizeReport, WarehouseError> 
         }
         failpoint("ledger")?;
         let compacted: u64 = report.tables.values().map(|t| t.partitions_compacted).sum();
+        let (ledger_name, message) = match &rekey {
+            None => (LEDGER_NAME, format!("compacted {compacted} partitions")),
+            Some(_) => (
+                REKEY_LEDGER_NAME,
+                format!(
+                    "response keys keyed with the warehouse's secret in {compacted} partitions"
+                ),
+            ),
+        };
         ledger::append_operation(
             wh,
-            LEDGER_NAME,
+            ledger_name,
             &run_id,
             started,
-            format!("compacted {compacted} partitions"),
+            message,
             0,
             report.table_versions.clone(),
         )

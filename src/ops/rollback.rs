@@ -94,6 +94,17 @@ pub async fn rollback(wh: &Warehouse, target: &Target) -> Result<RollbackReport,
             row.run_id
         )));
     }
+    // the key migration rewrote every key: the versions before it hold unkeyed keys
+    if let Some(m) = runs.iter().find(|r| {
+        r.pipeline == super::optimize::REKEY_LEDGER_NAME
+            && r.status == RunStatus::Succeeded
+            && r.seq > row.seq
+    }) {
+        return Err(RollbackError::Target(format!(
+            "seq {} is before the key migration (seq {}, palaute rekey): its keys were made without the secret; roll back to seq {} or later",
+            row.seq, m.seq, m.seq
+        )));
+    }
     let started = Utc::now();
     let committed = ledger::committed_versions(wh).await?;
     let mut versions = committed.clone();

@@ -3,6 +3,7 @@
 //! stored. Errors and logs name files, rows and columns, never answer text.
 
 pub mod disclosure;
+pub mod keys;
 pub mod scrub;
 
 pub use scrub::{Scrubbed, Scrubber};

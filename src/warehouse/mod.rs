@@ -6,6 +6,7 @@
 //! run that died between its table commits is invisible; the next run restores such tables to the
 //! committed versions before it starts ([`Warehouse::recover`]).
 
+pub mod keys;
 pub mod lease;
 pub mod ledger;
 pub mod owed;
@@ -54,12 +55,16 @@ pub enum WarehouseError {
     Missing(String),
     #[error("this writer lost the warehouse's writer lease: {0}; nothing more was committed")]
     LeaseLost(String),
+    #[error("{0}")]
+    KeySecret(String),
 }
 
 impl WarehouseError {
     pub fn exit_code(&self) -> i32 {
         match self {
             WarehouseError::LeaseLost(_) => crate::ops::exit::LEASE,
+            // a setting to fix, not a failure to retry
+            WarehouseError::KeySecret(_) => crate::ops::exit::CONFIG,
             _ => crate::ops::exit::ENVIRONMENT,
         }
     }

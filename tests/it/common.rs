@@ -52,11 +52,25 @@ impl Ran {
     }
 }
 
-pub fn palaute(args: &[&str], envs: &[(&str, &str)]) -> Ran {
+/// The key secret the tests' warehouses share (`PALAUTE_KEY_SECRET`), so that the response keys
+/// of two warehouses loaded alike are equal and their dumps comparable; the privacy tests make
+/// warehouses with secrets of their own.
+pub const TEST_KEY_SECRET: &str =
+    "5e1ec7ed5e1ec7ed5e1ec7ed5e1ec7ed5e1ec7ed5e1ec7ed5e1ec7ed5e1ec7ed";
+
+/// `palaute` as the tests run it: no warehouse or failpoint from the environment, the tests' key
+/// secret.
+pub fn command() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_palaute"));
-    c.args(args)
-        .env_remove("PALAUTE_WAREHOUSE")
-        .env_remove("PALAUTE_FAILPOINT");
+    c.env_remove("PALAUTE_WAREHOUSE")
+        .env_remove("PALAUTE_FAILPOINT")
+        .env("PALAUTE_KEY_SECRET", TEST_KEY_SECRET);
+    c
+}
+
+pub fn palaute(args: &[&str], envs: &[(&str, &str)]) -> Ran {
+    let mut c = command();
+    c.args(args);
     for (k, v) in envs {
         c.env(k, v);
     }

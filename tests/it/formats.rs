@@ -647,6 +647,7 @@ fn a_stray_cell_far_away_costs_nothing_and_its_row_is_quarantined() {
             .arg(f.warehouse())
             .arg(&p)
             .env_remove("PALAUTE_FAILPOINT")
+            .env("PALAUTE_KEY_SECRET", crate::common::TEST_KEY_SECRET)
             .output()
             .unwrap();
         (

@@ -172,7 +172,7 @@ fn a_writer_paused_past_its_lease_commits_nothing_after_another_took_over() {
     f.input("a.csv", export(0..50).as_bytes());
     let p = f.pipeline("", MAPPING);
     let ttl = ("PALAUTE_LEASE_TTL_SECONDS", "2");
-    let paused = Command::new(env!("CARGO_BIN_EXE_palaute"))
+    let paused = crate::common::command()
         .args(["run", "--warehouse", &f.warehouse(), p.to_str().unwrap()])
         .env_remove("PALAUTE_WAREHOUSE")
         .env("PALAUTE_FAILPOINT", "sleep:ledger:3")
@@ -236,6 +236,7 @@ fn test_hooks_are_absent_from_a_default_build() {
         let out = Command::new(bin)
             .args(["run", "--warehouse", &f.warehouse(), p.to_str().unwrap()])
             .env("PALAUTE_FAILPOINT", fp)
+            .env("PALAUTE_KEY_SECRET", crate::common::TEST_KEY_SECRET)
             .output()
             .unwrap();
         let stderr = String::from_utf8_lossy(&out.stderr);

@@ -345,7 +345,7 @@ fn one_writer_at_a_time_and_a_killed_run_converges_after_its_lease_expires() {
     let f = Fixture::new();
     f.input("a.csv", export_a.as_bytes());
     let p = f.pipeline("", MAPPING);
-    let slow = std::process::Command::new(env!("CARGO_BIN_EXE_palaute"))
+    let slow = crate::common::command()
         .args(["run", "--warehouse", &f.warehouse(), p.to_str().unwrap()])
         .env_remove("PALAUTE_WAREHOUSE")
         .env("PALAUTE_FAILPOINT", "sleep:ledger:5")
@@ -384,7 +384,7 @@ fn one_writer_at_a_time_and_a_killed_run_converges_after_its_lease_expires() {
     k.input("a.csv", export_a.as_bytes());
     let p = k.pipeline("", MAPPING);
     let ttl = [("PALAUTE_LEASE_TTL_SECONDS", "2")];
-    let doomed = std::process::Command::new(env!("CARGO_BIN_EXE_palaute"))
+    let doomed = crate::common::command()
         .args(["run", "--warehouse", &k.warehouse(), p.to_str().unwrap()])
         .env_remove("PALAUTE_WAREHOUSE")
         .env("PALAUTE_FAILPOINT", "sleep:ledger:30")

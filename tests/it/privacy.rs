@@ -1,7 +1,7 @@
 //! Privacy: open text is scrubbed of each kind of personal data, ordinary numbers stay, and
 //! identifier columns of the source never reach the warehouse.
 
-use crate::common::{Fixture, MAPPING, files_under, s};
+use crate::common::{Fixture, MAPPING, files_under, palaute, s};
 
 #[test]
 fn open_text_is_scrubbed_of_each_kind() {
@@ -130,4 +130,204 @@ fn birth_year_becomes_an_age_group_and_is_not_stored() {
     let record: serde_json::Value = serde_json::from_str(s(&q[1], "record").unwrap()).unwrap();
     assert_eq!(record["by"], "[birth_year]", "{record}");
     assert_eq!(record["time"], "yesterday", "{record}");
+}
+
+/// The response key a warehouse made without a secret held: XXH3-128 of (system, survey, id).
+fn unkeyed(id: &str) -> String {
+    let mut h = xxhash_rust::xxh3::Xxh3::new();
+    for (i, part) in ["test", "s1", id].iter().enumerate() {
+        if i > 0 {
+            h.update(b"\x1f");
+        }
+        h.update(part.as_bytes());
+    }
+    format!("{:032x}", h.digest128())
+}
+
+const TEN: &str = "id,time,kunta,q1,q2,nps,teksti\n\
+    1,2024-02-01,837,4,4,8,hyvä\n2,2024-02-01,837,4,4,8,\n3,2024-02-02,837,5,4,9,\n\
+    4,2024-02-02,837,3,4,7,\n5,2024-02-03,837,4,2,8,\n6,2024-02-03,837,4,4,10,\n\
+    7,2024-02-04,837,1,4,0,\n8,2024-02-04,837,4,4,8,\n9,2024-02-05,837,4,5,8,\n\
+    10,2024-02-05,837,2,4,5,\n";
+
+fn keys(f: &Fixture, envs: &[(&str, &str)]) -> Vec<String> {
+    let r = palaute(
+        &[
+            "sql",
+            "--warehouse",
+            &f.warehouse(),
+            "--format",
+            "csv",
+            "SELECT response_key FROM responses ORDER BY source_row",
+        ],
+        envs,
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    r.stdout.lines().skip(1).map(str::to_string).collect()
+}
+
+#[test]
+fn response_keys_are_keyed_with_a_secret_of_the_warehouse_that_no_table_holds() {
+    use std::os::unix::fs::PermissionsExt;
+    // no PALAUTE_KEY_SECRET: the warehouse makes its own at its first run
+    let own = [("PALAUTE_KEY_SECRET", "")];
+    let run = |f: &Fixture, envs: &[(&str, &str)]| {
+        let p = f.pipeline("", MAPPING);
+        palaute(
+            &["run", "--warehouse", &f.warehouse(), p.to_str().unwrap()],
+            envs,
+        )
+    };
+    let f = Fixture::new();
+    f.input("a.csv", TEN.as_bytes());
+    let r = run(&f, &own);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let secret_file = f.path("wh/_keys/response_key.secret");
+    let mode = std::fs::metadata(&secret_file)
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600, "{mode:o}");
+    let dir_mode = std::fs::metadata(f.path("wh/_keys"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(dir_mode & 0o777, 0o700, "{dir_mode:o}");
+    let secret = std::fs::read_to_string(&secret_file).unwrap();
+    let secret = secret.trim();
+    assert_eq!(secret.len(), 64);
+    // no stored key is the enumerable unkeyed hash of a source id
+    let stored = keys(&f, &own);
+    assert_eq!(stored.len(), 10);
+    let guesses: Vec<String> = (0..1000).map(|i| unkeyed(&i.to_string())).collect();
+    for k in &stored {
+        assert!(
+            !guesses.contains(k),
+            "{k} is the unkeyed hash of a source id"
+        );
+    }
+    // reruns and re-deliveries deduplicate as before
+    let r = run(&f, &own);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stdout.contains("1 unchanged"), "{}", r.stdout);
+    // the first row edited: the export cannot be resumed, every row is matched by its key
+    f.input(
+        "b.csv",
+        TEN.replace("1,2024-02-01,837,4,4,8,hyvä", "1,2024-02-01,837,5,4,8,hyvä")
+            .as_bytes(),
+    );
+    let r = run(&f, &own);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        r.stdout.contains("0 new, 1 updated, 9 duplicate"),
+        "{}",
+        r.stdout
+    );
+    assert_eq!(keys(&f, &own), stored, "an edited response keeps its key");
+    // another warehouse, the same export: other keys
+    let g = Fixture::new();
+    g.input("a.csv", TEN.as_bytes());
+    assert_eq!(run(&g, &own).code, 0);
+    let other = keys(&g, &own);
+    assert!(stored.iter().all(|k| !other.contains(k)));
+    // a different secret given for the first warehouse is refused before anything is written
+    let before = f.dump();
+    let r = run(
+        &f,
+        &[("PALAUTE_KEY_SECRET", crate::common::TEST_KEY_SECRET)],
+    );
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains("not the one this warehouse's response keys were made with"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(f.dump(), before);
+    // the secret is in no table, no output, no data file
+    let mut everything = f.dump();
+    everything.push_str(&f.sql_csv("SELECT * FROM runs"));
+    everything.push_str(&r.stdout);
+    everything.push_str(&r.stderr);
+    assert!(!everything.contains(secret));
+    for p in files_under(&f.path("wh")) {
+        if p == secret_file {
+            continue;
+        }
+        let b = std::fs::read(&p).unwrap();
+        assert!(
+            !b.windows(64).any(|w| w == secret.as_bytes()),
+            "{}",
+            p.display()
+        );
+    }
+}
+
+#[test]
+fn a_warehouse_made_with_unkeyed_keys_is_migrated_once_by_rekey() {
+    let f = Fixture::new();
+    f.input("a.csv", TEN.as_bytes());
+    let p = f.pipeline("", MAPPING);
+    let wh = f.warehouse();
+    // as palaute made warehouses before keys were keyed (a test hook)
+    let r = f.run_env(&p, &[("PALAUTE_FAILPOINT", "skip:key-secret")]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let legacy = keys(&f, &[]);
+    let want: Vec<String> = (1..=10).map(|i| unkeyed(&i.to_string())).collect();
+    assert_eq!(legacy, want);
+    let legacy_seq = f.sql("SELECT max(seq) AS s FROM runs")[0]["s"]
+        .as_i64()
+        .unwrap();
+    let answers = f.count("answers");
+    // a run refuses to mix keys, and says what to do
+    // the first row edited: the export cannot be resumed, every row is matched by its key
+    f.input(
+        "b.csv",
+        TEN.replace("1,2024-02-01,837,4,4,8,hyvä", "1,2024-02-01,837,5,4,8,hyvä")
+            .as_bytes(),
+    );
+    let r = f.run(&p);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(r.stderr.contains("palaute rekey"), "{}", r.stderr);
+    // the migration
+    let r = palaute(&["rekey", "--warehouse", &wh], &[]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stdout.contains("keys now keyed"), "{}", r.stdout);
+    let migrated = keys(&f, &[]);
+    assert_eq!(migrated.len(), 10);
+    assert!(migrated.iter().all(|k| !legacy.contains(k)));
+    // every answer still belongs to its response
+    let joined = f.sql(
+        "SELECT count(*) AS n FROM answers a JOIN responses r ON a.response_key = r.response_key",
+    );
+    assert_eq!(joined[0]["n"].as_i64(), Some(answers));
+    // and the next delivery deduplicates against the migrated keys: one edit, nine duplicates
+    let r = f.run(&p);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        r.stdout.contains("0 new, 1 updated, 9 duplicate"),
+        "{}",
+        r.stdout
+    );
+    assert_eq!(keys(&f, &[]), migrated);
+    // once is enough; rolling back to before it is refused
+    let r = palaute(&["rekey", "--warehouse", &wh], &[]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stdout.contains("keyed already"), "{}", r.stdout);
+    let r = palaute(
+        &[
+            "rollback",
+            "--warehouse",
+            &wh,
+            "--to-version",
+            &legacy_seq.to_string(),
+        ],
+        &[],
+    );
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("before the key migration"),
+        "{}",
+        r.stderr
+    );
 }

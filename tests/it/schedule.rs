@@ -34,7 +34,7 @@ fn the_scheduler_runs_due_pipelines_retries_transient_failures_and_stops_cleanly
     let every2 = "schedule:\n  cron: \"*/2 * * * * *\"\n";
     write_pipeline(&f, "every2", f.path("in").to_str().unwrap(), every2);
     let log = f.path("schedule.log");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_palaute"))
+    let mut child = crate::common::command()
         .args([
             "schedule",
             "--warehouse",

@@ -144,7 +144,7 @@ fn killed_then_rerun(kill: Result<&str, std::time::Duration>) -> (Fixture, Strin
             fp.to_string()
         }
         Err(after) => {
-            let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_palaute"))
+            let mut child = crate::common::command()
                 .args(["run", "--warehouse", &f.warehouse(), p.to_str().unwrap()])
                 .env_remove("PALAUTE_FAILPOINT")
                 .env(ttl.0, ttl.1)
