@@ -558,10 +558,24 @@ pub enum PiiKind {
     Hetu,
     Phone,
     Address,
+    /// first names from a list (and a capitalised word right after one): optional, not in the
+    /// default set
+    Name,
 }
 
 impl PiiKind {
-    pub const ALL: [PiiKind; 6] = [
+    /// Every kind, in the order markers are counted and named.
+    pub const ALL: [PiiKind; 7] = [
+        PiiKind::Url,
+        PiiKind::Email,
+        PiiKind::Iban,
+        PiiKind::Hetu,
+        PiiKind::Phone,
+        PiiKind::Address,
+        PiiKind::Name,
+    ];
+    /// What a pipeline scrubs unless it says otherwise.
+    pub const DEFAULT: [PiiKind; 6] = [
         PiiKind::Url,
         PiiKind::Email,
         PiiKind::Iban,
@@ -577,6 +591,19 @@ impl PiiKind {
             PiiKind::Hetu => "[hetu]",
             PiiKind::Phone => "[phone]",
             PiiKind::Address => "[address]",
+            PiiKind::Name => "[name]",
+        }
+    }
+    /// The kind's name, as configured and as `redaction_kinds` lists it.
+    pub fn name(self) -> &'static str {
+        match self {
+            PiiKind::Email => "email",
+            PiiKind::Url => "url",
+            PiiKind::Iban => "iban",
+            PiiKind::Hetu => "hetu",
+            PiiKind::Phone => "phone",
+            PiiKind::Address => "address",
+            PiiKind::Name => "name",
         }
     }
 }
@@ -584,13 +611,13 @@ impl PiiKind {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PrivacyConfig {
-    /// which kinds of personal data open text is scrubbed of (default: all)
+    /// which kinds of personal data open text is scrubbed of (default: all but `name`)
     #[serde(default = "all_pii")]
     pub scrub: Vec<PiiKind>,
 }
 
 fn all_pii() -> Vec<PiiKind> {
-    PiiKind::ALL.to_vec()
+    PiiKind::DEFAULT.to_vec()
 }
 
 impl Default for PrivacyConfig {

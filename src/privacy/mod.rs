@@ -2,6 +2,8 @@
 //! nothing else), birth years become age groups, and open text is scrubbed here before it is
 //! stored. Errors and logs name files, rows and columns, never answer text.
 
+#[cfg(test)]
+mod corpus;
 pub mod disclosure;
 pub mod keys;
 pub mod scrub;

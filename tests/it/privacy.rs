@@ -331,3 +331,31 @@ fn a_warehouse_made_with_unkeyed_keys_is_migrated_once_by_rekey() {
         r.stderr
     );
 }
+
+#[test]
+fn first_names_are_scrubbed_when_the_pipeline_asks() {
+    let f = Fixture::new();
+    let csv = "id,time,kunta,q1,q2,nps,teksti\n\
+        1,2024-02-01,837,4,4,8,Hoitaja Liisa Virtanen oli ihana ja kiitos Matille\n\
+        2,2024-02-01,837,4,4,8,Toivo on kova. Asun Kaarinassa.\n";
+    f.input("a.csv", csv.as_bytes());
+    let p = f.pipeline_named(
+        "t",
+        "",
+        MAPPING,
+        "privacy:\n  scrub: [url, email, iban, hetu, phone, address, name]\n",
+    );
+    let r = f.run(&p);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let rows = f.sql(
+        "SELECT c.text, c.redactions, c.redaction_kinds FROM comments c JOIN responses r ON c.response_key = r.response_key ORDER BY r.source_row",
+    );
+    assert_eq!(
+        s(&rows[0], "text"),
+        Some("Hoitaja [name] oli ihana ja kiitos [name]")
+    );
+    assert_eq!(s(&rows[0], "redaction_kinds"), Some("name"));
+    assert_eq!(rows[0]["redactions"].as_i64(), Some(2));
+    assert_eq!(s(&rows[1], "text"), Some("Toivo on kova. Asun Kaarinassa."));
+    assert!(!r.stdout.contains("Liisa") && !r.stderr.contains("Liisa"));
+}
