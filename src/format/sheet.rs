@@ -20,7 +20,8 @@
 //! - size: XLSX and XLSB sheets are read cell by cell, keeping only the cells that hold a value,
 //!   so a stray cell far away (`XFD1048576`) costs nothing; the cells' text is bounded
 //!   ([`MAX_TEXT_BYTES`]). XLS sheets are read whole (the format's 65,536 × 256 bounds them);
-//!   so are ODS sheets, which calamine expands as it opens the workbook.
+//!   ODS sheets, which calamine expands as it opens the workbook, calamine itself refuses beyond
+//!   100 million cells (a test holds it to that).
 
 use std::path::Path;
 

@@ -232,6 +232,11 @@ fn a_mapping_may_not_name_an_identifier_column_and_a_missing_sheet_is_named() {
 /// uncompressed mimetype, the cells in content.xml. Two header rows (question texts above codes,
 /// as Webropol's wide exports have them) and a Swedish header text.
 fn ods(path: &std::path::Path) {
+    ods_with(path, "");
+}
+
+/// The ODS workbook of [`ods`], with `extra` (raw rows) after its data rows.
+fn ods_with(path: &std::path::Path, extra: &str) {
     use std::io::Write;
     let cell = |v: &str| {
         format!(
@@ -275,7 +280,7 @@ fn ods(path: &std::path::Path) {
 <office:document-content xmlns:office=\"urn:oasis:names:tc:opendocument:xmlns:office:1.0\" \
 xmlns:table=\"urn:oasis:names:tc:opendocument:xmlns:table:1.0\" \
 xmlns:text=\"urn:oasis:names:tc:opendocument:xmlns:text:1.0\" office:version=\"1.2\">\
-<office:body><office:spreadsheet><table:table table:name=\"Svar\">{}</table:table>\
+<office:body><office:spreadsheet><table:table table:name=\"Svar\">{}{extra}</table:table>\
 </office:spreadsheet></office:body></office:document-content>",
         rows.concat()
     );
@@ -324,6 +329,40 @@ fn ods_with_two_header_rows_swedish_labels_and_date_cells() {
         vec![Some(5), Some(5)]
     );
     rerun_loads_nothing(&f, &p);
+}
+
+#[test]
+fn an_ods_sheet_repeating_a_cell_over_billions_of_positions_is_refused_in_time() {
+    let f = Fixture::new();
+    // one row, repeated a million times, of one value repeated 16,384 times: a few hundred
+    // bytes that calamine would lay out as 17 billion cells
+    ods_with(
+        &f.path("in/svar.ods"),
+        "<table:table-row table:number-rows-repeated=\"1000000\"><table:table-cell table:number-columns-repeated=\"16384\" office:value-type=\"float\" office:value=\"1\"><text:p>1</text:p></table:table-cell></table:table-row>",
+    );
+    let p = write_pipeline(
+        &f,
+        "*.ods",
+        "format:\n  kind: spreadsheet\n  header_rows: 2\n",
+        "mapping:\n  instrument: thl_national\n  version: 2\n  response_id: id\n  submitted_at: tid\n  municipality: kunta\n  items:\n    availability: q1\n",
+    );
+    let o = std::process::Command::new("sh")
+        .arg("-c")
+        .arg("ulimit -v 8000000; exec \"$0\" run --warehouse \"$1\" \"$2\"")
+        .arg(env!("CARGO_BIN_EXE_palaute"))
+        .arg(f.warehouse())
+        .arg(&p)
+        .env_remove("PALAUTE_FAILPOINT")
+        .env("PALAUTE_KEY_SECRET", crate::common::TEST_KEY_SECRET)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(4), "{err}");
+    // calamine's own limit (100 million cells) refuses it before laying anything out
+    assert!(
+        err.contains("svar.ods") && err.contains("Cell limit exceeded"),
+        "{err}"
+    );
 }
 
 const JSON_MAPPING: &str = r#"mapping:

@@ -15,6 +15,7 @@ mod marts;
 mod operations;
 mod paper;
 mod privacy;
+mod properties;
 mod resume;
 mod s3;
 mod schedule;
