@@ -211,12 +211,12 @@ fn runner(cases: u32) -> TestRunner {
     })
 }
 
+/// A plan's rows: read, written (new or updated), duplicate, quarantined.
+type Planned = (u64, u64, u64, u64);
+
 /// The plan of `pipeline` in-process (what `check` runs), on a thread of its own with a time
 /// limit: Ok(Ok(counts)) planned, Ok(Err(message)) a clear error, Err: a panic or a hang.
-fn plan_in_process(
-    f: &Fixture,
-    pipeline: &Path,
-) -> Result<Result<(u64, u64, u64, u64), String>, String> {
+fn plan_in_process(f: &Fixture, pipeline: &Path) -> Result<Result<Planned, String>, String> {
     let p = palaute::config::load_pipeline(pipeline).map_err(|e| e.to_string())?;
     let wh_dir = f.path("scratch-wh").display().to_string();
     let (tx, rx) = mpsc::channel();
