@@ -9,7 +9,8 @@
 pub mod time;
 
 use crate::privacy::keys::{KeySecret, unkeyed};
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use chrono::{DateTime, Datelike, Utc};
 use chrono_tz::Tz;
@@ -114,6 +115,8 @@ enum ItemKind {
         selected: Option<HashSet<String>>,
         /// strict mappings: anything but these (and empty) is an invalid option
         strict: bool,
+        /// per column: rows read, rows it counted as chosen (for [`Normalizer::always_chosen`])
+        tally: std::sync::Arc<[(AtomicU64, AtomicU64)]>,
     },
     MultiCell {
         col: usize,
@@ -123,6 +126,8 @@ enum ItemKind {
     },
     Text {
         col: usize,
+        /// placeholders that mean no answer (`values: {"-": missing}`), folded
+        missing: HashSet<String>,
     },
 }
 
@@ -349,6 +354,39 @@ fn time_format(f: &Field) -> TimeFormat {
     }
 }
 
+/// An open-text field's `values`: placeholders mapped to `missing` ("-", "Did not answer",
+/// "ei kommentoitavaa") are no answer; any other target is an error, never ignored.
+fn text_placeholders(
+    key: &str,
+    values: &BTreeMap<Scalar, Scalar>,
+    errors: &mut Vec<String>,
+) -> HashSet<String> {
+    let mut out = HashSet::new();
+    for (from, to) in values {
+        if fold(&to.0) == "missing" {
+            out.insert(fold(&from.0));
+        } else {
+            errors.push(format!(
+                "mapping.{key}.values: '{}' → '{}': an open-text field's values can only be `missing` (a placeholder that means no answer)",
+                from.0, to.0
+            ));
+        }
+    }
+    out
+}
+
+/// A number as survey tools write one (`1`, `1.0000000000`, `0,5`), or `None`.
+fn parse_number(s: &str) -> Option<f64> {
+    let t = s.trim();
+    if t.is_empty() || !t.starts_with(|c: char| c.is_ascii_digit() || c == '-' || c == '+') {
+        return None;
+    }
+    t.replace(',', ".")
+        .parse::<f64>()
+        .ok()
+        .filter(|x| x.is_finite())
+}
+
 /// Parse a number as survey tools write one: `4`, `4.0`, `4,0`, `68.0000000000`.
 fn parse_integral(s: &str) -> Option<i64> {
     if let Ok(v) = s.parse::<i64>() {
@@ -484,9 +522,10 @@ impl Normalizer {
             match b.from("text", f) {
                 Some(From::Column(col, _)) => {
                     text_cols.insert(col);
+                    let missing = text_placeholders("text", &f.0.values, &mut errors);
                     items.push(CompiledItem {
                         code: "text".to_string(),
-                        kind: ItemKind::Text { col },
+                        kind: ItemKind::Text { col, missing },
                         options: Vec::new(),
                     });
                 }
@@ -627,6 +666,7 @@ impl Normalizer {
                                 .then(|| s.selected.iter().map(|x| fold(&x.0)).collect())
                         };
                         ItemKind::MultiColumns {
+                            tally: cols.iter().map(|_| Default::default()).collect(),
                             cols,
                             selected,
                             strict: m.strict,
@@ -660,11 +700,23 @@ impl Normalizer {
                     }
                 }
                 ScaleKind::Text => {
+                    for (set, what) in [
+                        (!s.columns.is_empty(), "columns"),
+                        (s.separator.is_some(), "separator"),
+                        (!s.selected.is_empty(), "selected"),
+                    ] {
+                        if set {
+                            errors.push(format!(
+                                "mapping.{key}.{what}: {code} is an open-text item, which has no options"
+                            ));
+                        }
+                    }
+                    let missing = text_placeholders(&key, &s.values, &mut errors);
                     let Some(col) = s.column.as_ref().and_then(|c| b.column(&key, c)) else {
                         continue;
                     };
                     text_cols.insert(col);
-                    ItemKind::Text { col }
+                    ItemKind::Text { col, missing }
                 }
             };
             items.push(CompiledItem {
@@ -719,6 +771,25 @@ impl Normalizer {
             text_cols,
             catalog,
         })
+    }
+
+    /// Multi-select columns that counted every one of more than `min_rows` rows as chosen since
+    /// this normalizer was made: a sign that the column's "not chosen" value is not recognised
+    /// (a 0/1 column written another way, a text for "not chosen"), so that `selected:` should
+    /// say what "chosen" is.
+    pub fn always_chosen(&self, min_rows: u64) -> Vec<String> {
+        let mut out = Vec::new();
+        for item in &self.items {
+            if let ItemKind::MultiColumns { cols, tally, .. } = &item.kind {
+                for ((_, col), (read, chosen)) in cols.iter().zip(tally.iter()) {
+                    let read = read.load(Ordering::Relaxed);
+                    if read > min_rows && chosen.load(Ordering::Relaxed) == read {
+                        out.push(self.names[*col].clone());
+                    }
+                }
+            }
+        }
+        out
     }
 
     /// Item codes by index (as in [`Answer::item`]).
@@ -1112,8 +1183,9 @@ impl Normalizer {
                     cols,
                     selected,
                     strict,
+                    tally,
                 } => {
-                    for (oi, col) in cols {
+                    for ((oi, col), (read, chosen_n)) in cols.iter().zip(tally.iter()) {
                         let v = match self.field(rec, *col) {
                             Ok(s) => s,
                             Err(p) => {
@@ -1134,17 +1206,27 @@ impl Normalizer {
                             });
                             continue;
                         }
+                        // numbers compare as numbers: LimeSurvey's VV writes 1.0000000000 and
+                        // 0.0000000000
                         let chosen = match selected {
-                            Some(set) => set.contains(&fold(v)),
+                            Some(set) => {
+                                set.contains(&fold(v))
+                                    || parse_number(v).is_some_and(|x| {
+                                        set.iter().any(|s| parse_number(s) == Some(x))
+                                    })
+                            }
                             None => {
                                 !v.is_empty()
+                                    && parse_number(v) != Some(0.0)
                                     && !matches!(
                                         fold(v).as_str(),
-                                        "0" | "n" | "no" | "ei" | "false" | "nej"
+                                        "n" | "no" | "ei" | "false" | "nej"
                                     )
                             }
                         };
+                        read.fetch_add(1, Ordering::Relaxed);
                         if chosen {
+                            chosen_n.fetch_add(1, Ordering::Relaxed);
                             body.answers.push(Answer {
                                 item: ii,
                                 option: Some(*oi),
@@ -1186,8 +1268,9 @@ impl Normalizer {
                         }),
                     }
                 }
-                ItemKind::Text { col } => match self.field(rec, *col) {
+                ItemKind::Text { col, missing } => match self.field(rec, *col) {
                     Ok("") => {}
+                    Ok(s) if !missing.is_empty() && missing.contains(&fold(s)) => {}
                     Ok(s) => body.texts.push((ii, s.to_string())),
                     Err(p) => problems.push(p),
                 },

@@ -45,6 +45,7 @@ pub fn render(r: &RunReport) -> String {
         "  total: {} rows read, {} new, {} updated, {} duplicate, {} quarantined\n",
         c.read, c.loaded, c.updated, c.duplicate, c.quarantined
     ));
+    out.push_str(&super::run::warnings_text(r));
     out.push_str(&super::run::quarantine_text(r, "quarantine reasons"));
     if let Some(why) = &r.over_threshold {
         out.push_str(&format!("  the run would fail: {why}\n"));

@@ -127,6 +127,8 @@ pub struct ObjectPlan {
     pub ignored_columns: Vec<String>,
     /// read from the resume point of this earlier object: its name and the records not read
     pub resumed_from: Option<(String, u64)>,
+    /// what the data suggests is mapped wrong (no row is refused for it)
+    pub warnings: Vec<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -1238,6 +1240,13 @@ pub async fn run_pipeline(
             counts.updated += oc.updated;
             counts.duplicate += oc.duplicate;
             counts.quarantined += oc.quarantined;
+            let warnings = norm
+                .always_chosen(crate::privacy::disclosure::DEFAULT_MIN_N)
+                .into_iter()
+                .map(|c| format!(
+                    "every one of its rows counts column '{c}' as chosen: if it writes \"not chosen\" in a way not recognised, say what \"chosen\" is with `selected:`"
+                ))
+                .collect();
             plans.push(ObjectPlan {
                 name: obj.name.clone(),
                 state,
@@ -1245,6 +1254,7 @@ pub async fn run_pipeline(
                 counts: oc,
                 ignored_columns: ignored,
                 resumed_from,
+                warnings,
             });
         }
         Ok(())
@@ -1674,6 +1684,7 @@ pub fn render_summary(r: &RunReport) -> String {
         c.quarantined
     );
     s.push_str(&resumed_text(r));
+    s.push_str(&warnings_text(r));
     s.push_str(&quarantine_text(r, "quarantined"));
     if !r.restored.is_empty() {
         s.push_str(&format!(
@@ -1682,6 +1693,18 @@ pub fn render_summary(r: &RunReport) -> String {
         ));
     }
     s
+}
+
+/// A line per warning about an object's data.
+pub fn warnings_text(r: &RunReport) -> String {
+    r.objects
+        .iter()
+        .flat_map(|o| {
+            o.warnings
+                .iter()
+                .map(move |w| format!("  warning: {}: {w}\n", o.name))
+        })
+        .collect()
 }
 
 /// A line per object read from an earlier object's resume point.

@@ -709,3 +709,106 @@ fn a_stray_cell_far_away_costs_nothing_and_its_row_is_quarantined() {
         "{q:?}"
     );
 }
+
+#[test]
+fn limesurvey_vv_multiple_choice_cells_written_as_decimals_count_only_the_chosen() {
+    // a VV export writes numeric cells as decimal(30,10): chosen 1.0000000000, not chosen
+    // 0.0000000000 or empty, depending on the question type and version
+    let f = Fixture::new();
+    let mut vv = String::from(
+        "Vastaustunnus\tLähetetty\tRyhmä\tRetket\tTuki\n\
+         id\tsubmitdate\tact[SQ001]\tact[SQ002]\ttuki\n",
+    );
+    let mut want = (0, 0);
+    for i in 0..12u32 {
+        let group = if i % 3 == 0 {
+            "1.0000000000"
+        } else {
+            "0.0000000000"
+        };
+        let excursion = if i % 4 == 0 { "1.0000000000" } else { "" };
+        want.0 += (i % 3 == 0) as i64;
+        want.1 += (i % 4 == 0) as i64;
+        vv.push_str(&format!(
+            "{i}.0000000000\t2024-03-{:02} 09:00:00\t{group}\t{excursion}\t4.0000000000\n",
+            i + 1
+        ));
+    }
+    f.input("vvexport_123456.csv", vv.as_bytes());
+    let mapping = |selected: &str| {
+        format!(
+            "mapping:\n  instrument: local_everyday\n  version: 1\n  response_id: id\n  submitted_at: submitdate\n  county: {{constant: \"07\"}}\n  items:\n    everyday_support: tuki\n    activities:\n      columns: {{group: \"act[SQ001]\", excursion: \"act[SQ002]\"}}\n{selected}"
+        )
+    };
+    let counts = |f: &Fixture| {
+        let rows = f.sql("SELECT option_code, count(*) AS n FROM answers WHERE item_code = 'activities' GROUP BY option_code ORDER BY option_code");
+        rows.iter()
+            .map(|r| {
+                (
+                    s(r, "option_code").unwrap().to_string(),
+                    r["n"].as_i64().unwrap(),
+                )
+            })
+            .collect::<Vec<_>>()
+    };
+    // the default: any non-empty value but zero, numerically
+    let p = write_pipeline(
+        &f,
+        "*.csv",
+        "format:\n  kind: csv\n  layout: limesurvey_vv\n",
+        &mapping(""),
+    );
+    let r = f.run(&p);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert_eq!(
+        counts(&f),
+        vec![
+            ("excursion".to_string(), want.1),
+            ("group".to_string(), want.0)
+        ]
+    );
+    assert!(!r.stdout.contains("warning"), "{}", r.stdout);
+    // selected: ["1"] matches 1.0000000000 as the number it is
+    let g = Fixture::new();
+    g.input("vvexport_123456.csv", vv.as_bytes());
+    let p = write_pipeline(
+        &g,
+        "*.csv",
+        "format:\n  kind: csv\n  layout: limesurvey_vv\n",
+        &mapping("      selected: [\"1\"]\n"),
+    );
+    let r = g.run(&p);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert_eq!(
+        counts(&g),
+        vec![
+            ("excursion".to_string(), want.1),
+            ("group".to_string(), want.0)
+        ]
+    );
+    // a column every row counts as chosen, in more than k rows, is named in a warning
+    let h = Fixture::new();
+    h.input(
+        "vvexport_123456.csv",
+        vv.replace("\t0.0000000000\t", "\tEi valittu\t").as_bytes(),
+    );
+    let p = write_pipeline(
+        &h,
+        "*.csv",
+        "format:\n  kind: csv\n  layout: limesurvey_vv\n",
+        &mapping(""),
+    );
+    let c = h.check(&p);
+    assert!(
+        c.stdout.contains("warning: vvexport_123456.csv: every one of its rows counts column 'act[SQ001]' as chosen"),
+        "{}",
+        c.stdout
+    );
+    let r = h.run(&p);
+    assert!(
+        r.stdout.contains("counts column 'act[SQ001]' as chosen"),
+        "{}",
+        r.stdout
+    );
+    assert!(!r.stdout.contains("'act[SQ002]'"), "{}", r.stdout);
+}

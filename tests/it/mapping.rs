@@ -255,3 +255,53 @@ fn check_exits_3_when_the_run_it_plans_would_fail_the_quality_threshold() {
     assert_eq!(r.code, 0, "{}", r.stdout);
     assert!(!r.stdout.contains("would fail"), "{}", r.stdout);
 }
+
+#[test]
+fn placeholders_in_open_text_become_no_answer_and_other_values_are_refused() {
+    let f = Fixture::new();
+    f.input(
+        "a.csv",
+        "id,time,kunta,q1,q2,nps,teksti\n\
+         1,2024-02-01,837,4,4,8,Did not answer\n\
+         2,2024-02-01,837,4,4,8,-\n\
+         3,2024-02-01,837,4,4,8,  did NOT answer \n\
+         4,2024-02-01,837,4,4,8,Hyvä palvelu\n"
+            .as_bytes(),
+    );
+    let m = MAPPING.replace(
+        "    open: teksti\n",
+        "    open:\n      column: teksti\n      values: {\"Did not answer\": missing, \"-\": missing}\n",
+    );
+    let p = f.pipeline("", &m);
+    let r = f.run(&p);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let texts: Vec<String> = f
+        .sql("SELECT text FROM comments")
+        .iter()
+        .map(|r| s(r, "text").unwrap().to_string())
+        .collect();
+    assert_eq!(texts, vec!["Hyvä palvelu".to_string()]);
+    // a target other than missing means nothing for a text: a configuration error, not ignored
+    let f = Fixture::new();
+    f.input(
+        "a.csv",
+        b"id,time,kunta,q1,q2,nps,teksti\n1,2024-02-01,837,4,4,8,-\n",
+    );
+    let m = MAPPING.replace(
+        "    open: teksti\n",
+        "    open:\n      column: teksti\n      values: {\"-\": \"5\"}\n      separator: \",\"\n",
+    );
+    let p = f.pipeline("", &m);
+    let r = f.check(&p);
+    assert_eq!(r.code, 2, "{}{}", r.stdout, r.stderr);
+    assert!(
+        r.stderr.contains("mapping.items.open.values: '-' → '5'"),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        r.stderr.contains("mapping.items.open.separator"),
+        "{}",
+        r.stderr
+    );
+}
