@@ -469,7 +469,7 @@ async fn main_inner(cli: Cli) -> anyhow::Result<i32> {
                                 "pipeline": r.pipeline, "run_id": r.run_id, "status": r.status,
                                 "rows": r.counts, "seconds": r.seconds, "reasons": r.reasons,
                                 "table_versions": r.table_versions, "peak_rss_mb": peak_rss_mb(),
-                                "warnings": r.objects.iter().flat_map(|o| o.warnings.iter().map(|w| format!("{}: {w}", o.name))).collect::<Vec<_>>(),
+                                "warnings": r.warnings.iter().cloned().chain(r.objects.iter().flat_map(|o| o.warnings.iter().map(|w| format!("{}: {w}", o.name)))).collect::<Vec<_>>(),
                                 "resumed": r.objects.iter().filter_map(|o| o.resumed_from.as_ref().map(|(from, rows)| {
                                     serde_json::json!({"object": o.name, "from": from, "rows_not_read": rows})
                                 })).collect::<Vec<_>>(),

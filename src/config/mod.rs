@@ -20,6 +20,11 @@ pub const DEFAULT_TIMEZONE: &str = "Europe/Helsinki";
 pub const LIMESURVEY_URL_ENV: &str = "PALAUTE_LIMESURVEY_URL";
 /// Quarantined share of a run's rows over which the run fails (percent).
 pub const DEFAULT_MAX_QUARANTINED_PCT: f64 = 5.0;
+/// The earliest submission time taken as real unless a pipeline says otherwise
+/// (`quality.earliest`): before any electronic collection of client feedback in these services.
+pub const DEFAULT_EARLIEST: &str = "2000-01-01";
+/// How far past the run a submission time may be (clocks drift; time zones): one day.
+pub const LATEST_AHEAD_HOURS: i64 = 24;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {

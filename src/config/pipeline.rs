@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Deserializer};
 
-use super::{DEFAULT_MAX_QUARANTINED_PCT, DEFAULT_TIMEZONE};
+use super::{DEFAULT_EARLIEST, DEFAULT_MAX_QUARANTINED_PCT, DEFAULT_TIMEZONE};
 
 /// Pipeline names the ledger uses for warehouse operations.
 pub const RESERVED_NAMES: [&str; 4] = ["aggregate", "optimize", "rollback", "vacuum"];
@@ -633,16 +633,25 @@ pub struct QualityConfig {
     /// would be quarantined
     #[serde(default = "default_max_q")]
     pub max_quarantined_pct: f64,
+    /// the earliest plausible submission date (YYYY-MM-DD, default 2000-01-01); a row submitted
+    /// earlier, or more than a day after the run, is quarantined as `implausible_time`
+    #[serde(default = "default_earliest")]
+    pub earliest: String,
 }
 
 fn default_max_q() -> f64 {
     DEFAULT_MAX_QUARANTINED_PCT
 }
 
+fn default_earliest() -> String {
+    DEFAULT_EARLIEST.to_string()
+}
+
 impl Default for QualityConfig {
     fn default() -> Self {
         QualityConfig {
             max_quarantined_pct: DEFAULT_MAX_QUARANTINED_PCT,
+            earliest: default_earliest(),
         }
     }
 }
@@ -723,6 +732,12 @@ impl Pipeline {
         if names_row == 0 || names_row > header_rows {
             return Err(format!(
                 "format.names_row: {names_row} (allowed 1 to header_rows = {header_rows})"
+            ));
+        }
+        if chrono::NaiveDate::parse_from_str(&self.quality.earliest, "%Y-%m-%d").is_err() {
+            return Err(format!(
+                "quality.earliest: '{}' is not a date YYYY-MM-DD",
+                self.quality.earliest
             ));
         }
         if !(0.0..=100.0).contains(&self.quality.max_quarantined_pct) {

@@ -209,6 +209,8 @@ pub struct Normalizer {
     contact_columns: Vec<usize>,
     started: Option<(usize, TimeFormat)>,
     tz: Tz,
+    /// submission times outside this window are implausible (quarantined)
+    plausible: (DateTime<Utc>, DateTime<Utc>),
     municipality: Option<From>,
     county: Option<From>,
     local_area: Option<Coded>,
@@ -352,6 +354,18 @@ fn time_format(f: &Field) -> TimeFormat {
         Some("excel") => TimeFormat::Excel,
         Some(other) => TimeFormat::Custom(other.to_string()),
     }
+}
+
+/// The window of plausible submission times: from the pipeline's `quality.earliest` (validated
+/// with the pipeline) to a day after now.
+fn plausible_window(p: &Pipeline) -> (DateTime<Utc>, DateTime<Utc>) {
+    let earliest = chrono::NaiveDate::parse_from_str(&p.quality.earliest, "%Y-%m-%d")
+        .unwrap_or(chrono::NaiveDate::MIN)
+        .and_hms_opt(0, 0, 0)
+        .expect("midnight exists")
+        .and_utc();
+    let latest = Utc::now() + chrono::Duration::hours(crate::config::LATEST_AHEAD_HOURS);
+    (earliest, latest)
 }
 
 /// An open-text field's `values`: placeholders mapped to `missing` ("-", "Did not answer",
@@ -755,6 +769,7 @@ impl Normalizer {
             contact_columns,
             started,
             tz,
+            plausible: plausible_window(p),
             municipality,
             county,
             local_area,
@@ -921,6 +936,20 @@ impl Normalizer {
         let (Some(id), Some(submitted)) = (id, submitted) else {
             return Err(problems);
         };
+        let (earliest, latest) = self.plausible;
+        if submitted < earliest || submitted > latest {
+            problems.push(Problem {
+                code: "implausible_time",
+                column: Some(self.names[submitted_col].clone()),
+                message: format!(
+                    "submitted {}: outside {} .. {} (quality.earliest, and a day after the run)",
+                    submitted.with_timezone(&self.tz).format("%Y-%m-%d"),
+                    earliest.format("%Y-%m-%d"),
+                    latest.format("%Y-%m-%d")
+                ),
+            });
+            return Err(problems);
+        }
         let (period, year) = time::period_of(submitted);
         let munis = &self.catalog.municipalities;
         let cyear = munis.classification_year(year);

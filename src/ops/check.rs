@@ -6,7 +6,7 @@ use super::run::RunReport;
 /// The plan as text: per object its state and what its rows would do.
 pub fn render(r: &RunReport) -> String {
     let mut out = format!("pipeline {}: plan\n", r.pipeline);
-    if r.objects.is_empty() {
+    if r.objects.is_empty() && r.warnings.is_empty() {
         out.push_str("  no source objects match\n");
     }
     for o in &r.objects {

@@ -8,8 +8,9 @@
 //!    object wins); a key already in the warehouse with the same hash of its mapped fields is a
 //!    duplicate; with another hash it is an update. Only the partitions the new rows fall into are
 //!    looked up, so the cost grows with the new data, not with the warehouse. A row that cannot
-//!    be mapped goes to quarantine with its reasons (once: a row already quarantined with the same
-//!    content counts as a duplicate).
+//!    be mapped goes to quarantine with its reasons; a row quarantined with the same content by
+//!    an earlier run or from another object counts as a duplicate, every broken row of an object
+//!    as quarantined.
 //!    An object that begins with the bytes of an object whose rows are all still as that object
 //!    left them (see [`resume_points`]) is read from the point where those bytes end.
 //! 4. If more rows than `quality.max_quarantined_pct` allows were quarantined, the run fails and
@@ -96,7 +97,7 @@ pub enum RunError {
 impl RunError {
     pub fn exit_code(&self) -> i32 {
         match self {
-            RunError::Config(_) => exit::CONFIG,
+            RunError::Config(_) | RunError::Source(SourceError::NoFolder { .. }) => exit::CONFIG,
             RunError::Format(FormatError::Config(_)) => exit::CONFIG,
             RunError::Quality { .. } => exit::QUALITY,
             RunError::Warehouse(e) => e.exit_code(),
@@ -153,6 +154,8 @@ pub struct RunReport {
     pub periods: BTreeSet<String>,
     /// a plan (`check`) whose run would fail the quality threshold: why
     pub over_threshold: Option<String>,
+    /// what a run should not pass over in silence, though it is no failure
+    pub warnings: Vec<String>,
 }
 
 fn failpoint(stage: &str) -> Result<(), RunError> {
@@ -542,6 +545,10 @@ struct Ctx<'a> {
     writers: Option<Writers>,
     seen: FastSet<u128>,
     quarantined_before: FastSet<(u128, i64)>,
+    /// keys whose row this run quarantined after reading its head
+    broken: FastSet<u128>,
+    /// (key, row hash) of the rows this run quarantined, with the object they were first in
+    quarantined_now: HashMap<(u128, i64), String>,
     existing: Existing,
     to_delete: HashMap<Partition, HashSet<u128>>,
     reasons: BTreeMap<String, u64>,
@@ -563,17 +570,24 @@ impl Ctx<'_> {
     ) -> Result<(), RunError> {
         let key = norm.key_of(rec);
         let hash = norm.hash_of(rec);
-        if let Some(k) = key
-            && self.quarantined_before.contains(&(k, hash))
-        {
-            counts.duplicate += 1;
-            return Ok(());
+        // a row quarantined with the same content by an earlier run, or from another object of
+        // this run (a cumulative export repeats it), is that row again: a duplicate. Within one
+        // object every broken row is quarantined and counts, identical ones too.
+        if let Some(k) = key {
+            let repeat = self.quarantined_before.contains(&(k, hash))
+                || self
+                    .quarantined_now
+                    .get(&(k, hash))
+                    .is_some_and(|o| o.as_str() != object);
+            if repeat {
+                counts.duplicate += 1;
+                return Ok(());
+            }
+            self.quarantined_now
+                .entry((k, hash))
+                .or_insert_with(|| object.to_string());
         }
         counts.quarantined += 1;
-        if let Some(k) = key {
-            // the same row repeated by an older cumulative export of this run is a duplicate
-            self.quarantined_before.insert((k, hash));
-        }
         let mut codes: Vec<&str> = problems.iter().map(|p| p.code).collect();
         codes.dedup();
         for c in &codes {
@@ -629,13 +643,11 @@ impl Ctx<'_> {
         if self.range.is_none() {
             // one look-up: insert answers whether the key was new
             if !self.seen.insert(head.key) {
-                counts.duplicate += 1;
-                return Decision::Skip;
+                return Decision::Repeat;
             }
         } else {
             if self.seen.contains(&head.key) {
-                counts.duplicate += 1;
-                return Decision::Skip;
+                return Decision::Repeat;
             }
             if let Some((from, to)) = &self.range
                 && (head.partition.period < *from || head.partition.period > *to)
@@ -670,12 +682,30 @@ impl Ctx<'_> {
     ) -> Result<bool, RunError> {
         match (decision, head, mapped) {
             (Decision::Skip, _, _) => Ok(false),
+            (Decision::Repeat, Ok(head), _) => {
+                // a repeat of a row this run quarantined is no duplicate of a loaded row
+                let problems = if self.broken.contains(&head.key) {
+                    norm.body(rec, head).err()
+                } else {
+                    None
+                };
+                match problems {
+                    Some(problems) => self.quarantine(norm, object, line, rec, &problems, counts),
+                    None => {
+                        counts.duplicate += 1;
+                        Ok(())
+                    }
+                }
+                .map(|_| false)
+            }
             (Decision::Quarantine, Err(problems), _) => self
                 .quarantine(norm, object, line, rec, problems, counts)
                 .map(|_| false),
-            (Decision::Write(_), _, Some(Err(problems))) => self
-                .quarantine(norm, object, line, rec, problems, counts)
-                .map(|_| false),
+            (Decision::Write(_), Ok(head), Some(Err(problems))) => {
+                self.broken.insert(head.key);
+                self.quarantine(norm, object, line, rec, problems, counts)
+                    .map(|_| false)
+            }
             (Decision::Write(previous), Ok(head), Some(Ok(_))) => {
                 match previous {
                     Some(part) => {
@@ -875,6 +905,9 @@ fn resume_points<'a>(
 /// What the sequential dedupe step decided for a row.
 enum Decision {
     Skip,
+    /// a key this run has seen: a duplicate, unless that row was quarantined (then this one is
+    /// mapped and quarantined too if it is as broken)
+    Repeat,
     Quarantine,
     /// write it; with the partition of the stored version it replaces
     Write(Option<Partition>),
@@ -1045,6 +1078,8 @@ pub async fn run_pipeline(
         writers: (!opts.dry_run).then(|| Writers::new(wh, &load_id, p.kind)),
         seen: FastSet::default(),
         quarantined_before,
+        broken: FastSet::default(),
+        quarantined_now: HashMap::new(),
         existing,
         to_delete: HashMap::new(),
         reasons: BTreeMap::new(),
@@ -1280,7 +1315,16 @@ pub async fn run_pipeline(
         removed: 0,
         periods: BTreeSet::new(),
         over_threshold: None,
+        warnings: Vec::new(),
     };
+    if listed.is_empty()
+        && let crate::config::SourceConfig::Files(f) = &p.source
+    {
+        report.warnings.push(format!(
+            "no source object matches glob '{}' in {}: is the glob right? (palaute status says how long since new data arrived)",
+            f.glob, f.location
+        ));
+    }
     // the share is of the objects' rows, the rows not read again (resumed) included: they
     // passed before, as they would have if read
     let rows = counts.read
@@ -1695,16 +1739,15 @@ pub fn render_summary(r: &RunReport) -> String {
     s
 }
 
-/// A line per warning about an object's data.
+/// A line per warning: the run's, then each object's.
 pub fn warnings_text(r: &RunReport) -> String {
-    r.objects
-        .iter()
-        .flat_map(|o| {
-            o.warnings
-                .iter()
-                .map(move |w| format!("  warning: {}: {w}\n", o.name))
-        })
-        .collect()
+    let run = r.warnings.iter().map(|w| format!("  warning: {w}\n"));
+    let objects = r.objects.iter().flat_map(|o| {
+        o.warnings
+            .iter()
+            .map(move |w| format!("  warning: {}: {w}\n", o.name))
+    });
+    run.chain(objects).collect()
 }
 
 /// A line per object read from an earlier object's resume point.

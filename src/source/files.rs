@@ -19,6 +19,14 @@ pub struct FilesReader {
 
 impl FilesReader {
     pub fn new(cfg: &FilesSource, base: &FsPath) -> Result<Self, SourceError> {
+        if !cfg.location.contains("://") {
+            let dir = base.join(&cfg.location);
+            if !dir.is_dir() {
+                return Err(SourceError::NoFolder {
+                    location: dir.display().to_string(),
+                });
+            }
+        }
         let location = Location::parse(&cfg.location, base, false)?;
         let glob = Glob::new(&cfg.glob)
             .map_err(|e| SourceError::Glob {

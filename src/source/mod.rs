@@ -27,6 +27,10 @@ pub enum SourceError {
     Read { object: String, message: String },
     #[error("source.glob '{glob}': {message}")]
     Glob { glob: String, message: String },
+    #[error(
+        "source.location: {location} is not a folder (a location is relative to the pipeline file's folder)"
+    )]
+    NoFolder { location: String },
     #[error("pipeline {pipeline}: LimeSurvey database: {message}")]
     Database { pipeline: String, message: String },
     #[error(transparent)]

@@ -305,3 +305,141 @@ fn placeholders_in_open_text_become_no_answer_and_other_values_are_refused() {
         r.stderr
     );
 }
+
+#[test]
+fn a_missing_source_folder_is_a_configuration_error_and_an_empty_one_a_warning() {
+    let f = Fixture::new();
+    let p = f.pipeline("", MAPPING);
+    // the folder `in` exists but holds nothing the glob matches
+    for r in [f.check(&p), f.run(&p)] {
+        assert_eq!(r.code, 0, "{}", r.stderr);
+        assert!(
+            r.stdout.contains(
+                "warning: no source object matches glob '*.csv' in in: is the glob right?"
+            ),
+            "{}",
+            r.stdout
+        );
+    }
+    // a misspelled folder
+    let text = std::fs::read_to_string(&p)
+        .unwrap()
+        .replace("location: in", "location: inn");
+    std::fs::write(&p, text).unwrap();
+    for r in [f.check(&p), f.run(&p)] {
+        assert_eq!(r.code, 2, "{}{}", r.stdout, r.stderr);
+        assert!(
+            r.stderr.contains("source.location:") && r.stderr.contains("inn is not a folder"),
+            "{}",
+            r.stderr
+        );
+    }
+}
+
+#[test]
+fn submission_times_outside_a_plausible_window_are_quarantined() {
+    let f = Fixture::new();
+    f.input(
+        "a.csv",
+        "id,time,kunta,q1,q2,nps,teksti\n\
+         1,1899-12-31,837,4,4,8,\n\
+         2,2024-02-01,837,4,4,8,\n\
+         3,2999-01-01,837,4,4,8,\n\
+         4,9999-12-31 23:59,837,4,4,8,\n\
+         5,2019-06-01,837,4,4,8,\n"
+            .as_bytes(),
+    );
+    let p = f.pipeline_named("t", "", MAPPING, "quality:\n  max_quarantined_pct: 80\n");
+    let r = f.run(&p);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let q = f.sql("SELECT source_row, reason_codes, message FROM quarantine ORDER BY source_row");
+    let rows: Vec<(i64, &str)> = q
+        .iter()
+        .map(|r| {
+            (
+                r["source_row"].as_i64().unwrap(),
+                s(r, "reason_codes").unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        rows,
+        vec![
+            (2, "implausible_time"),
+            (4, "implausible_time"),
+            (5, "implausible_time")
+        ]
+    );
+    assert!(s(&q[0], "message").unwrap().contains("1899-12-31"), "{q:?}");
+    // no year partition of 1899 or 9999 in the data or the marts
+    let years = f.sql_csv("SELECT DISTINCT period FROM responses ORDER BY period");
+    assert_eq!(years, "period\n2019-06\n2024-02\n");
+    let marts = f.sql_csv(
+        "SELECT DISTINCT period FROM item_scores WHERE period_type = 'year' ORDER BY period",
+    );
+    assert_eq!(marts, "period\n2019\n2024\n");
+    // a pipeline may move the window's start
+    let g = Fixture::new();
+    g.input(
+        "a.csv",
+        b"id,time,kunta,q1,q2,nps,teksti\n5,2019-06-01,837,4,4,8,\n6,2024-02-01,837,4,4,8,\n",
+    );
+    let p = g.pipeline_named(
+        "t",
+        "",
+        MAPPING,
+        "quality:\n  earliest: \"2020-01-01\"\n  max_quarantined_pct: 80\n",
+    );
+    assert_eq!(g.run(&p).code, 0);
+    assert_eq!(g.count("quarantine"), 1);
+    let p = g.pipeline_named("t", "", MAPPING, "quality:\n  earliest: \"spring 2020\"\n");
+    let r = g.check(&p);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(r.stderr.contains("quality.earliest"), "{}", r.stderr);
+}
+
+#[test]
+fn every_broken_row_counts_against_the_threshold_repeated_ones_too() {
+    let f = Fixture::new();
+    let mut csv = String::from("id,time,kunta,q1,q2,nps,teksti\n");
+    for i in 0..48 {
+        csv.push_str(&format!("{i},2024-02-01,837,4,4,8,\n"));
+    }
+    // 12 identical broken rows (20 % of 60)
+    for _ in 0..12 {
+        csv.push_str("99,2024-02-01,837,7,4,8,\n");
+    }
+    f.input("a.csv", csv.as_bytes());
+    let p = f.pipeline("", MAPPING);
+    let r = f.run(&p);
+    assert_eq!(r.code, 3, "{}{}", r.stdout, r.stderr);
+    assert!(r.stderr.contains("12 of 60 rows (20.0 %)"), "{}", r.stderr);
+    // under a higher limit each is quarantined, with its own row number
+    let p = f.pipeline_named("t", "", MAPPING, "quality:\n  max_quarantined_pct: 25\n");
+    let r = f.run(&p);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        r.stdout
+            .contains("48 new, 0 updated, 0 duplicate, 12 quarantined"),
+        "{}",
+        r.stdout
+    );
+    assert_eq!(f.count("quarantine"), 12);
+    // a later export repeating the rows an earlier run quarantined (a new row first, so that it
+    // is read whole) does not quarantine them again
+    let later = csv.replacen(
+        "id,time,kunta,q1,q2,nps,teksti\n",
+        "id,time,kunta,q1,q2,nps,teksti\n100,2024-02-02,837,4,4,8,\n",
+        1,
+    );
+    f.input("b.csv", later.as_bytes());
+    let r = f.run(&p);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        r.stdout
+            .contains("61 read, 1 new, 0 updated, 60 duplicate, 0 quarantined"),
+        "{}",
+        r.stdout
+    );
+    assert_eq!(f.count("quarantine"), 12, "{}", r.stdout);
+}

@@ -23,6 +23,12 @@ fn write_pipeline(f: &Fixture, name: &str, location: &str, extra: &str) {
     std::fs::remove_file(p).unwrap();
 }
 
+/// A loopback port nothing listens on (bound, then released).
+fn closed_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap().port()
+}
+
 #[test]
 fn the_scheduler_runs_due_pipelines_retries_transient_failures_and_stops_cleanly() {
     let f = Fixture::new();
@@ -51,6 +57,10 @@ fn the_scheduler_runs_due_pipelines_retries_transient_failures_and_stops_cleanly
         .env_remove("PALAUTE_WAREHOUSE")
         .env_remove("PALAUTE_FAILPOINT")
         .env("RUST_LOG", "palaute=info")
+        .env(
+            "PALAUTE_TEST_CLOSED_URL",
+            format!("mysql://u:p@127.0.0.1:{}/db", closed_port()),
+        )
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(&log).unwrap())
         .spawn()
@@ -70,9 +80,15 @@ fn the_scheduler_runs_due_pipelines_retries_transient_failures_and_stops_cleanly
     wait_for("two runs of every2", &|| {
         f.path("wh/runs").exists() && count(&f, "every2") >= 2
     });
-    // added while running: a source that is not there (transient, retried) and a source over
-    // its quality threshold (permanent, not retried)
-    write_pipeline(&f, "missing", f.path("nowhere").to_str().unwrap(), every2);
+    // added while running: a source that cannot be reached (a database on a closed loopback
+    // port: transient, retried) and a source over its quality threshold (permanent, not retried)
+    std::fs::write(
+        f.path("pipelines/missing.yaml"),
+        format!(
+            "name: missing\nsource:\n  kind: limesurvey_db\n  url_env: PALAUTE_TEST_CLOSED_URL\n  survey_id: 1\n  system: ls\nmapping:\n  instrument: local_everyday\n  version: 1\n  response_id: id\n  submitted_at: submitdate\n  items:\n    everyday_support: tuki\n{every2}"
+        ),
+    )
+    .unwrap();
     std::fs::create_dir_all(f.path("strict_in")).unwrap();
     std::fs::write(
         f.path("strict_in/x.csv"),
