@@ -209,6 +209,8 @@ pub struct Normalizer {
     contact_columns: Vec<usize>,
     started: Option<(usize, TimeFormat)>,
     tz: Tz,
+    /// what a free dimension (org unit, local area, service) may not hold
+    guard: crate::privacy::IdentifierGuard,
     /// submission times outside this window are implausible (quarantined)
     plausible: (DateTime<Utc>, DateTime<Utc>),
     municipality: Option<From>,
@@ -250,6 +252,8 @@ struct Binder<'a> {
     index: HashMap<&'a str, usize>,
     dups: HashSet<&'a str>,
     errors: Vec<String>,
+    /// the identifier columns of the source's layout, by the names it gives them (lowercase)
+    layout_identifiers: &'static [&'static str],
 }
 
 impl<'a> Binder<'a> {
@@ -266,11 +270,16 @@ impl<'a> Binder<'a> {
             index,
             dups,
             errors: Vec::new(),
+            layout_identifiers: &[],
         }
     }
 
     fn column(&mut self, key: &str, col: &str) -> Option<usize> {
-        if crate::privacy::is_identifier_column(col) {
+        if crate::privacy::is_identifier_column(col)
+            || self
+                .layout_identifiers
+                .contains(&col.trim().to_lowercase().as_str())
+        {
             self.errors.push(format!(
                 "mapping.{key}: column '{col}' identifies the respondent; it never enters the warehouse"
             ));
@@ -356,6 +365,17 @@ fn time_format(f: &Field) -> TimeFormat {
     }
 }
 
+/// Identifier columns a layout names by position rather than by what they hold: Qualtrics'
+/// legacy export heads its columns V1…V10, of which V3 is the name, V4 the external reference,
+/// V5 the e-mail address and V6 the IP address.
+fn layout_identifiers(p: &Pipeline) -> &'static [&'static str] {
+    use crate::config::{CsvLayout, FormatConfig};
+    match p.format() {
+        FormatConfig::Csv(c) if c.layout == CsvLayout::QualtricsLegacy => &["v3", "v4", "v5", "v6"],
+        _ => &[],
+    }
+}
+
 /// The window of plausible submission times: from the pipeline's `quality.earliest` (validated
 /// with the pipeline) to a day after now.
 fn plausible_window(p: &Pipeline) -> (DateTime<Utc>, DateTime<Utc>) {
@@ -420,6 +440,7 @@ impl Normalizer {
     ) -> Result<Normalizer, Vec<String>> {
         let m = &p.mapping;
         let mut b = Binder::new(names);
+        b.layout_identifiers = layout_identifiers(p);
         let mut errors = Vec::new();
         let feedback = p.kind == PipelineKind::Feedback;
         let instrument = match catalog.instrument(&m.instrument) {
@@ -770,6 +791,7 @@ impl Normalizer {
             started,
             tz,
             plausible: plausible_window(p),
+            guard: Default::default(),
             municipality,
             county,
             local_area,
@@ -859,7 +881,20 @@ impl Normalizer {
             return Ok(Some(v.clone()));
         }
         match c.list {
-            None => Ok(Some(raw)),
+            None => match self.guard.kind_of(&raw) {
+                // a free dimension holding personal data: the mapping is wrong (run fails)
+                Some(kind) => Err(Problem {
+                    code: IDENTIFYING_VALUE,
+                    column: match &c.from {
+                        From::Column(_, n) => Some(n.clone()),
+                        From::Constant(_) => None,
+                    },
+                    message: format!(
+                        "the {what} holds {kind}: a dimension may not identify a respondent; map another column"
+                    ),
+                }),
+                None => Ok(Some(raw)),
+            },
             Some(l) => l
                 .lookup(&raw)
                 .map(|s| Some(s.to_string()))
@@ -1356,6 +1391,10 @@ impl Normalizer {
         hash_fields(self.hash_cols.iter().map(|&c| rec.get(c).unwrap_or(b"")))
     }
 }
+
+/// The problem code of a dimension value that identifies a respondent: not a row to quarantine
+/// but a mapping to fix (the run fails, naming the row and column).
+pub const IDENTIFYING_VALUE: &str = "identifying_value";
 
 /// What `quarantine.record` holds in place of a year of birth.
 pub const BIRTH_YEAR_MARKER: &str = "[birth_year]";

@@ -34,7 +34,7 @@ use deltalake_core::kernel::Action;
 
 use crate::config::{Pipeline, PipelineKind};
 use crate::format::FormatError;
-use crate::normalize::{Head, Normalizer, Partition, Problem, unmapped_columns};
+use crate::normalize::{Head, IDENTIFYING_VALUE, Normalizer, Partition, Problem, unmapped_columns};
 use crate::privacy::Scrubber;
 use crate::schema::Catalog;
 use crate::source::{self, SourceError, SourceObject};
@@ -701,6 +701,18 @@ impl Ctx<'_> {
             (Decision::Quarantine, Err(problems), _) => self
                 .quarantine(norm, object, line, rec, problems, counts)
                 .map(|_| false),
+            (Decision::Write(_), Ok(_), Some(Err(problems)))
+                if problems.iter().any(|p| p.code == IDENTIFYING_VALUE) =>
+            {
+                let p = problems
+                    .iter()
+                    .find(|p| p.code == IDENTIFYING_VALUE)
+                    .expect("found");
+                Err(RunError::Config(format!(
+                    "{}: {object} row {line}: {p} — nothing was written",
+                    self.p.file.display()
+                )))
+            }
             (Decision::Write(_), Ok(head), Some(Err(problems))) => {
                 self.broken.insert(head.key);
                 self.quarantine(norm, object, line, rec, problems, counts)

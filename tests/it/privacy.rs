@@ -359,3 +359,64 @@ fn first_names_are_scrubbed_when_the_pipeline_asks() {
     assert_eq!(s(&rows[1], "text"), Some("Toivo on kova. Asun Kaarinassa."));
     assert!(!r.stdout.contains("Liisa") && !r.stderr.contains("Liisa"));
 }
+
+#[test]
+fn identifier_columns_by_position_and_identifying_values_in_a_dimension_fail_the_run() {
+    // Qualtrics' legacy layout heads its columns V1…V10 (V3 name, V5 e-mail, V6 IP address)
+    let f = Fixture::new();
+    let legacy = "V1,V2,V3,V4,V5,V6,V7,V8,V9,V10,kunta,Q1\r\n\
+        ResponseID,ResponseSet,Name,ExternalDataReference,EmailAddress,IPAddress,Status,StartDate,EndDate,Finished,Kunta,Sain palvelua\r\n\
+        R_1,Default,Maija M,,maija@example.fi,192.0.2.7,0,2024-02-01 10:00:00,2024-02-01 10:05:00,1,092,5\r\n";
+    f.input("legacy.csv", legacy.as_bytes());
+    let m = |unit: &str| {
+        format!(
+            "mapping:\n  instrument: thl_national\n  version: 2\n  response_id: V1\n  submitted_at: V9\n  municipality: kunta\n  org_unit: {unit}\n  items:\n    availability: Q1\n"
+        )
+    };
+    let legacy_pipeline = |unit: &str| {
+        let p = f.pipeline(
+            "format:\n  kind: csv\n  layout: qualtrics_legacy\n",
+            &m(unit),
+        );
+        let t = std::fs::read_to_string(&p)
+            .unwrap()
+            .replace("*.csv", "legacy.csv");
+        std::fs::write(&p, t).unwrap();
+        p
+    };
+    for col in ["V3", "V5", "V6"] {
+        let p = legacy_pipeline(col);
+        let r = f.check(&p);
+        assert_eq!(r.code, 2, "{col}: {}{}", r.stdout, r.stderr);
+        assert!(
+            r.stderr
+                .contains(&format!("column '{col}' identifies the respondent")),
+            "{}",
+            r.stderr
+        );
+        assert_eq!(f.run(&p).code, 2);
+    }
+    assert!(!f.path("wh/responses").exists() || f.count("responses") == 0);
+    // a generic export whose mapped dimension holds e-mail addresses (or phones, IPs, hetu)
+    let g = Fixture::new();
+    g.input(
+        "a.csv",
+        b"id,time,kunta,yksikko,q1\n1,2024-02-01,837,Ensiapu,4\n2,2024-02-01,837,matti@example.fi,4\n",
+    );
+    let mapping = "mapping:\n  instrument: thl_national\n  version: 2\n  response_id: id\n  submitted_at: time\n  municipality: kunta\n  org_unit: yksikko\n  items:\n    availability: q1\n";
+    let p = g.pipeline("", mapping);
+    for r in [g.check(&p), g.run(&p)] {
+        assert_eq!(r.code, 2, "{}{}", r.stdout, r.stderr);
+        assert!(
+            r.stderr.contains("a.csv row 3")
+                && r.stderr.contains("column 'yksikko'")
+                && r.stderr.contains("holds an e-mail address"),
+            "{}",
+            r.stderr
+        );
+        assert!(!r.stderr.contains("matti"), "{}", r.stderr);
+    }
+    // nothing was written
+    assert_eq!(g.count("responses"), 0);
+    assert!(!g.sql_csv("SELECT * FROM quarantine").contains("matti"));
+}
