@@ -1,9 +1,14 @@
 //! CSV exports as survey tools and Excel write them.
 //!
 //! Quirks handled here:
-//! - encoding: UTF-8 with or without a BOM; Windows-1252 / ISO-8859-1 (Excel on Finnish Windows).
-//!   `auto` takes a BOM at its word, else UTF-8 when the whole file is valid UTF-8, else
-//!   Windows-1252 (a superset of ISO-8859-1's printable characters).
+//! - encoding: UTF-8 with or without a BOM; Windows-1252 / ISO-8859-1 (Excel on Finnish Windows);
+//!   UTF-16 (by its BOM, or by the zero bytes of mostly-ASCII text). `auto` takes a BOM at its
+//!   word, else decides on evidence: UTF-8 unless the bytes that cannot be UTF-8 outnumber its
+//!   well-formed multi-byte sequences (Windows-1252 text: every ä and ö is such a byte). UTF-8 is
+//!   read as it is, so a stray invalid byte quarantines its row (reason `encoding`) instead of
+//!   becoming U+FFFD or turning the whole file into mojibake.
+//! - blank rows: a row of delimiters only (`;;;;`, Excel's trailing empty rows) is skipped.
+//! - line ends: LF, CRLF, mixed, and CR alone (read as LF).
 //! - delimiter `,`, `;` or TAB, detected from the first rows when `auto`: the candidate that splits
 //!   the sample into the most columns with the same count on every row wins.
 //! - quoted fields with embedded delimiters, doubled quotes and newlines; CRLF, LF and mixed line
@@ -119,6 +124,21 @@ pub struct CsvObject {
     pub resumed: Option<ResumePoint>,
 }
 
+/// A reader whose CR bytes are LF (a file whose lines end in CR alone).
+struct CrAsLf(Box<dyn Read + Send>);
+
+impl Read for CrAsLf {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.0.read(buf)?;
+        for b in &mut buf[..n] {
+            if *b == b'\r' {
+                *b = b'\n';
+            }
+        }
+        Ok(n)
+    }
+}
+
 /// The CSV parser with the settings every object is read with.
 fn csv_reader(delimiter: u8, input: Box<dyn Read + Send>) -> csv::Reader<Box<dyn Read + Send>> {
     // LF ends a record, so that line numbers count every line; the CR of a CRLF stays at the
@@ -139,26 +159,77 @@ fn io_err(object: &str, e: impl std::fmt::Display) -> FormatError {
     }
 }
 
-/// Is the whole file valid UTF-8? Read in blocks, carrying an incomplete sequence over.
-fn file_is_utf8(path: &Path, object: &str) -> Result<bool, FormatError> {
+/// The evidence for UTF-8 in a file: (well-formed multi-byte sequences, bytes that cannot be
+/// UTF-8). Read in blocks, carrying an incomplete sequence over.
+fn utf8_evidence(path: &Path, object: &str) -> Result<(u64, u64), FormatError> {
     let mut f = File::open(path).map_err(|e| io_err(object, e))?;
     let mut buf = vec![0u8; 1 << 20];
+    let (mut multibyte, mut invalid) = (0u64, 0u64);
     let mut carry = 0usize;
     loop {
         let n = f.read(&mut buf[carry..]).map_err(|e| io_err(object, e))?;
         let len = carry + n;
-        if n == 0 {
-            return Ok(carry == 0);
-        }
-        match std::str::from_utf8(&buf[..len]) {
-            Ok(_) => carry = 0,
-            Err(e) if e.error_len().is_none() => {
-                let valid = e.valid_up_to();
-                buf.copy_within(valid..len, 0);
-                carry = len - valid;
+        let mut rest = &buf[..len];
+        loop {
+            match std::str::from_utf8(rest) {
+                Ok(t) => {
+                    multibyte += t.bytes().filter(|b| *b >= 0xC0).count() as u64;
+                    rest = &[];
+                    break;
+                }
+                Err(e) => {
+                    let (ok, bad) = rest.split_at(e.valid_up_to());
+                    multibyte += ok.iter().filter(|b| **b >= 0xC0).count() as u64;
+                    match e.error_len() {
+                        Some(k) => {
+                            invalid += k as u64;
+                            rest = &bad[k..];
+                        }
+                        // an incomplete sequence at the end of the block: read on (or, at the
+                        // end of the file, it is invalid)
+                        None => {
+                            rest = bad;
+                            break;
+                        }
+                    }
+                }
             }
-            Err(_) => return Ok(false),
         }
+        if n == 0 {
+            return Ok((multibyte, invalid + rest.len() as u64));
+        }
+        carry = rest.len();
+        let start = len - carry;
+        buf.copy_within(start..len, 0);
+    }
+}
+
+/// UTF-16 by its byte-order mark, or by its NUL bytes: in text that is mostly ASCII, every
+/// other byte of UTF-16 is zero.
+fn utf16(head: &[u8]) -> Option<&'static Encoding> {
+    match head {
+        [0xFF, 0xFE, ..] => return Some(encoding_rs::UTF_16LE),
+        [0xFE, 0xFF, ..] => return Some(encoding_rs::UTF_16BE),
+        _ => {}
+    }
+    let pairs = head.len() / 2;
+    if pairs < 8 {
+        return None;
+    }
+    let odd = head
+        .chunks(2)
+        .filter(|c| c.len() == 2 && c[1] == 0 && c[0] != 0)
+        .count();
+    let even = head
+        .chunks(2)
+        .filter(|c| c.len() == 2 && c[0] == 0 && c[1] != 0)
+        .count();
+    if odd * 10 >= pairs * 8 {
+        Some(encoding_rs::UTF_16LE)
+    } else if even * 10 >= pairs * 8 {
+        Some(encoding_rs::UTF_16BE)
+    } else {
+        None
     }
 }
 
@@ -167,13 +238,20 @@ fn choose_encoding(
     object: &str,
     spec: &str,
 ) -> Result<(&'static Encoding, bool), FormatError> {
-    let mut head = [0u8; 3];
+    let mut head = vec![0u8; 4096];
     let mut f = File::open(path).map_err(|e| io_err(object, e))?;
     let n = f.read(&mut head).map_err(|e| io_err(object, e))?;
-    let bom = n == 3 && head == [0xEF, 0xBB, 0xBF];
+    head.truncate(n);
+    let bom = head.starts_with(&[0xEF, 0xBB, 0xBF]);
+    if let Some(enc) = utf16(&head) {
+        return Ok((enc, false));
+    }
     let enc = match spec.to_ascii_lowercase().as_str() {
         "auto" => {
-            if bom || file_is_utf8(path, object)? {
+            // on evidence: a stray invalid byte in a UTF-8 file does not make it Windows-1252
+            // (its row is quarantined with reason `encoding`)
+            let (multibyte, invalid) = utf8_evidence(path, object)?;
+            if bom || invalid == 0 || multibyte > invalid {
                 UTF_8
             } else {
                 WINDOWS_1252
@@ -195,7 +273,16 @@ fn decoded_reader(
     object: &str,
     enc: &'static Encoding,
 ) -> Result<Box<dyn Read + Send>, FormatError> {
-    let f = File::open(path).map_err(|e| io_err(object, e))?;
+    let mut f = File::open(path).map_err(|e| io_err(object, e))?;
+    if enc == UTF_8 {
+        // read as it is, BOM left out: a byte that is not UTF-8 reaches the mapping, which
+        // quarantines its row (reason `encoding`) instead of a decoder writing U+FFFD
+        let mut bom = [0u8; 3];
+        let n = f.read(&mut bom).map_err(|e| io_err(object, e))?;
+        let keep = if bom[..n] == [0xEF, 0xBB, 0xBF] { 0 } else { n };
+        let head = std::io::Cursor::new(bom[..keep].to_vec());
+        return Ok(Box::new(head.chain(BufReader::with_capacity(1 << 20, f))));
+    }
     let r = encoding_rs_io::DecodeReaderBytesBuilder::new()
         .encoding(Some(enc))
         .utf8_passthru(true)
@@ -273,8 +360,19 @@ impl CsvObject {
             hashed: 0,
             pending: Vec::new(),
         }));
+        let mut decoded = decoded_reader(path, object, enc)?;
+        // line ends of CR alone (old Mac exports): read as LF
+        let mut sample = Vec::with_capacity(SAMPLE);
+        decoded_reader(path, object, enc)?
+            .take(SAMPLE as u64)
+            .read_to_end(&mut sample)
+            .map_err(|e| io_err(object, e))?;
+        let cr_only = sample.contains(&b'\r') && !sample.contains(&b'\n');
+        if cr_only {
+            decoded = Box::new(CrAsLf(decoded));
+        }
         let input = Hashing {
-            inner: decoded_reader(path, object, enc)?,
+            inner: decoded,
             tail: tail.clone(),
         };
         let mut reader = csv_reader(delimiter, Box::new(input));
@@ -324,9 +422,27 @@ impl CsvObject {
 
     /// Read the next data record into `rec` (reusing its memory); returns the line it starts on.
     pub fn read_into(&mut self, rec: &mut ByteRecord) -> Result<Option<u64>, String> {
-        let pos = self.reader.position();
-        let (byte, line) = (self.base.0 + pos.byte(), self.base.1 + pos.line());
-        match self.reader.read_byte_record(rec) {
+        loop {
+            let pos = self.reader.position();
+            let (byte, line) = (self.base.0 + pos.byte(), self.base.1 + pos.line());
+            match self.reader.read_byte_record(rec) {
+                // a row of delimiters only (Excel writes `;;;;` for trailing empty rows): blank,
+                // no response, as the spreadsheet reader skips empty rows
+                Ok(true) if rec.len() > 1 && rec.iter().all(|f| f.trim_ascii().is_empty()) => {
+                    continue;
+                }
+                r => return self.record_read(r, byte, line),
+            }
+        }
+    }
+
+    fn record_read(
+        &mut self,
+        r: csv::Result<bool>,
+        byte: u64,
+        line: u64,
+    ) -> Result<Option<u64>, String> {
+        match r {
             Ok(true) => {
                 // hash what lies before this record now and then, so that little is held
                 if self.count.is_multiple_of(4096) {

@@ -165,3 +165,94 @@ fn declared_encoding_and_delimiter_and_trailing_separators() {
     let rows = f.sql("SELECT municipality FROM responses");
     assert_eq!(s(&rows[0], "municipality"), Some("545"));
 }
+
+#[test]
+fn malformed_inputs_decode_on_evidence_skip_blank_rows_and_read_cr_and_utf16() {
+    let texts = |f: &Fixture| -> Vec<String> {
+        f.sql("SELECT c.text FROM comments c JOIN responses r USING (response_key) ORDER BY r.source_row")
+            .iter()
+            .map(|r| s(r, "text").unwrap().to_string())
+            .collect()
+    };
+    let mapping = "mapping:\n  instrument: thl_national\n  version: 2\n  response_id: id\n  submitted_at: time\n  municipality: kunta\n  items:\n    availability: q1\n    open: teksti\n";
+    let extra = "quality:\n  max_quarantined_pct: 50\n";
+    let rows: Vec<String> = (1..=6)
+        .map(|i| format!("{i},2024-02-0{i},837,4,Enemmän henkilökuntaa {i}"))
+        .collect();
+
+    // one stray Windows-1252 byte in a UTF-8 file without a BOM: still UTF-8, that row
+    // quarantined with reason `encoding`, no mojibake anywhere
+    let f = Fixture::new();
+    let mut b = format!("id,time,kunta,q1,teksti\n{}\n", rows.join("\n")).into_bytes();
+    let at = b.windows(2).position(|w| w == "ö".as_bytes()).unwrap();
+    b.splice(at..at + 2, [0xF6]);
+    f.input("a.csv", &b);
+    let p = f.pipeline_named("t", "", mapping, extra);
+    let r = f.run(&p);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        r.stdout.contains("5 new") && r.stdout.contains("1 quarantined"),
+        "{}",
+        r.stdout
+    );
+    assert_eq!(
+        s(
+            &f.sql("SELECT reason_codes FROM quarantine")[0],
+            "reason_codes"
+        ),
+        Some("encoding")
+    );
+    let t = texts(&f);
+    assert_eq!(t.len(), 5);
+    assert!(
+        t.iter().all(|x| x.starts_with("Enemmän henkilökuntaa")),
+        "{t:?}"
+    );
+
+    // rows of delimiters only (Excel's trailing empty rows) are blank, not broken rows
+    let f = Fixture::new();
+    f.input(
+        "a.csv",
+        format!(
+            "id;time;kunta;q1;teksti\r\n{}\r\n;;;;\r\n;;;;\r\n",
+            rows.join("\r\n").replace(',', ";")
+        )
+        .as_bytes(),
+    );
+    let p = f.pipeline_named("t", "", mapping, "");
+    let r = f.run(&p);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert!(r.stdout.contains("6 read, 6 new"), "{}", r.stdout);
+    assert_eq!(f.count("quarantine"), 0);
+
+    // line ends of CR alone
+    let f = Fixture::new();
+    f.input(
+        "a.csv",
+        format!("id,time,kunta,q1,teksti\r{}\r", rows.join("\r")).as_bytes(),
+    );
+    let p = f.pipeline_named("t", "", mapping, "");
+    let r = f.run(&p);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert_eq!(texts(&f).len(), 6);
+    let lines = f.sql_csv("SELECT source_row FROM responses ORDER BY source_row");
+    assert_eq!(lines, "source_row\n2\n3\n4\n5\n6\n7\n");
+
+    // UTF-16 (little-endian, with its BOM), as some tools save "Unicode text"
+    let f = Fixture::new();
+    let text = format!(
+        "id\ttime\tkunta\tq1\tteksti\r\n{}\r\n",
+        rows.join("\r\n").replace(',', "\t")
+    );
+    let mut b = vec![0xFF, 0xFE];
+    for u in text.encode_utf16() {
+        b.extend_from_slice(&u.to_le_bytes());
+    }
+    f.input("a.csv", &b);
+    let p = f.pipeline_named("t", "", mapping, "");
+    let c = f.check(&p);
+    assert!(c.stdout.contains("UTF-16LE"), "{}", c.stdout);
+    let r = f.run(&p);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert_eq!(texts(&f)[0], "Enemmän henkilökuntaa 1");
+}
