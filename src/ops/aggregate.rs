@@ -632,10 +632,10 @@ type Pending<'a> = (
 
 /// Roll-up cells (cube rows × period types × geography levels, an estimate) up to which a
 /// year's marts start while the previous year's are still being computed, the two side by side
-/// on the cores. W2's figures (one period type, one level) are far below: 5M responses, no
-/// partition changed, 1.14 → 0.94 s. A full aggregation (every period type and level, ~20M cells
-/// a year at 1M responses) is far above: side by side it peaked at 6.5 GB instead of 3.6 GB and
-/// took 43.6 s instead of 38.2 s.
+/// on the cores. W2's figures (one period type, one level) are far below and gain from it; a
+/// full aggregation (every period type and level, ~20M cells a year at 1M responses) is far
+/// above, where running two years side by side needs much more memory and is slower
+/// (docs/performance.md has the measurements).
 const SIDE_BY_SIDE_CELLS: usize = 8_000_000;
 
 /// Await marts being computed and published, and record each one's files. Every one is
