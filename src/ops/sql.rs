@@ -143,7 +143,14 @@ pub async fn query(wh: &Warehouse, sql: &str) -> Result<Vec<RecordBatch>, SqlErr
             }
             _ => SqlError::Query(e),
         })?;
-    Ok(df.collect().await?)
+    // an empty result keeps its columns: a table with a header, a CSV header line, a Parquet
+    // file with the schema and no rows
+    let schema = Arc::new(df.schema().as_arrow().clone());
+    let batches = df.collect().await?;
+    if batches.iter().all(|b| b.num_rows() == 0) {
+        return Ok(vec![RecordBatch::new_empty(schema)]);
+    }
+    Ok(batches)
 }
 
 /// Write batches in `format` to `out` (parquet needs a file).

@@ -325,3 +325,49 @@ fn versions_name_the_consistent_state_and_any_writer_taking_over_restores_it() {
         t.stdout
     );
 }
+
+#[test]
+fn an_empty_query_result_keeps_its_columns_in_every_format() {
+    let f = loaded();
+    let q = "SELECT response_key, nps FROM responses WHERE nps > 100";
+    let wh = f.warehouse();
+    let table = palaute(&["sql", "--warehouse", &wh, q], &[]);
+    assert_eq!(table.code, 0, "{}", table.stderr);
+    assert!(
+        table.stdout.contains("| response_key | nps |"),
+        "{}",
+        table.stdout
+    );
+    let csv = palaute(&["sql", "--warehouse", &wh, "--format", "csv", q], &[]);
+    assert_eq!(csv.stdout, "response_key,nps\n");
+    let json = palaute(&["sql", "--warehouse", &wh, "--format", "json", q], &[]);
+    assert_eq!(json.stdout.trim(), "[]");
+    let out = f.path("empty.parquet");
+    let r = palaute(
+        &[
+            "sql",
+            "--warehouse",
+            &wh,
+            "--format",
+            "parquet",
+            "--output",
+            out.to_str().unwrap(),
+            q,
+        ],
+        &[],
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(
+        std::fs::File::open(&out).unwrap(),
+    )
+    .unwrap();
+    let names: Vec<String> = reader
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| f.name().clone())
+        .collect();
+    assert_eq!(names, ["response_key", "nps"]);
+    let rows: usize = reader.build().unwrap().map(|b| b.unwrap().num_rows()).sum();
+    assert_eq!(rows, 0);
+}
