@@ -60,6 +60,38 @@ fn keyed_tables(kind: PipelineKind) -> &'static [&'static str] {
     }
 }
 
+/// Why an object is no export of the pipeline's survey: its name, the few columns its header
+/// has, and a hint when there is one column only (a wrong delimiter).
+fn not_an_export(object: &str, names: &[String], mapped: usize, decoded: &str) -> String {
+    let shown: Vec<String> = names
+        .iter()
+        .take(5)
+        .map(|n| {
+            let n: String = n.chars().take(30).collect();
+            format!("'{n}'")
+        })
+        .collect();
+    let more = names.len().saturating_sub(5);
+    let mut m = format!(
+        "{object}: its header does not look like this pipeline's: none of the {mapped} mapped columns is there; it has {} column(s): {}{}",
+        names.len(),
+        shown.join(", "),
+        if more > 0 {
+            format!(" and {more} more")
+        } else {
+            String::new()
+        }
+    );
+    if names.len() <= 1 {
+        m.push_str(&format!(
+            " — is the delimiter right? (read as {decoded}; set format.delimiter)"
+        ));
+    } else {
+        m.push_str(" — is it the right file, and are format.header_rows right?");
+    }
+    m
+}
+
 /// The key column of a keyed table.
 fn key_column(table: &str) -> &'static str {
     if table == FEEDBACK {
@@ -92,6 +124,8 @@ pub enum RunError {
     Warehouse(#[from] WarehouseError),
     #[error("failpoint {0} (PALAUTE_FAILPOINT): the run stopped on purpose")]
     Failpoint(String),
+    #[error("{0}; nothing was written")]
+    NotAnExport(String),
 }
 
 impl RunError {
@@ -99,7 +133,7 @@ impl RunError {
         match self {
             RunError::Config(_) | RunError::Source(SourceError::NoFolder { .. }) => exit::CONFIG,
             RunError::Format(FormatError::Config(_)) => exit::CONFIG,
-            RunError::Quality { .. } => exit::QUALITY,
+            RunError::Quality { .. } | RunError::NotAnExport(_) => exit::QUALITY,
             RunError::Warehouse(e) => e.exit_code(),
             RunError::Source(_) | RunError::Format(_) => exit::ENVIRONMENT,
             RunError::Failpoint(_) => exit::FAILURE,
@@ -1133,6 +1167,17 @@ pub async fn run_pipeline(
                     let (name, pt) = &points[i];
                     resumed_from = Some((name.to_string(), pt.rows));
                 }
+            }
+            // an object none of whose header names a mapped column is not an export of this
+            // survey (another file, a wrong delimiter, garbage): bad data, not configuration
+            let mapped = p.mapping.columns();
+            if !mapped.is_empty() && !mapped.iter().any(|c| recs.names().contains(c)) {
+                return Err(RunError::NotAnExport(not_an_export(
+                    &obj.name,
+                    recs.names(),
+                    mapped.len(),
+                    &recs.describe(),
+                )));
             }
             let norm = Normalizer::new(p, catalog, recs.names(), secret.clone()).map_err(|errs| {
                 RunError::Config(format!(

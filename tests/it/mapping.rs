@@ -443,3 +443,38 @@ fn every_broken_row_counts_against_the_threshold_repeated_ones_too() {
     );
     assert_eq!(f.count("quarantine"), 12, "{}", r.stdout);
 }
+
+#[test]
+fn a_file_that_is_no_export_of_the_survey_is_bad_data_said_briefly() {
+    let f = Fixture::new();
+    let p = f.pipeline("", MAPPING);
+    for (bytes, hint) in [
+        (
+            &b"\x00\x01\x02\xff\xfe garbage \x07\n\x03\x04\n"[..],
+            "delimiter",
+        ),
+        (&b"12;34;56\n78;90;12\n"[..], "right file"),
+        (&b"name,email,phone\nx,y,z\n"[..], "right file"),
+    ] {
+        f.input("a.csv", bytes);
+        for r in [f.check(&p), f.run(&p)] {
+            assert_eq!(r.code, 3, "{}{}", r.stdout, r.stderr);
+            assert!(
+                r.stderr.contains("a.csv: its header does not look like this pipeline's: none of the 7 mapped columns is there")
+                    && r.stderr.contains(hint),
+                "{}",
+                r.stderr
+            );
+            assert!(r.stderr.len() < 600, "{}", r.stderr);
+        }
+    }
+    // a header with some mapped columns missing is still a configuration error
+    f.input("a.csv", b"id,time,kunta\n1,2024-02-01,837\n");
+    let r = f.check(&p);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("column 'q1' is not in the source"),
+        "{}",
+        r.stderr
+    );
+}
