@@ -1,7 +1,7 @@
 //! Mapping and validation: configuration errors at `check`, row errors to quarantine with file,
 //! row and column, and the quality threshold.
 
-use crate::common::{Fixture, MAPPING, s};
+use crate::common::{Fixture, MAPPING, int_str, s};
 
 const GOOD: &str = "id,time,kunta,q1,q2,nps,teksti,ip,email\n\
     1,2024-02-01,837,4,4,8,,10.0.0.1,a@b.fi\n\
@@ -353,17 +353,8 @@ fn submission_times_outside_a_plausible_window_are_quarantined() {
     let r = f.run(&p);
     assert_eq!(r.code, 0, "{}", r.stderr);
     let q = f.sql("SELECT source_row, reason_codes, message FROM quarantine ORDER BY source_row");
-    let rows: Vec<(i64, &str)> = q
-        .iter()
-        .map(|r| {
-            (
-                r["source_row"].as_i64().unwrap(),
-                s(r, "reason_codes").unwrap(),
-            )
-        })
-        .collect();
     assert_eq!(
-        rows,
+        int_str(&q, "source_row", "reason_codes"),
         vec![
             (2, "implausible_time"),
             (4, "implausible_time"),

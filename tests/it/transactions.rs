@@ -123,6 +123,33 @@ fn a_failed_write_leaves_no_files_behind() {
     );
 }
 
+/// `palaute status` of the fixture's warehouse (its warning about owed marts is on stderr).
+fn status(f: &Fixture) -> crate::common::Ran {
+    crate::common::palaute(
+        &[
+            "status",
+            "--warehouse",
+            &f.warehouse(),
+            "--pipelines",
+            f.path("in").to_str().unwrap(),
+        ],
+        &[],
+    )
+}
+
+fn run_without_aggregation(f: &Fixture, p: &std::path::Path) -> crate::common::Ran {
+    crate::common::palaute(
+        &[
+            "run",
+            "--no-aggregate",
+            "--warehouse",
+            &f.warehouse(),
+            p.to_str().unwrap(),
+        ],
+        &[],
+    )
+}
+
 /// The data and the marts of a warehouse, for comparing whole warehouses.
 fn everything(f: &Fixture) -> String {
     format!("{}{}", f.dump(), crate::common::dump_marts(f))
@@ -189,16 +216,7 @@ fn a_kill_anywhere_in_a_run_or_its_aggregation_converges_marts_included() {
         let (f, what) = killed_then_rerun(Ok(fp));
         assert_eq!(everything(&f), reference, "after {what}");
         // nothing is left owed, and status says nothing is
-        let st = crate::common::palaute(
-            &[
-                "status",
-                "--warehouse",
-                &f.warehouse(),
-                "--pipelines",
-                f.path("in").to_str().unwrap(),
-            ],
-            &[],
-        );
+        let st = status(&f);
         assert!(!st.stderr.contains("do not show"), "{what}: {}", st.stderr);
     }
     // and at a few random moments (bounded: 2 rounds, seeded)
@@ -218,30 +236,9 @@ fn marts_owed_by_a_run_without_aggregation_are_named_and_computed_by_the_next_ru
     let f = Fixture::new();
     let p = f.pipeline("", MAPPING);
     f.input("a.csv", export(0..30).as_bytes());
-    let r = crate::common::palaute(
-        &[
-            "run",
-            "--no-aggregate",
-            "--warehouse",
-            &f.warehouse(),
-            p.to_str().unwrap(),
-        ],
-        &[],
-    );
+    let r = run_without_aggregation(&f, &p);
     assert_eq!(r.code, 0, "{}", r.stderr);
-    let status = || {
-        crate::common::palaute(
-            &[
-                "status",
-                "--warehouse",
-                &f.warehouse(),
-                "--pipelines",
-                f.path("in").to_str().unwrap(),
-            ],
-            &[],
-        )
-    };
-    let st = status();
+    let st = status(&f);
     assert!(
         st.stderr.contains("the marts of 2024 do not show the data"),
         "{}",
@@ -252,19 +249,10 @@ fn marts_owed_by_a_run_without_aggregation_are_named_and_computed_by_the_next_ru
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert!(r.stdout.contains("unchanged"), "{}", r.stdout);
     assert!(f.count("item_scores") > 0);
-    assert!(!status().stderr.contains("do not show"));
+    assert!(!status(&f).stderr.contains("do not show"));
     // a partial aggregation does not count as computing the year
     f.input("b.csv", export(30..40).as_bytes());
-    let r = crate::common::palaute(
-        &[
-            "run",
-            "--no-aggregate",
-            "--warehouse",
-            &f.warehouse(),
-            p.to_str().unwrap(),
-        ],
-        &[],
-    );
+    let r = run_without_aggregation(&f, &p);
     assert_eq!(r.code, 0, "{}", r.stderr);
     let r = crate::common::palaute(
         &[
@@ -277,8 +265,8 @@ fn marts_owed_by_a_run_without_aggregation_are_named_and_computed_by_the_next_ru
         &[],
     );
     assert_eq!(r.code, 0, "{}", r.stderr);
-    assert!(status().stderr.contains("the marts of 2024"));
+    assert!(status(&f).stderr.contains("the marts of 2024"));
     let r = crate::common::palaute(&["aggregate", "--warehouse", &f.warehouse()], &[]);
     assert_eq!(r.code, 0, "{}", r.stderr);
-    assert!(!status().stderr.contains("do not show"));
+    assert!(!status(&f).stderr.contains("do not show"));
 }
