@@ -387,6 +387,14 @@ pub struct FieldSpec {
     /// a column read when `column` is empty (e.g. the last-activity time of a partial response)
     #[serde(default)]
     pub fallback: Option<String>,
+    /// `response_id` only: key rows by their mapped content and its occurrence in the object, for
+    /// sources without an id column (see docs/pipelines.md)
+    #[serde(default)]
+    pub row_hash: bool,
+    /// `submitted_at` only: the date in the object's name, by a chrono format (`%Y-%m`), for
+    /// exports that carry only their period
+    #[serde(default)]
+    pub from_object_name: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -746,14 +754,55 @@ impl Pipeline {
         let m = &self.mapping;
         for (name, f) in m.fields() {
             let s = &f.0;
-            if s.column.is_some() == s.constant.is_some() {
+            if s.row_hash && name != "response_id" {
                 return Err(format!(
-                    "mapping.{name}: give exactly one of `column` and `constant`"
+                    "mapping.{name}.row_hash: only mapping.response_id can be keyed by the row"
+                ));
+            }
+            if s.from_object_name.is_some() && name != "submitted_at" {
+                return Err(format!(
+                    "mapping.{name}.from_object_name: only mapping.submitted_at can be read from the object's name"
+                ));
+            }
+            let given = [
+                s.column.is_some(),
+                s.constant.is_some(),
+                s.row_hash,
+                s.from_object_name.is_some(),
+            ];
+            if given.iter().filter(|g| **g).count() != 1 {
+                return Err(format!(
+                    "mapping.{name}: give exactly one of {}",
+                    match name {
+                        "response_id" => "`column` and `row_hash: true`",
+                        "submitted_at" => "`column`, `constant` and `from_object_name`",
+                        _ => "`column` and `constant`",
+                    }
                 ));
             }
         }
-        if m.response_id.0.column.is_none() || m.submitted_at.0.column.is_none() {
-            return Err("mapping.response_id and mapping.submitted_at must name columns".into());
+        if m.response_id.0.constant.is_some() {
+            return Err("mapping.response_id: a constant would make every row the same response; name the id column, or key rows by their content with `row_hash: true`".into());
+        }
+        if let Some(c) = &m.submitted_at.0.constant
+            && crate::normalize::time::parse_time(
+                &c.0,
+                &crate::normalize::time::TimeFormat::Auto,
+                chrono_tz::UTC,
+            )
+            .is_none()
+        {
+            return Err(format!(
+                "mapping.submitted_at.constant: '{}' is not a date (write it as 2025-03-15)",
+                c.0
+            ));
+        }
+        if let Some(f) = &m.submitted_at.0.from_object_name
+            && crate::normalize::time::date_in_name("", f).is_err()
+        {
+            return Err(format!(
+                "mapping.submitted_at.from_object_name: '{f}' is not a date format with a year (e.g. \"%Y-%m\" or \"%Y%m%d\")"
+            ));
         }
         match self.kind {
             PipelineKind::Survey => {

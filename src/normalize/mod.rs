@@ -190,6 +190,13 @@ pub struct Body {
     pub texts: Vec<(u16, String)>,
 }
 
+/// Where a response's submission time comes from.
+enum Submitted {
+    Column(usize, TimeFormat),
+    /// one time for every row of the object (a constant, or the date in the object's name)
+    Fixed(DateTime<Utc>),
+}
+
 pub struct Normalizer {
     pub instrument: String,
     pub version: String,
@@ -199,8 +206,9 @@ pub struct Normalizer {
     /// response keys were keyed hold; only a test hook builds such a warehouse now)
     secret: Option<KeySecret>,
     names: Vec<String>,
-    id_col: usize,
-    submitted: (usize, TimeFormat),
+    /// the id column; `None`: rows are keyed by their mapped content (`row_hash: true`)
+    id_col: Option<usize>,
+    submitted: Submitted,
     /// read when the submission time is empty (e.g. the last activity of a partial response)
     submitted_fallback: Option<usize>,
     completion: Option<Coded>,
@@ -436,6 +444,7 @@ impl Normalizer {
         p: &Pipeline,
         catalog: &'static Catalog,
         names: &[String],
+        object: &str,
         secret: Option<KeySecret>,
     ) -> Result<Normalizer, Vec<String>> {
         let m = &p.mapping;
@@ -468,8 +477,34 @@ impl Normalizer {
                 chrono_tz::Europe::Helsinki
             }
         };
-        let id_col = b.from("response_id", &m.response_id);
-        let submitted = b.from("submitted_at", &m.submitted_at);
+        // Ok(None): rows are keyed by their content; Err: the id column is not there
+        let id_col: Result<Option<usize>, ()> = match &m.response_id.0.column {
+            Some(c) => b.column("response_id", c).map(Some).ok_or(()),
+            None => Ok(None),
+        };
+        let submitted = match (
+            &m.submitted_at.0.constant,
+            &m.submitted_at.0.from_object_name,
+        ) {
+            (Some(c), _) => time::parse_time(&c.0, &TimeFormat::Auto, tz).map(Submitted::Fixed),
+            (None, Some(f)) => match time::date_in_name(object, f) {
+                Ok(Some(d)) => {
+                    time::parse_time(&d.to_string(), &TimeFormat::Auto, tz).map(Submitted::Fixed)
+                }
+                _ => {
+                    errors.push(format!(
+                        "mapping.submitted_at.from_object_name: the object's name has no date in the form '{f}'"
+                    ));
+                    None
+                }
+            },
+            (None, None) => b
+                .from("submitted_at", &m.submitted_at)
+                .and_then(|f| match f {
+                    From::Column(i, _) => Some(Submitted::Column(i, time_format(&m.submitted_at))),
+                    From::Constant(_) => None,
+                }),
+        };
         let submitted_fallback = m
             .submitted_at
             .0
@@ -761,8 +796,7 @@ impl Normalizer {
             });
         }
         errors.append(&mut b.errors);
-        let (Some(From::Column(id_col, _)), Some(From::Column(sub_col, _))) = (id_col, submitted)
-        else {
+        let (Ok(id_col), Some(submitted)) = (id_col, submitted) else {
             return Err(errors);
         };
         if !errors.is_empty() {
@@ -782,7 +816,7 @@ impl Normalizer {
             secret,
             names: names.to_vec(),
             id_col,
-            submitted: (sub_col, time_format(&m.submitted_at)),
+            submitted,
             submitted_fallback,
             completion,
             feedback_type,
@@ -912,6 +946,40 @@ impl Normalizer {
         }
     }
 
+    /// The submission time in column `col`, or the problem with it.
+    fn time_in(
+        &self,
+        rec: &ByteRecord,
+        col: usize,
+        format: &TimeFormat,
+        problems: &mut Vec<Problem>,
+    ) -> Option<DateTime<Utc>> {
+        let s = match self.field(rec, col) {
+            Ok(s) => s,
+            Err(p) => {
+                problems.push(p);
+                return None;
+            }
+        };
+        let t = time::parse_time(s, format, self.tz);
+        if t.is_none() {
+            problems.push(Problem {
+                code: if s.is_empty() {
+                    "missing_time"
+                } else {
+                    "invalid_time"
+                },
+                column: Some(self.names[col].clone()),
+                message: if s.is_empty() {
+                    "no submission time".into()
+                } else {
+                    "not a date and time in a known format".into()
+                },
+            });
+        }
+        t
+    }
+
     /// Check the field count, then derive key, hash, time and partition.
     pub fn head(&self, rec: &ByteRecord) -> Result<Head, Vec<Problem>> {
         let n = self.names.len();
@@ -924,48 +992,36 @@ impl Normalizer {
             }]);
         }
         let mut problems = Vec::new();
-        let id = match self.field(rec, self.id_col) {
-            Ok("") => {
-                problems.push(Problem {
-                    code: "missing_id",
-                    column: Some(self.names[self.id_col].clone()),
-                    message: "no response id".into(),
-                });
-                None
+        let content_id;
+        let id = match self.id_col {
+            None => {
+                content_id = content_id_of(self.hash_of(rec), 0);
+                Some(content_id.as_str())
             }
-            Ok(s) => Some(s),
-            Err(p) => {
-                problems.push(p);
-                None
-            }
-        };
-        let submitted_col = match self.submitted_fallback {
-            Some(f) if matches!(self.field(rec, self.submitted.0), Ok("")) => f,
-            _ => self.submitted.0,
-        };
-        let submitted = match self.field(rec, submitted_col) {
-            Ok(s) => match time::parse_time(s, &self.submitted.1, self.tz) {
-                Some(t) => Some(t),
-                None => {
+            Some(id_col) => match self.field(rec, id_col) {
+                Ok("") => {
                     problems.push(Problem {
-                        code: if s.is_empty() {
-                            "missing_time"
-                        } else {
-                            "invalid_time"
-                        },
-                        column: Some(self.names[submitted_col].clone()),
-                        message: if s.is_empty() {
-                            "no submission time".into()
-                        } else {
-                            "not a date and time in a known format".into()
-                        },
+                        code: "missing_id",
+                        column: Some(self.names[id_col].clone()),
+                        message: "no response id".into(),
                     });
                     None
                 }
+                Ok(s) => Some(s),
+                Err(p) => {
+                    problems.push(p);
+                    None
+                }
             },
-            Err(p) => {
-                problems.push(p);
-                None
+        };
+        let (submitted, submitted_col) = match &self.submitted {
+            Submitted::Fixed(t) => (Some(*t), None),
+            Submitted::Column(c, format) => {
+                let col = match self.submitted_fallback {
+                    Some(f) if matches!(self.field(rec, *c), Ok("")) => f,
+                    _ => *c,
+                };
+                (self.time_in(rec, col, format, &mut problems), Some(col))
             }
         };
         let (Some(id), Some(submitted)) = (id, submitted) else {
@@ -975,7 +1031,7 @@ impl Normalizer {
         if submitted < earliest || submitted > latest {
             problems.push(Problem {
                 code: "implausible_time",
-                column: Some(self.names[submitted_col].clone()),
+                column: submitted_col.map(|c| self.names[c].clone()),
                 message: format!(
                     "submitted {}: outside {} .. {} (quality.earliest, and a day after the run)",
                     submitted.with_timezone(&self.tz).format("%Y-%m-%d"),
@@ -1372,8 +1428,28 @@ impl Normalizer {
 
     /// The response key of a row whose id is readable (for quarantine bookkeeping).
     pub fn key_of(&self, rec: &ByteRecord) -> Option<u128> {
-        let id = std::str::from_utf8(rec.get(self.id_col)?).ok()?.trim();
+        let Some(id_col) = self.id_col else {
+            return Some(self.key_for(&content_id_of(self.hash_of(rec), 0)));
+        };
+        let id = std::str::from_utf8(rec.get(id_col)?).ok()?.trim();
         (!id.is_empty()).then(|| self.key_for(id))
+    }
+
+    /// Whether rows are keyed by their content (`response_id: {row_hash: true}`).
+    pub fn keyed_by_content(&self) -> bool {
+        self.id_col.is_none()
+    }
+
+    /// The key of the `n`th row (from 0) of an object with the content hash `row_hash`, when
+    /// rows are keyed by their content: identical rows of one object are different responses,
+    /// and a later export repeating them repeats their keys.
+    pub fn occurrence_key(&self, row_hash: i64, n: u32) -> u128 {
+        self.key_for(&content_id_of(row_hash, n))
+    }
+
+    /// The id column's name, if the rows have one.
+    pub fn id_column(&self) -> Option<&str> {
+        self.id_col.map(|c| self.names[c].as_str())
     }
 
     /// The response key of a source id: the keyed hash of its unkeyed identity
@@ -1392,9 +1468,23 @@ impl Normalizer {
     }
 }
 
+/// The source id of a row keyed by its content: the hash of its mapped fields and which
+/// occurrence of that content in its object it is.
+fn content_id_of(row_hash: i64, n: u32) -> String {
+    if n == 0 {
+        format!("row:{:016x}", row_hash as u64)
+    } else {
+        format!("row:{:016x}#{n}", row_hash as u64)
+    }
+}
+
 /// The problem code of a dimension value that identifies a respondent: not a row to quarantine
 /// but a mapping to fix (the run fails, naming the row and column).
 pub const IDENTIFYING_VALUE: &str = "identifying_value";
+
+/// The quarantine reason of a row with the response id of an earlier row of its object but
+/// other content.
+pub const CONFLICTING_DUPLICATE: &str = "conflicting_duplicate";
 
 /// What `quarantine.record` holds in place of a year of birth.
 pub const BIRTH_YEAR_MARKER: &str = "[birth_year]";

@@ -229,6 +229,45 @@ pub fn parse_time(s: &str, fmt: &TimeFormat, tz: Tz) -> Option<DateTime<Utc>> {
     }
 }
 
+/// The date an object's name carries in `fmt` (a chrono format with `%Y`, and optionally a month
+/// and a day: `%Y-%m`, `%Y%m%d`, `%Y`): the leftmost, longest match that does
+/// not cut a number. A month without a day is its
+/// first day. `Err` when `fmt` has no year.
+pub fn date_in_name(name: &str, fmt: &str) -> Result<Option<NaiveDate>, String> {
+    if !fmt.contains("%Y") {
+        return Err(format!("'{fmt}' has no %Y"));
+    }
+    let has = |codes: &[&str]| codes.iter().any(|c| fmt.contains(c));
+    let (full, suffix) = if has(&["%d", "%e", "%j"]) {
+        (fmt.to_string(), "")
+    } else if has(&["%m", "%b", "%B"]) {
+        (format!("{fmt}\u{1}%d"), "\u{1}01")
+    } else {
+        (format!("{fmt}\u{1}%m\u{1}%d"), "\u{1}01\u{1}01")
+    };
+    let bounds: Vec<usize> = name
+        .char_indices()
+        .map(|(i, _)| i)
+        .chain([name.len()])
+        .collect();
+    // a match neither begins nor ends inside a number
+    let digit_at = |k: usize| name.as_bytes().get(k).is_some_and(u8::is_ascii_digit);
+    for (a, &i) in bounds.iter().enumerate() {
+        if i > 0 && digit_at(i - 1) {
+            continue;
+        }
+        for &j in bounds[a + 1..].iter().rev() {
+            if digit_at(j) {
+                continue;
+            }
+            if let Ok(d) = NaiveDate::parse_from_str(&format!("{}{suffix}", &name[i..j]), &full) {
+                return Ok(Some(d));
+            }
+        }
+    }
+    Ok(None)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -236,6 +275,27 @@ mod tests {
 
     fn p(s: &str) -> Option<String> {
         parse_time(s, &TimeFormat::Auto, Helsinki).map(|t| t.to_rfc3339())
+    }
+
+    #[test]
+    fn dates_in_object_names() {
+        let d = |n: &str, f: &str| date_in_name(n, f).unwrap().map(|d| d.to_string());
+        assert_eq!(
+            d("palaute_2025-03.csv", "%Y-%m").as_deref(),
+            Some("2025-03-01")
+        );
+        assert_eq!(
+            d("export-202411.xlsx", "%Y%m").as_deref(),
+            Some("2024-11-01")
+        );
+        assert_eq!(
+            d("fft 20240229 final.csv", "%Y%m%d").as_deref(),
+            Some("2024-02-29")
+        );
+        assert_eq!(d("vuosi 2023.csv", "%Y").as_deref(), Some("2023-01-01"));
+        assert_eq!(d("palaute_2025-13.csv", "%Y-%m"), None);
+        assert_eq!(d("palaute.csv", "%Y-%m"), None);
+        assert!(date_in_name("x", "%m-%d").is_err());
     }
 
     #[test]

@@ -34,7 +34,10 @@ use deltalake_core::kernel::Action;
 
 use crate::config::{Pipeline, PipelineKind};
 use crate::format::FormatError;
-use crate::normalize::{Head, IDENTIFYING_VALUE, Normalizer, Partition, Problem, unmapped_columns};
+use crate::normalize::{
+    CONFLICTING_DUPLICATE, Head, IDENTIFYING_VALUE, Normalizer, Partition, Problem,
+    unmapped_columns,
+};
 use crate::privacy::Scrubber;
 use crate::schema::Catalog;
 use crate::source::{self, SourceError, SourceObject};
@@ -577,7 +580,12 @@ struct Ctx<'a> {
     load_id: String,
     scrubber: Scrubber,
     writers: Option<Writers>,
-    seen: FastSet<u128>,
+    /// the keys this run has seen, with the row that had each first
+    seen: FastMap<u128, SeenRow>,
+    /// rows of the current object quarantined as conflicting with an earlier row
+    conflicts: u64,
+    /// rows keyed by their content: how often each content has occurred in the current object
+    occurrences: FastMap<u128, u32>,
     quarantined_before: FastSet<(u128, i64)>,
     /// keys whose row this run quarantined after reading its head
     broken: FastSet<u128>,
@@ -590,6 +598,14 @@ struct Ctx<'a> {
     outside_range: u64,
     examples: Vec<String>,
     now_micros: i64,
+}
+
+/// The first row of this run with a key: its hash, object (by the order read) and row.
+#[derive(Clone, Copy)]
+struct SeenRow {
+    hash: i64,
+    object: u32,
+    line: u32,
 }
 
 impl Ctx<'_> {
@@ -666,31 +682,49 @@ impl Ctx<'_> {
         Ok(())
     }
 
-    /// The first, sequential step for a row: is it a duplicate, to quarantine, or to write?
-    fn decide(&mut self, head: &Result<Head, Vec<Problem>>, counts: &mut Counts) -> Decision {
+    /// The first, sequential step for a row: is it a duplicate, a conflict, to quarantine, or to
+    /// write? Rows keyed by their content get the key of their occurrence here.
+    fn decide(
+        &mut self,
+        norm: &Normalizer,
+        head: &mut Result<Head, Vec<Problem>>,
+        object: u32,
+        line: u64,
+        counts: &mut Counts,
+    ) -> Decision {
         counts.read += 1;
         let head = match head {
             Ok(h) => h,
             Err(_) => return Decision::Quarantine,
         };
-        // the same response in a newer object of this run (read first) wins
-        if self.range.is_none() {
-            // one look-up: insert answers whether the key was new
-            if !self.seen.insert(head.key) {
-                return Decision::Repeat;
+        if norm.keyed_by_content() {
+            let n = self.occurrences.entry(head.key).or_default();
+            if *n > 0 {
+                head.key = norm.occurrence_key(head.row_hash, *n);
             }
-        } else {
-            if self.seen.contains(&head.key) {
-                return Decision::Repeat;
-            }
-            if let Some((from, to)) = &self.range
-                && (head.partition.period < *from || head.partition.period > *to)
-            {
-                self.outside_range += 1;
-                return Decision::Skip;
-            }
-            self.seen.insert(head.key);
+            *n += 1;
         }
+        let this = SeenRow {
+            hash: head.row_hash,
+            object,
+            line: u32::try_from(line).unwrap_or(u32::MAX),
+        };
+        // the same response in a newer object of this run (read first) wins; within one object a
+        // row with a seen key is a duplicate if it is the same, and a conflict if it is not
+        if let Some(first) = self.seen.get(&head.key) {
+            return if first.object == object && first.hash != head.row_hash {
+                Decision::Conflict(first.line)
+            } else {
+                Decision::Repeat
+            };
+        }
+        if let Some((from, to)) = &self.range
+            && (head.partition.period < *from || head.partition.period > *to)
+        {
+            self.outside_range += 1;
+            return Decision::Skip;
+        }
+        self.seen.insert(head.key, this);
         match self.existing.keys.get(&head.key) {
             Some((hash, _)) if *hash == head.row_hash => {
                 counts.duplicate += 1;
@@ -731,6 +765,18 @@ impl Ctx<'_> {
                     }
                 }
                 .map(|_| false)
+            }
+            (Decision::Conflict(first), Ok(_), _) => {
+                self.conflicts += 1;
+                let problem = Problem {
+                    code: CONFLICTING_DUPLICATE,
+                    column: norm.id_column().map(str::to_string),
+                    message: format!(
+                        "the response id of row {first} of this object, with other content: row {first} is the one used"
+                    ),
+                };
+                self.quarantine(norm, object, line, rec, &[problem], counts)
+                    .map(|_| false)
             }
             (Decision::Quarantine, Err(problems), _) => self
                 .quarantine(norm, object, line, rec, problems, counts)
@@ -881,7 +927,7 @@ async fn stale_keys(
     table_files: &BTreeMap<&'static str, HashMap<Partition, Vec<TableFile>>>,
     from: &str,
     to: &str,
-    seen: &FastSet<u128>,
+    seen: &FastMap<u128, SeenRow>,
 ) -> Result<HashMap<Partition, HashSet<u128>>, WarehouseError> {
     let mut out: HashMap<Partition, HashSet<u128>> = HashMap::new();
     let table = keyed_tables(p.kind)[0];
@@ -901,7 +947,7 @@ async fn stale_keys(
             for i in 0..b.num_rows() {
                 if pl.value(i) == p.name
                     && let Some(key) = parse_key(k.value(i))
-                    && !seen.contains(&key)
+                    && !seen.contains_key(&key)
                 {
                     out.entry(part.clone()).or_default().insert(key);
                 }
@@ -954,6 +1000,8 @@ enum Decision {
     /// a key this run has seen: a duplicate, unless that row was quarantined (then this one is
     /// mapped and quarantined too if it is as broken)
     Repeat,
+    /// the key of an earlier row of the same object (its row number) with other content
+    Conflict(u32),
     Quarantine,
     /// write it; with the partition of the stored version it replaces
     Write(Option<Partition>),
@@ -1029,7 +1077,9 @@ pub async fn run_pipeline(
         }
     }
     let config = config_hash(p);
-    let points = if backfill {
+    // rows keyed by their content are keyed by their occurrence in the whole object, so an
+    // object is never read from the middle
+    let points = if backfill || p.mapping.response_id.0.row_hash {
         Vec::new()
     } else {
         resume_points(&counted, &config)
@@ -1122,7 +1172,9 @@ pub async fn run_pipeline(
         load_id: load_id.clone(),
         scrubber: Scrubber::new(&p.privacy.scrub),
         writers: (!opts.dry_run).then(|| Writers::new(wh, &load_id, p.kind)),
-        seen: FastSet::default(),
+        seen: FastMap::default(),
+        occurrences: FastMap::default(),
+        conflicts: 0,
         quarantined_before,
         broken: FastSet::default(),
         quarantined_now: HashMap::new(),
@@ -1179,7 +1231,7 @@ pub async fn run_pipeline(
                     &recs.describe(),
                 )));
             }
-            let norm = Normalizer::new(p, catalog, recs.names(), secret.clone()).map_err(|errs| {
+            let norm = Normalizer::new(p, catalog, recs.names(), &obj.name, secret.clone()).map_err(|errs| {
                 RunError::Config(format!(
                     "{}: {}{}: {}",
                     p.file.display(),
@@ -1189,6 +1241,7 @@ pub async fn run_pipeline(
                 ))
             })?;
             let mut oc = Counts::default();
+            ctx.occurrences.clear();
             if let Some(w) = ctx.writers.as_mut() {
                 for shard in &mut w.shards {
                     shard.symbols.clear();
@@ -1229,7 +1282,7 @@ pub async fn run_pipeline(
                 }
                 let chunk = &buffer[..n];
                 lap(0, &mut phase);
-                let heads: Vec<Result<Head, Vec<Problem>>> =
+                let mut heads: Vec<Result<Head, Vec<Problem>>> =
                     par_map(chunk, |(_, r)| norm.head(r));
                 lap(1, &mut phase);
                 let missing: BTreeSet<Partition> = heads
@@ -1243,8 +1296,11 @@ pub async fn run_pipeline(
                     ctx.existing.load(wh, missing).await?;
                 }
                 lap(2, &mut phase);
-                let decisions: Vec<Decision> =
-                    heads.iter().map(|h| ctx.decide(h, &mut oc)).collect();
+                let decisions: Vec<Decision> = heads
+                    .iter_mut()
+                    .zip(chunk)
+                    .map(|(h, (line, _))| ctx.decide(&norm, h, object_no as u32, *line, &mut oc))
+                    .collect();
                 lap(3, &mut phase);
                 let scrubber = &ctx.scrubber;
                 let work: Vec<usize> = decisions
@@ -1332,13 +1388,20 @@ pub async fn run_pipeline(
             counts.updated += oc.updated;
             counts.duplicate += oc.duplicate;
             counts.quarantined += oc.quarantined;
-            let warnings = norm
+            let mut warnings: Vec<String> = norm
                 .always_chosen(crate::privacy::disclosure::DEFAULT_MIN_N)
                 .into_iter()
                 .map(|c| format!(
                     "every one of its rows counts column '{c}' as chosen: if it writes \"not chosen\" in a way not recognised, say what \"chosen\" is with `selected:`"
                 ))
                 .collect();
+            let conflicts = std::mem::take(&mut ctx.conflicts);
+            if conflicts > 0 {
+                warnings.push(format!(
+                    "{conflicts} row(s) have the response id of an earlier row of the object with other content (quarantined as {CONFLICTING_DUPLICATE}); if '{}' is not an id of its own (a time stamp, say), key rows by their content: `response_id: {{row_hash: true}}`",
+                    norm.id_column().unwrap_or_default()
+                ));
+            }
             plans.push(ObjectPlan {
                 name: obj.name.clone(),
                 state,

@@ -5,6 +5,7 @@ mod bench;
 mod common;
 mod decoding;
 mod demo;
+mod exports;
 mod feedback;
 mod formats;
 mod hardening;
