@@ -645,6 +645,19 @@ pub struct QualityConfig {
     /// earlier, or more than a day after the run, is quarantined as `implausible_time`
     #[serde(default = "default_earliest")]
     pub earliest: String,
+    /// what a run does with an object whose numeric dates are of both orders (some only
+    /// day-first, some only month-first): quarantine the rows that read either way as
+    /// `ambiguous_date` (the default), or fail the run
+    #[serde(default)]
+    pub ambiguous_dates: AmbiguousDates,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum AmbiguousDates {
+    #[default]
+    Quarantine,
+    Fail,
 }
 
 fn default_max_q() -> f64 {
@@ -660,6 +673,7 @@ impl Default for QualityConfig {
         QualityConfig {
             max_quarantined_pct: DEFAULT_MAX_QUARANTINED_PCT,
             earliest: default_earliest(),
+            ambiguous_dates: AmbiguousDates::default(),
         }
     }
 }

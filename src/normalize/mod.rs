@@ -209,6 +209,8 @@ pub struct Normalizer {
     /// the id column; `None`: rows are keyed by their mapped content (`row_hash: true`)
     id_col: Option<usize>,
     submitted: Submitted,
+    /// the object's submission times hold dates of both orders (see `set_mixed_dates`)
+    mixed_dates: Option<time::OrderEvidence>,
     /// read when the submission time is empty (e.g. the last activity of a partial response)
     submitted_fallback: Option<usize>,
     completion: Option<Coded>,
@@ -817,6 +819,7 @@ impl Normalizer {
             names: names.to_vec(),
             id_col,
             submitted,
+            mixed_dates: None,
             submitted_fallback,
             completion,
             feedback_type,
@@ -961,8 +964,32 @@ impl Normalizer {
                 return None;
             }
         };
+        let order = time::order_of(format);
+        let pair = order.and_then(|(_, sep)| time::leading_pair(s, sep));
+        if let (Some(ev), Some(pair)) = (&self.mixed_dates, pair)
+            && time::is_ambiguous(pair)
+        {
+            problems.push(Problem {
+                code: AMBIGUOUS_DATE,
+                column: Some(self.names[col].clone()),
+                message: format!(
+                    "reads as another date day-first and month-first, and this object has dates of the order the format does not read ({})",
+                    ev.describe()
+                ),
+            });
+            return None;
+        }
         let t = time::parse_time(s, format, self.tz);
         if t.is_none() {
+            let other = match (order, pair) {
+                (Some((time::Order::DayFirst, _)), Some((a, b))) if b > 12 && a <= 12 => {
+                    Some("month-first (its second number is above 12); the format reads day-first")
+                }
+                (Some((time::Order::MonthFirst, _)), Some((a, b))) if a > 12 && b <= 12 => {
+                    Some("day-first (its first number is above 12); the format reads month-first")
+                }
+                _ => None,
+            };
             problems.push(Problem {
                 code: if s.is_empty() {
                     "missing_time"
@@ -970,10 +997,10 @@ impl Normalizer {
                     "invalid_time"
                 },
                 column: Some(self.names[col].clone()),
-                message: if s.is_empty() {
-                    "no submission time".into()
-                } else {
-                    "not a date and time in a known format".into()
+                message: match other {
+                    _ if s.is_empty() => "no submission time".into(),
+                    Some(why) => format!("a date written {why}"),
+                    None => "not a date and time in a known format".into(),
                 },
             });
         }
@@ -1435,6 +1462,32 @@ impl Normalizer {
         (!id.is_empty()).then(|| self.key_for(id))
     }
 
+    /// The columns holding submission times whose dates may be written day- or month-first, with
+    /// the order the format reads and the separator (for the run's look at the whole column).
+    pub fn date_columns(&self) -> Option<(Vec<usize>, time::Order, char)> {
+        let Submitted::Column(c, format) = &self.submitted else {
+            return None;
+        };
+        let (order, sep) = time::order_of(format)?;
+        let mut cols = vec![*c];
+        cols.extend(self.submitted_fallback);
+        Some((cols, order, sep))
+    }
+
+    /// The object's submission times are not all in the order the format reads: rows whose date
+    /// reads as another date in the other order are quarantined as `ambiguous_date`.
+    pub fn set_mixed_dates(&mut self, evidence: time::OrderEvidence) {
+        self.mixed_dates = Some(evidence);
+    }
+
+    /// The format of the submission-time column, if the times come from a column.
+    pub fn date_format(&self) -> Option<&TimeFormat> {
+        match &self.submitted {
+            Submitted::Column(_, f) => Some(f),
+            Submitted::Fixed(_) => None,
+        }
+    }
+
     /// Whether rows are keyed by their content (`response_id: {row_hash: true}`).
     pub fn keyed_by_content(&self) -> bool {
         self.id_col.is_none()
@@ -1485,6 +1538,10 @@ pub const IDENTIFYING_VALUE: &str = "identifying_value";
 /// The quarantine reason of a row with the response id of an earlier row of its object but
 /// other content.
 pub const CONFLICTING_DUPLICATE: &str = "conflicting_duplicate";
+
+/// The quarantine reason of a date that reads as another date day-first and month-first, in an
+/// object whose dates are of both orders.
+pub const AMBIGUOUS_DATE: &str = "ambiguous_date";
 
 /// What `quarantine.record` holds in place of a year of birth.
 pub const BIRTH_YEAR_MARKER: &str = "[birth_year]";

@@ -229,6 +229,107 @@ pub fn parse_time(s: &str, fmt: &TimeFormat, tz: Tz) -> Option<DateTime<Utc>> {
     }
 }
 
+/// Which of a numeric date's first two numbers is the day.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Order {
+    DayFirst,
+    MonthFirst,
+}
+
+impl Order {
+    pub fn name(self) -> &'static str {
+        match self {
+            Order::DayFirst => "day-first",
+            Order::MonthFirst => "month-first",
+        }
+    }
+}
+
+/// The order a time format reads `a/b/yyyy`-like dates in, and their separator: `auto` reads
+/// slash dates month-first (dotted ones are Finnish, day-first, and not ambiguous); a chrono
+/// format by whether `%d` or `%m` comes first, when the two lead the date with one separator.
+pub fn order_of(fmt: &TimeFormat) -> Option<(Order, char)> {
+    match fmt {
+        TimeFormat::Auto => Some((Order::MonthFirst, '/')),
+        TimeFormat::Excel => None,
+        TimeFormat::Custom(f) => {
+            let f = f.replace("%e", "%d");
+            let b = f.as_bytes();
+            if b.len() < 5 || b[0] != b'%' || b[3] != b'%' {
+                return None;
+            }
+            let sep = b[2] as char;
+            if sep.is_ascii_alphanumeric() || sep == '%' {
+                return None;
+            }
+            match (&f[..2], &f[3..5]) {
+                ("%d", "%m") => Some((Order::DayFirst, sep)),
+                ("%m", "%d") => Some((Order::MonthFirst, sep)),
+                _ => None,
+            }
+        }
+    }
+}
+
+/// The first two numbers of a date written `a<sep>b<sep>year…`.
+pub fn leading_pair(s: &str, sep: char) -> Option<(u32, u32)> {
+    let mut parts = s.trim().splitn(3, sep);
+    let a = parts.next()?;
+    let b = parts.next()?;
+    let rest = parts.next()?;
+    if a.is_empty() || a.len() > 2 || b.is_empty() || b.len() > 2 {
+        return None;
+    }
+    if !rest.starts_with(|c: char| c.is_ascii_digit()) {
+        return None;
+    }
+    Some((num(a.as_bytes())?, num(b.as_bytes())?))
+}
+
+/// Whether a pair of leading numbers reads as a different date day-first and month-first.
+pub fn is_ambiguous((a, b): (u32, u32)) -> bool {
+    (1..=12).contains(&a) && (1..=12).contains(&b) && a != b
+}
+
+/// What one column's dates say about their order.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct OrderEvidence {
+    /// the first number is above 12: only day-first reads it
+    pub day_first: u64,
+    /// the second number is above 12: only month-first reads it
+    pub month_first: u64,
+    /// both are 12 or less and differ: either order reads it, as another date
+    pub either: u64,
+}
+
+impl OrderEvidence {
+    pub fn add(&mut self, (a, b): (u32, u32)) {
+        if a > 12 && (1..=12).contains(&b) {
+            self.day_first += 1;
+        } else if b > 12 && (1..=12).contains(&a) {
+            self.month_first += 1;
+        } else if is_ambiguous((a, b)) {
+            self.either += 1;
+        }
+    }
+
+    /// Rows that only the order other than `used` reads: the column's dates are not all in the
+    /// order the format reads them.
+    pub fn against(&self, used: Order) -> u64 {
+        match used {
+            Order::DayFirst => self.month_first,
+            Order::MonthFirst => self.day_first,
+        }
+    }
+
+    pub fn describe(&self) -> String {
+        format!(
+            "{} day-first (first number above 12), {} month-first (second above 12), {} either way",
+            self.day_first, self.month_first, self.either
+        )
+    }
+}
+
 /// The date an object's name carries in `fmt` (a chrono format with `%Y`, and optionally a month
 /// and a day: `%Y-%m`, `%Y%m%d`, `%Y`): the leftmost, longest match that does
 /// not cut a number. A month without a day is its
@@ -275,6 +376,35 @@ mod tests {
 
     fn p(s: &str) -> Option<String> {
         parse_time(s, &TimeFormat::Auto, Helsinki).map(|t| t.to_rfc3339())
+    }
+
+    #[test]
+    fn date_orders_and_their_evidence() {
+        assert_eq!(order_of(&TimeFormat::Auto), Some((Order::MonthFirst, '/')));
+        let c = |f: &str| order_of(&TimeFormat::Custom(f.into()));
+        assert_eq!(c("%d/%m/%Y"), Some((Order::DayFirst, '/')));
+        assert_eq!(c("%m-%d-%Y %H:%M"), Some((Order::MonthFirst, '-')));
+        assert_eq!(c("%e.%m.%Y"), Some((Order::DayFirst, '.')));
+        assert_eq!(c("%Y-%m-%d"), None);
+        assert_eq!(order_of(&TimeFormat::Excel), None);
+        assert_eq!(leading_pair("30/09/2021", '/'), Some((30, 9)));
+        assert_eq!(leading_pair("9/24/2022 10:00", '/'), Some((9, 24)));
+        assert_eq!(leading_pair("2022/09/24", '/'), None);
+        assert_eq!(leading_pair("2022-09-24", '/'), None);
+        let mut e = OrderEvidence::default();
+        for d in [
+            "30/09/2021",
+            "9/24/2022",
+            "3/4/2022",
+            "5/5/2022",
+            "10/17/2021",
+        ] {
+            e.add(leading_pair(d, '/').unwrap());
+        }
+        assert_eq!((e.day_first, e.month_first, e.either), (1, 2, 1));
+        assert_eq!(e.against(Order::DayFirst), 2);
+        assert_eq!(e.against(Order::MonthFirst), 1);
+        assert!(!is_ambiguous((5, 5)) && is_ambiguous((3, 4)) && !is_ambiguous((13, 4)));
     }
 
     #[test]

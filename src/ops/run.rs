@@ -994,6 +994,52 @@ fn resume_points<'a>(
         .collect()
 }
 
+/// What the numeric dates in columns `cols` of `obj` say about their order (a read of the whole
+/// object, made only for objects whose times are written `a/b/yyyy` or the like).
+async fn date_evidence(
+    src: &source::Source,
+    obj: &SourceObject,
+    cols: &[usize],
+    sep: char,
+) -> Result<crate::normalize::time::OrderEvidence, RunError> {
+    let mut opened = src.records(obj).await.map_err(|e| match e {
+        SourceError::Format(f) => RunError::Format(f),
+        other => RunError::Source(other),
+    })?;
+    let mut ev = crate::normalize::time::OrderEvidence::default();
+    let mut rec = ByteRecord::new();
+    while opened
+        .records
+        .read_into(&mut rec)
+        .map_err(|message| {
+            RunError::Format(FormatError::Unreadable {
+                object: obj.name.clone(),
+                message,
+            })
+        })?
+        .is_some()
+    {
+        for &c in cols {
+            if let Some(pair) = rec
+                .get(c)
+                .and_then(|f| std::str::from_utf8(f).ok())
+                .and_then(|f| crate::normalize::time::leading_pair(f, sep))
+            {
+                ev.add(pair);
+            }
+        }
+    }
+    Ok(ev)
+}
+
+/// "'a'" or "'a' and 'b'": the names of columns, for messages.
+fn recs_names_of(norm: &Normalizer, cols: &[usize]) -> String {
+    cols.iter()
+        .map(|&c| format!("'{}'", norm.column_name(c)))
+        .collect::<Vec<_>>()
+        .join(" and ")
+}
+
 /// What the sequential dedupe step decided for a row.
 enum Decision {
     Skip,
@@ -1231,7 +1277,7 @@ pub async fn run_pipeline(
                     &recs.describe(),
                 )));
             }
-            let norm = Normalizer::new(p, catalog, recs.names(), &obj.name, secret.clone()).map_err(|errs| {
+            let mut norm = Normalizer::new(p, catalog, recs.names(), &obj.name, secret.clone()).map_err(|errs| {
                 RunError::Config(format!(
                     "{}: {}{}: {}",
                     p.file.display(),
@@ -1248,7 +1294,8 @@ pub async fn run_pipeline(
                 }
             }
             let ignored = unmapped_columns(&p.mapping, recs.names());
-            let decoded = recs.describe();
+            let mut decoded = recs.describe();
+            let mut date_warning = None;
             tracing::info!(pipeline = %p.name, object = %obj.name, state, %decoded, "reading");
             if let Some((from, rows)) = &resumed_from {
                 tracing::info!(pipeline = %p.name, object = %obj.name, from = %from, rows_not_read = rows, "resumed where an earlier object's bytes end");
@@ -1281,6 +1328,51 @@ pub async fn run_pipeline(
                     break;
                 }
                 let chunk = &buffer[..n];
+                if oc.read == 0
+                    && let Some((cols, order, sep)) = norm.date_columns()
+                    && matches!(src, source::Source::Files(_))
+                    && chunk.iter().any(|(_, r)| {
+                        cols.iter().any(|&c| {
+                            r.get(c)
+                                .and_then(|f| std::str::from_utf8(f).ok())
+                                .and_then(|f| crate::normalize::time::leading_pair(f, sep))
+                                .is_some()
+                        })
+                    })
+                {
+                    // numeric dates: which order they are in is a property of the whole column,
+                    // so the column is read once before its first row is decided
+                    let ev = date_evidence(&src, obj, &cols, sep).await?;
+                    let column = recs_names_of(&norm, &cols);
+                    decoded.push_str(&format!("; dates in {column}: {}", ev.describe()));
+                    if ev.against(order) > 0 {
+                        let other = match order {
+                            crate::normalize::time::Order::DayFirst => "month-first",
+                            crate::normalize::time::Order::MonthFirst => "day-first",
+                        };
+                        let what = format!(
+                            "{column} has dates that only {other} reads, where the format reads {}: {}",
+                            order.name(),
+                            ev.describe()
+                        );
+                        if p.quality.ambiguous_dates == crate::config::AmbiguousDates::Fail {
+                            return Err(RunError::NotAnExport(format!(
+                                "{}: {what} (quality.ambiguous_dates: fail)",
+                                obj.name
+                            )));
+                        }
+                        date_warning = Some(format!(
+                            "{what}; the {} rows that read either way are quarantined as ambiguous_date{}",
+                            ev.either,
+                            if matches!(norm.date_format(), Some(crate::normalize::time::TimeFormat::Auto)) {
+                                " (the `auto` format reads a/b/yyyy month-first: for day-first dates declare `format: \"%d/%m/%Y %H:%M\"` or the like)"
+                            } else {
+                                ""
+                            }
+                        ));
+                        norm.set_mixed_dates(ev);
+                    }
+                }
                 lap(0, &mut phase);
                 let mut heads: Vec<Result<Head, Vec<Problem>>> =
                     par_map(chunk, |(_, r)| norm.head(r));
@@ -1395,6 +1487,7 @@ pub async fn run_pipeline(
                     "every one of its rows counts column '{c}' as chosen: if it writes \"not chosen\" in a way not recognised, say what \"chosen\" is with `selected:`"
                 ))
                 .collect();
+            warnings.extend(date_warning.take());
             let conflicts = std::mem::take(&mut ctx.conflicts);
             if conflicts > 0 {
                 warnings.push(format!(

@@ -135,3 +135,125 @@ fn a_source_without_ids_keys_rows_by_content_and_loads_each_once_across_cumulati
         r.stderr
     );
 }
+
+/// The NHS layout: a Date column written day-first, with a block written month-first.
+const NHS_MAPPING: &str = r#"mapping:
+  instrument: thl_national
+  version: 2
+  response_id: Ref
+  submitted_at: {column: Date, format: "%d/%m/%Y"}
+  municipality: {constant: "837"}
+  items:
+    recommend: Score
+"#;
+
+#[test]
+fn dates_of_both_orders_in_one_column_are_quarantined_where_they_read_either_way() {
+    let f = Fixture::new();
+    let mut csv = String::from("Ref,Date,Score\n");
+    // rows 2–5 day-first (30/09/2021 and 15/10/2021 by evidence, 05/03/2022 and 11/11/2021
+    // either way or the same), rows 6–8 month-first (9/24/2022 by evidence, 10/3/2021 either way)
+    for (i, d) in [
+        "30/09/2021",
+        "15/10/2021",
+        "05/03/2022",
+        "11/11/2021",
+        "9/24/2022",
+        "10/17/2021",
+        "10/3/2021",
+    ]
+    .iter()
+    .enumerate()
+    {
+        csv.push_str(&format!("r{i},{d},{}\n", i % 11));
+    }
+    f.input("a.csv", csv.as_bytes());
+    let p = f.pipeline_named(
+        "t",
+        "",
+        NHS_MAPPING,
+        "quality:\n  max_quarantined_pct: 90\n",
+    );
+    // check reports the orders seen, and what the run will do
+    let r = f.check(&p);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        r.stdout.contains(
+            "dates in 'Date': 2 day-first (first number above 12), 2 month-first (second above 12), 2 either way"
+        ),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        r.stdout.contains("quarantined as ambiguous_date"),
+        "{}",
+        r.stdout
+    );
+    let r = f.run(&p);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let q = f.sql("SELECT source_row, reason_codes, message FROM quarantine ORDER BY source_row");
+    assert_eq!(
+        int_str(&q, "source_row", "reason_codes"),
+        vec![
+            (4, "ambiguous_date"),
+            (6, "invalid_time"),
+            (7, "invalid_time"),
+            (8, "ambiguous_date")
+        ]
+    );
+    assert!(
+        s(&q[1], "message").unwrap().contains("written month-first"),
+        "{q:?}"
+    );
+    // nothing was swapped: the loaded rows are the day-first ones and 11/11
+    // (midnight in Helsinki, read back in UTC: three hours on gives the day)
+    let d = f.sql_csv(
+        "SELECT CAST(submitted_at + INTERVAL '3 hours' AS DATE) AS d FROM responses ORDER BY d",
+    );
+    assert_eq!(d, "d\n2021-09-30\n2021-10-15\n2021-11-11\n", "{d}");
+    // or the object fails the run, by configuration
+    let g = Fixture::new();
+    g.input("a.csv", csv.as_bytes());
+    let p = g.pipeline_named("t", "", NHS_MAPPING, "quality:\n  ambiguous_dates: fail\n");
+    let r = g.run(&p);
+    assert_eq!(r.code, 3, "{}", r.stderr);
+    assert!(
+        r.stderr.contains(
+            "a.csv: 'Date' has dates that only month-first reads, where the format reads day-first"
+        ),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(g.count("responses"), 0);
+}
+
+#[test]
+fn check_warns_when_auto_read_slash_dates_are_day_first_by_evidence() {
+    let f = Fixture::new();
+    f.input(
+        "a.csv",
+        b"Ref,Date,Score\nr1,30/09/2021 10:00,9\nr2,04/10/2021 11:00,8\nr3,01/10/2021 12:00,7\nr4,10/10/2021 12:00,7\n",
+    );
+    let mapping = NHS_MAPPING.replace("{column: Date, format: \"%d/%m/%Y\"}", "Date");
+    let p = f.pipeline_named("t", "", &mapping, "quality:\n  max_quarantined_pct: 90\n");
+    let r = f.check(&p);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        r.stdout
+            .contains("the `auto` format reads a/b/yyyy month-first"),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        r.stdout
+            .contains("1 new, 0 updated, 0 duplicate, 3 quarantined"),
+        "{}",
+        r.stdout
+    );
+    // ISO dates need no look at the whole column and get no such line
+    let g = Fixture::new();
+    g.input("a.csv", b"Ref,Date,Score\nr1,2021-09-30,9\n");
+    let r = g.check(&g.pipeline("", &mapping));
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(!r.stdout.contains("dates in"), "{}", r.stdout);
+}
