@@ -5,7 +5,8 @@
 -- response_dims.sql), dims (dim_id → month, county, cooperation_area, municipality, local_area,
 -- service, instrument), ordinal_items (instrument, item_code, top_low: the lowest value of the
 -- scale's top box, from schemas/; a region's own 1–5 items are not in schemas/ and take the agree
--- scale's top box, 4–5). The 0–10 item is not in answers.
+-- scale's top box, 4–5). The 0–10 item is not in answers; numbers of numeric scales (status
+-- 'measured': sliders, counts) are no agreement and stay out.
 -- Placeholders: {from} and {to}, the first and last month (YYYY-MM) recomputed.
 WITH c AS (
   SELECT rd.dim_id, a.item_code,
@@ -22,7 +23,7 @@ WITH c AS (
          sum(CAST(coalesce(a.value, 0) AS BIGINT) * CAST(coalesce(a.value, 0) AS BIGINT)) AS value_sumsq
   FROM answers a
   JOIN response_dims rd ON a.response_key = rd.response_key
-  WHERE a.option_code IS NULL
+  WHERE a.option_code IS NULL AND a.status <> 'measured'
     AND a.period >= '{from}' AND a.period <= '{to}'
   GROUP BY rd.dim_id, a.item_code
 )

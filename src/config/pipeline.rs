@@ -479,6 +479,23 @@ fn own_theme() -> String {
     "own".to_string()
 }
 
+/// A long export, one row per question: which column names the question and which holds the
+/// answer (rows are grouped into responses by `response_id`; see `format::long`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LongInput {
+    pub question: String,
+    pub answer: String,
+    /// between the distinct answers of one respondent to one question (a multi-select's
+    /// options on rows of their own), and between differing values of the other columns
+    #[serde(default = "default_long_join")]
+    pub join: String,
+}
+
+fn default_long_join() -> String {
+    "; ".to_string()
+}
+
 /// The mapping of a source to the national schema.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -488,6 +505,10 @@ pub struct Mapping {
     pub instrument: String,
     #[serde(default)]
     pub version: Scalar,
+    /// a long export (one row per question): its rows become one record per response, whose
+    /// columns are the other columns and one per question
+    #[serde(default)]
+    pub long: Option<LongInput>,
     /// the response's (a feedback pipeline: the feedback's) id in the source
     #[serde(alias = "feedback_id")]
     pub response_id: Field,
@@ -793,6 +814,14 @@ impl Pipeline {
                         _ => "`column` and `constant`",
                     }
                 ));
+            }
+        }
+        if let Some(l) = &m.long {
+            if m.response_id.0.column.is_none() {
+                return Err("mapping.long: the rows of a respondent are found by their id: mapping.response_id must name its column".into());
+            }
+            if l.question == l.answer {
+                return Err("mapping.long: question and answer must be different columns".into());
             }
         }
         if m.response_id.0.constant.is_some() {

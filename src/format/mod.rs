@@ -3,6 +3,7 @@
 
 pub mod csv;
 pub mod json;
+pub mod long;
 pub mod sheet;
 pub mod table;
 

@@ -6,7 +6,7 @@ use csv::ByteRecord;
 pub struct TableObject {
     pub names: Vec<String>,
     /// (row number as the source counts it, fields)
-    pub rows: Vec<(u64, Vec<String>)>,
+    rows: Vec<(u64, Vec<Vec<u8>>)>,
     pub description: String,
     /// the part of the object read (`sheet 'Form1'`), named in messages
     pub part: Option<String>,
@@ -16,6 +16,20 @@ pub struct TableObject {
 
 impl TableObject {
     pub fn new(names: Vec<String>, rows: Vec<(u64, Vec<String>)>, description: String) -> Self {
+        let rows = rows
+            .into_iter()
+            .map(|(n, fields)| (n, fields.into_iter().map(String::into_bytes).collect()))
+            .collect();
+        Self::from_bytes(names, rows, description)
+    }
+
+    /// Rows whose fields are bytes as read (not necessarily UTF-8: the normalizer quarantines
+    /// what is not).
+    pub fn from_bytes(
+        names: Vec<String>,
+        rows: Vec<(u64, Vec<Vec<u8>>)>,
+        description: String,
+    ) -> Self {
         TableObject {
             names,
             rows,
@@ -31,7 +45,7 @@ impl TableObject {
         self.next += 1;
         rec.clear();
         for f in fields.iter() {
-            rec.push_field(f.as_bytes());
+            rec.push_field(f);
             self.bytes += f.len() as u64 + 1;
         }
         // the row is not needed again: free it as the cursor passes

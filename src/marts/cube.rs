@@ -447,7 +447,8 @@ fn partition_cubes(
         let status = statuses.ids(status);
         let empty = items.id("");
         let missing = statuses.id("missing");
-        // status classes by id: answered, can't say, not applicable, other
+        // status classes by id: answered, can't say, not applicable, other; and the numbers of
+        // numeric items (sliders, counts), which are no agreement and in no cube
         let class: Vec<u8> = statuses
             .names
             .iter()
@@ -455,6 +456,7 @@ fn partition_cubes(
                 "answered" => 0,
                 "cant_say" => 1,
                 "not_applicable" => 2,
+                "measured" => 4,
                 _ => 3,
             })
             .collect();
@@ -464,6 +466,9 @@ fn partition_cubes(
             };
             let item = item.get(i).unwrap_or(empty);
             let class = class[status.get(i).unwrap_or(missing) as usize];
+            if class == 4 {
+                continue;
+            }
             match option.get(i) {
                 Some(opt) => {
                     if need.selections && class == 0 {

@@ -57,6 +57,8 @@ pub enum Status {
     Missing,
     /// not shown to the respondent (survey logic)
     NotShown,
+    /// a number on a numeric scale (a slider, a count): not an agreement, kept out of item_scores
+    Measured,
 }
 
 impl Status {
@@ -67,6 +69,7 @@ impl Status {
             Status::NotApplicable => "not_applicable",
             Status::Missing => "missing",
             Status::NotShown => "not_shown",
+            Status::Measured => "measured",
         }
     }
     fn parse(s: &str) -> Option<Status> {
@@ -127,6 +130,19 @@ enum ItemKind {
     Text {
         col: usize,
         /// placeholders that mean no answer (`values: {"-": missing}`), folded
+        missing: HashSet<String>,
+    },
+    /// one of the item's options: folded code or label → option index
+    Choice {
+        col: usize,
+        options: HashMap<String, u16>,
+        /// words that mean no answer (`values: {"-": missing}`), folded
+        missing: HashSet<String>,
+    },
+    Number {
+        col: usize,
+        min: i16,
+        max: i16,
         missing: HashSet<String>,
     },
 }
@@ -235,6 +251,8 @@ pub struct Normalizer {
     birth_year: Option<From>,
     gender: Option<Coded>,
     items: Vec<CompiledItem>,
+    /// age bands of the source that straddle national ones (stored as unknown), with their rows
+    wide_bands: std::sync::Mutex<BTreeMap<String, u64>>,
     hash_cols: Vec<usize>,
     /// mapped columns that hold open text (scrubbed in quarantine rows too)
     text_cols: HashSet<usize>,
@@ -771,6 +789,78 @@ impl Normalizer {
                         }
                     }
                 }
+                ScaleKind::Choice | ScaleKind::Number => {
+                    let what = if scale.kind == ScaleKind::Choice {
+                        "a single-choice item"
+                    } else {
+                        "a numeric item"
+                    };
+                    for (set, field) in [
+                        (!s.columns.is_empty(), "columns"),
+                        (s.separator.is_some(), "separator"),
+                        (!s.selected.is_empty(), "selected"),
+                    ] {
+                        if set {
+                            errors.push(format!(
+                                "mapping.{key}.{field}: {code} is {what}, which reads one `column`"
+                            ));
+                        }
+                    }
+                    let Some(col) = s.column.as_ref().and_then(|c| b.column(&key, c)) else {
+                        if s.column.is_none() {
+                            errors.push(format!("mapping.{key}: {what} reads one `column`"));
+                        }
+                        continue;
+                    };
+                    let mut missing = HashSet::new();
+                    let mut mapped = HashMap::new();
+                    for (k, v) in scalar_map(&s.values) {
+                        if v == "missing" {
+                            missing.insert(fold(&k));
+                        } else if scale.kind == ScaleKind::Choice
+                            && let Some(oi) = option_codes.iter().position(|o| *o == v)
+                        {
+                            mapped.insert(fold(&k), oi as u16);
+                        } else {
+                            errors.push(format!(
+                                "mapping.{key}.values: '{v}' is {}",
+                                if scale.kind == ScaleKind::Choice {
+                                    format!(
+                                        "neither an option of {code} ({}) nor missing",
+                                        option_codes.join(", ")
+                                    )
+                                } else {
+                                    "not missing (a numeric item's cells are its numbers)".into()
+                                }
+                            ));
+                        }
+                    }
+                    if scale.kind == ScaleKind::Number {
+                        ItemKind::Number {
+                            col,
+                            min: scale.min,
+                            max: scale.max,
+                            missing,
+                        }
+                    } else {
+                        if options.is_empty() {
+                            errors.push(format!(
+                                "mapping.own_items.{code}: a single-choice item needs its `options`"
+                            ));
+                        }
+                        for (oi, (oc, labels)) in options.iter().enumerate() {
+                            mapped.entry(fold(oc)).or_insert(oi as u16);
+                            for l in labels.all() {
+                                mapped.entry(fold(l)).or_insert(oi as u16);
+                            }
+                        }
+                        ItemKind::Choice {
+                            col,
+                            options: mapped,
+                            missing,
+                        }
+                    }
+                }
                 ScaleKind::Text => {
                     for (set, what) in [
                         (!s.columns.is_empty(), "columns"),
@@ -820,6 +910,7 @@ impl Normalizer {
             id_col,
             submitted,
             mixed_dates: None,
+            wide_bands: Default::default(),
             submitted_fallback,
             completion,
             feedback_type,
@@ -932,6 +1023,35 @@ impl Normalizer {
                 }),
                 None => Ok(Some(raw)),
             },
+            Some(l) if l.has_bands() && l.lookup(&raw).is_none() => {
+                match crate::schema::codes::parse_age_band(&raw) {
+                    // a band of the export's own that nests in a national one
+                    Some(r) => match l.band_holding(r) {
+                        Some(code) => Ok(Some(code.to_string())),
+                        None => {
+                            // one that straddles national bands: the age group is not known
+                            *self
+                                .wide_bands
+                                .lock()
+                                .expect("the tally's lock")
+                                .entry(raw)
+                                .or_default() += 1;
+                            Ok(None)
+                        }
+                    },
+                    None => Err(Problem {
+                        code: "invalid_code",
+                        column: match &c.from {
+                            From::Column(_, n) => Some(n.clone()),
+                            From::Constant(_) => None,
+                        },
+                        message: format!(
+                            "not a {what} code, label or band of ages (codes: {})",
+                            l.codes().join(", ")
+                        ),
+                    }),
+                }
+            }
             Some(l) => l
                 .lookup(&raw)
                 .map(|s| Some(s.to_string()))
@@ -1415,6 +1535,64 @@ impl Normalizer {
                         }),
                     }
                 }
+                ItemKind::Choice {
+                    col,
+                    options,
+                    missing,
+                } => match self.field(rec, *col) {
+                    Ok("") => {}
+                    Ok(s) if missing.contains(&fold(s)) => {}
+                    Ok(s) => match options.get(&fold(s)) {
+                        Some(&oi) => body.answers.push(Answer {
+                            item: ii,
+                            option: Some(oi),
+                            value: None,
+                            status: Status::Answered,
+                            raw: None,
+                        }),
+                        None => problems.push(Problem {
+                            code: "invalid_option",
+                            column: Some(self.names[*col].clone()),
+                            message: format!(
+                                "not an option of {} (options: {})",
+                                item.code,
+                                item.options.join(", ")
+                            ),
+                        }),
+                    },
+                    Err(p) => problems.push(p),
+                },
+                ItemKind::Number {
+                    col,
+                    min,
+                    max,
+                    missing,
+                } => match self.field(rec, *col) {
+                    Ok("") => {}
+                    Ok(s) if missing.contains(&fold(s)) => {}
+                    Ok(s) => match parse_integral(s) {
+                        Some(v) if (*min as i64..=*max as i64).contains(&v) => {
+                            body.answers.push(Answer {
+                                item: ii,
+                                option: None,
+                                value: Some(v as i16),
+                                status: Status::Measured,
+                                raw: None,
+                            })
+                        }
+                        Some(_) => problems.push(Problem {
+                            code: "out_of_range",
+                            column: Some(self.names[*col].clone()),
+                            message: format!("outside {min}–{max} ({})", item.code),
+                        }),
+                        None => problems.push(Problem {
+                            code: "invalid_value",
+                            column: Some(self.names[*col].clone()),
+                            message: format!("not a whole number ({})", item.code),
+                        }),
+                    },
+                    Err(p) => problems.push(p),
+                },
                 ItemKind::Text { col, missing } => match self.field(rec, *col) {
                     Ok("") => {}
                     Ok(s) if !missing.is_empty() && missing.contains(&fold(s)) => {}
@@ -1486,6 +1664,12 @@ impl Normalizer {
             Submitted::Column(_, f) => Some(f),
             Submitted::Fixed(_) => None,
         }
+    }
+
+    /// The source's age bands that straddle national ones (their age group is stored as not
+    /// known), with how many rows had each.
+    pub fn straddling_age_bands(&self) -> BTreeMap<String, u64> {
+        self.wide_bands.lock().expect("the tally's lock").clone()
     }
 
     /// Whether rows are keyed by their content (`response_id: {row_hash: true}`).

@@ -998,14 +998,12 @@ fn resume_points<'a>(
 /// object, made only for objects whose times are written `a/b/yyyy` or the like).
 async fn date_evidence(
     src: &source::Source,
+    p: &Pipeline,
     obj: &SourceObject,
     cols: &[usize],
     sep: char,
 ) -> Result<crate::normalize::time::OrderEvidence, RunError> {
-    let mut opened = src.records(obj).await.map_err(|e| match e {
-        SourceError::Format(f) => RunError::Format(f),
-        other => RunError::Source(other),
-    })?;
+    let mut opened = open_object(src, p, obj).await?;
     let mut ev = crate::normalize::time::OrderEvidence::default();
     let mut rec = ByteRecord::new();
     while opened
@@ -1030,6 +1028,34 @@ async fn date_evidence(
         }
     }
     Ok(ev)
+}
+
+/// Open an object's records; a long export's rows become one record per response.
+async fn open_object(
+    src: &source::Source,
+    p: &Pipeline,
+    obj: &SourceObject,
+) -> Result<source::Opened, RunError> {
+    let mut opened = src.records(obj).await.map_err(|e| match e {
+        SourceError::Format(f) => RunError::Format(f),
+        other => RunError::Source(other),
+    })?;
+    if let (Some(long), Some(id)) = (&p.mapping.long, &p.mapping.response_id.0.column) {
+        let records = std::mem::replace(
+            &mut opened.records,
+            crate::format::Records::Table(crate::format::table::TableObject::new(
+                Vec::new(),
+                Vec::new(),
+                String::new(),
+            )),
+        );
+        opened.records =
+            crate::format::long::pivot(records, long, id, &obj.name).map_err(|e| match e {
+                FormatError::Config(m) => RunError::Config(format!("{}: {m}", p.file.display())),
+                other => RunError::Format(other),
+            })?;
+    }
+    Ok(opened)
 }
 
 /// "'a'" or "'a' and 'b'": the names of columns, for messages.
@@ -1251,10 +1277,7 @@ pub async fn run_pipeline(
     let result: Result<(), RunError> = async {
         let mut done_bytes = 0u64;
         for (object_no, (obj, state)) in to_read.iter().enumerate() {
-            let mut opened = src.records(obj).await.map_err(|e| match e {
-                SourceError::Format(f) => RunError::Format(f),
-                other => RunError::Source(other),
-            })?;
+            let mut opened = open_object(&src, p, obj).await?;
             let recs = &mut opened.records;
             // the last object read may skip what an earlier object already loaded (a row seen
             // in this run must not be skipped in favour of an older object read after it)
@@ -1342,7 +1365,7 @@ pub async fn run_pipeline(
                 {
                     // numeric dates: which order they are in is a property of the whole column,
                     // so the column is read once before its first row is decided
-                    let ev = date_evidence(&src, obj, &cols, sep).await?;
+                    let ev = date_evidence(&src, p, obj, &cols, sep).await?;
                     let column = recs_names_of(&norm, &cols);
                     decoded.push_str(&format!("; dates in {column}: {}", ev.describe()));
                     if ev.against(order) > 0 {
@@ -1488,6 +1511,18 @@ pub async fn run_pipeline(
                 ))
                 .collect();
             warnings.extend(date_warning.take());
+            let bands = norm.straddling_age_bands();
+            if !bands.is_empty() {
+                warnings.push(format!(
+                    "age bands that do not nest in a national age group, stored as age group not known: {} (national groups: {})",
+                    bands
+                        .iter()
+                        .map(|(b, n)| format!("'{b}' ({n} rows)"))
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                    catalog.list("age_group").codes().join(", ")
+                ));
+            }
             let conflicts = std::mem::take(&mut ctx.conflicts);
             if conflicts > 0 {
                 warnings.push(format!(

@@ -65,12 +65,91 @@ impl CodeList {
         self.entries.iter().map(|e| e.code.as_str()).collect()
     }
 
+    /// The band that holds every age of `from..=to` (for the `age_group` list).
+    pub fn band_holding(&self, (from, to): (u16, u16)) -> Option<&str> {
+        self.entries
+            .iter()
+            .find(|e| matches!((e.from, e.to), (Some(f), Some(t)) if f <= from && to <= t))
+            .map(|e| e.code.as_str())
+    }
+
+    /// Whether the list's entries are age bands.
+    pub fn has_bands(&self) -> bool {
+        self.entries.iter().any(|e| e.from.is_some())
+    }
+
     /// The band whose [from, to] holds `age` (for the `age_group` list).
     pub fn band_for(&self, age: u16) -> Option<&str> {
         self.entries
             .iter()
             .find(|e| matches!((e.from, e.to), (Some(f), Some(t)) if f <= age && age <= t))
             .map(|e| e.code.as_str())
+    }
+}
+
+/// An age band as exports write it (`18-24`, `25–34 v`, `75+`, `65 or over`, `alle 18`), as
+/// the ages it spans; `None` when the text is no band.
+pub fn parse_age_band(s: &str) -> Option<(u16, u16)> {
+    let t = s.trim().to_lowercase();
+    let mut nums = Vec::new();
+    let mut between = vec![String::new()];
+    let mut cur = String::new();
+    for ch in t.chars() {
+        if ch.is_ascii_digit() {
+            cur.push(ch);
+        } else {
+            if !cur.is_empty() {
+                nums.push(cur.parse::<u16>().ok()?);
+                cur.clear();
+                between.push(String::new());
+            }
+            between.last_mut().expect("one").push(ch);
+        }
+    }
+    if !cur.is_empty() {
+        nums.push(cur.parse::<u16>().ok()?);
+        between.push(String::new());
+    }
+    let words: Vec<&str> = between.iter().map(|w| w.trim()).collect();
+    let unit = |w: &str| {
+        matches!(
+            w,
+            "" | "v" | "v." | "vuotta" | "years" | "year" | "yrs" | "y" | "år" | "a"
+        )
+    };
+    match (nums.as_slice(), words.as_slice()) {
+        ([a, b], [pre, mid, post])
+            if pre.is_empty()
+                && matches!(*mid, "-" | "–" | "—" | "to" | ".." | "…")
+                && unit(post) =>
+        {
+            (a <= b).then_some((*a, *b))
+        }
+        ([a], ["", post]) => {
+            let post = post.trim_start_matches(['v', '.']).trim();
+            matches!(
+                post,
+                "+" | "-"
+                    | "–"
+                    | "tai yli"
+                    | "tai vanhempi"
+                    | "or over"
+                    | "and over"
+                    | "years or over"
+                    | "years and over"
+                    | "or older"
+                    | "år eller äldre"
+                    | "eller äldre"
+                    | "år och äldre"
+            )
+            .then_some((*a, 130))
+        }
+        ([a], [pre, post]) if unit(post) => match *pre {
+            "alle" | "under" | "<" | "under than" => a.checked_sub(1).map(|b| (0, b)),
+            "yli" | "over" | ">" | "över" => Some((a + 1, 130)),
+            _ => None,
+        },
+        _ => None,
     }
 }
 
@@ -256,6 +335,40 @@ impl MunicipalityLists {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// (text, the ages it spans) — a band exports write, or None for text that is no band
+    const BANDS: &[(&str, Option<(u16, u16)>)] = &[
+        ("18-24", Some((18, 24))),
+        ("25 – 34", Some((25, 34))),
+        ("35–44 v", Some((35, 44))),
+        ("45 to 54 years", Some((45, 54))),
+        ("75+", Some((75, 130))),
+        ("65 or over", Some((65, 130))),
+        ("75 v tai yli", Some((75, 130))),
+        ("alle 18", Some((0, 17))),
+        ("under 13", Some((0, 12))),
+        ("yli 64", Some((65, 130))),
+        ("24-18", None),
+        ("18", None),
+        ("about 40", None),
+        ("18-24-30", None),
+    ];
+
+    #[test]
+    fn age_bands_parse_and_nest_in_the_national_ones() {
+        for (text, want) in BANDS {
+            assert_eq!(parse_age_band(text), *want, "{text}");
+        }
+        let cat = crate::schema::Catalog::embedded();
+        let l = cat.list("age_group");
+        let nest = |t: &str| parse_age_band(t).and_then(|r| l.band_holding(r));
+        assert_eq!(nest("18-24"), Some("18-29"));
+        assert_eq!(nest("30-39"), Some("30-49"));
+        assert_eq!(nest("80+"), Some("75+"));
+        assert_eq!(nest("25-34"), None);
+        assert_eq!(nest("alle 18"), None);
+        assert!(l.has_bands() && !cat.list("gender").has_bands());
+    }
 
     #[test]
     fn resolves_codes_and_names_per_year() {

@@ -52,6 +52,10 @@ impl Labels {
 pub enum ScaleKind {
     Ordinal,
     Multi,
+    /// one option of the item's own options
+    Choice,
+    /// a whole number within min–max (a slider, a count)
+    Number,
     Text,
 }
 

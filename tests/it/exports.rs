@@ -257,3 +257,255 @@ fn check_warns_when_auto_read_slash_dates_are_day_first_by_evidence() {
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert!(!r.stdout.contains("dates in"), "{}", r.stdout);
 }
+
+/// A long export as an NHS Friends and Family Test system writes it: one row per question.
+const LONG_MAPPING: &str = r#"mapping:
+  instrument: thl_national
+  version: 2
+  long: {question: Question, answer: Answer}
+  response_id: Respondent ID
+  submitted_at: Date
+  municipality: {constant: "837"}
+  age_group: Age
+  items:
+    recommend: "How likely are you to recommend us (0-10)?"
+    experience: "Overall, how was your experience of our service?"
+    good: "What was good?"
+    improve: "What could we do better?"
+    wellbeing: "How are you today (0-100)?"
+    visits: "Visits this year"
+  own_items:
+    experience:
+      scale: choice
+      options:
+        very_good: {en: Very good}
+        good: {en: Good}
+        neither: {en: Neither good nor poor}
+        poor: {en: Poor}
+        very_poor: {en: Very poor}
+    good: {scale: text}
+    improve: {scale: text}
+    wellbeing: {scale: slider100}
+    visits: {scale: count}
+"#;
+
+/// (id, date, age band, 0–10, experience, what was good, wellbeing 0–100, visits)
+type Respondent<'a> = (u32, &'a str, &'a str, u8, &'a str, &'a str, u8, u16);
+
+fn long_rows(respondents: &[Respondent]) -> String {
+    let mut csv = String::from("Respondent ID,Date,Age,Question,Answer\n");
+    for (id, date, age, nps, exp, good, wb, visits) in respondents {
+        for (q, a) in [
+            (
+                "Overall, how was your experience of our service?",
+                exp.to_string(),
+            ),
+            (
+                "How likely are you to recommend us (0-10)?",
+                nps.to_string(),
+            ),
+            ("What was good?", format!("\"{good}\"")),
+            ("What could we do better?", String::new()),
+            ("How are you today (0-100)?", wb.to_string()),
+            ("Visits this year", visits.to_string()),
+        ] {
+            csv.push_str(&format!("{id},{date},{age},\"{q}\",{a}\n"));
+        }
+    }
+    csv
+}
+
+#[test]
+fn a_long_export_one_row_per_question_loads_each_response_once_and_updates_an_edited_one() {
+    let f = Fixture::new();
+    let first = [
+        (
+            1001,
+            "2024-03-04",
+            "18-24",
+            9,
+            "Very good",
+            "Kind staff, thank you",
+            80,
+            3,
+        ),
+        (1002, "2024-03-05", "25-34", 6, "Good", "Quick", 55, 1),
+        (
+            1003,
+            "2024-03-06",
+            "75+",
+            10,
+            "very good",
+            "Everything",
+            90,
+            12,
+        ),
+    ];
+    f.input("fft_2024-03-10.csv", long_rows(&first).as_bytes());
+    let p = f.pipeline("", LONG_MAPPING);
+    let r = f.check(&p);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        r.stdout
+            .contains("long: 18 rows of 3 respondents, 6 questions"),
+        "{}",
+        r.stdout
+    );
+    // a band that straddles two national groups is said, and stored as not known
+    assert!(r.stdout.contains("'25-34' (1 rows)"), "{}", r.stdout);
+    let r = f.run(&p);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        r.stdout
+            .contains("3 read, 3 new, 0 updated, 0 duplicate, 0 quarantined"),
+        "{}",
+        r.stdout
+    );
+    let ages = f.sql_csv("SELECT nps, age_group FROM responses ORDER BY nps");
+    assert_eq!(ages, "nps,age_group\n6,\n9,18-29\n10,75+\n");
+    let answers = f.sql_csv(
+        "SELECT r.nps, a.item_code, a.option_code, a.value, a.status FROM answers a \
+         JOIN responses r ON a.response_key = r.response_key ORDER BY r.nps, a.item_code",
+    );
+    assert_eq!(
+        answers,
+        "nps,item_code,option_code,value,status\n\
+         6,experience,good,,answered\n6,visits,,1,measured\n6,wellbeing,,55,measured\n\
+         9,experience,very_good,,answered\n9,visits,,3,measured\n9,wellbeing,,80,measured\n\
+         10,experience,very_good,,answered\n10,visits,,12,measured\n10,wellbeing,,90,measured\n"
+    );
+    assert_eq!(f.count("comments"), 3);
+    // numbers are no agreement: item_scores has none of them; the choice's shares are selections
+    let scored = f.sql_csv(
+        "SELECT count(*) AS n FROM item_scores WHERE item_code IN ('wellbeing', 'visits', 'experience')",
+    );
+    assert_eq!(scored, "n\n0\n");
+    let chosen = f.sql_csv(
+        "SELECT DISTINCT option_code FROM selections WHERE item_code = 'experience' ORDER BY option_code",
+    );
+    assert_eq!(chosen, "option_code\n*\ngood\nvery_good\n");
+    // the next export repeats every row, edits one answer and adds a respondent
+    let mut second = first.to_vec();
+    second[1].4 = "Poor";
+    second.push((
+        1004,
+        "2024-03-09",
+        "50-64",
+        3,
+        "Very poor",
+        "Nothing",
+        10,
+        0,
+    ));
+    f.input("fft_2024-03-20.csv", long_rows(&second).as_bytes());
+    let r = f.run(&p);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        r.stdout
+            .contains("4 read, 1 new, 1 updated, 2 duplicate, 0 quarantined"),
+        "{}",
+        r.stdout
+    );
+    assert_eq!(f.count("responses"), 4);
+    let edited = f.sql_csv(
+        "SELECT a.option_code FROM answers a JOIN responses r ON a.response_key = r.response_key \
+         WHERE r.nps = 6 AND a.item_code = 'experience'",
+    );
+    assert_eq!(edited, "option_code\npoor\n");
+}
+
+#[test]
+fn long_rows_that_disagree_are_kept_and_quarantined_not_dropped() {
+    let f = Fixture::new();
+    let mut csv = long_rows(&[(2001, "2024-03-04", "18-24", 9, "Good", "Fine", 50, 2)]);
+    // one of the respondent's rows gives another date: both dates stay, and the response does
+    // not load under either
+    csv.push_str("2001,2024-03-05,18-24,\"What could we do better?\",Parking\n");
+    // an answer without a question lands in a column that check lists as not mapped
+    csv.push_str("2002,2024-03-05,18-24,,Lost answer\n");
+    csv.push_str("2002,2024-03-05,18-24,\"How likely are you to recommend us (0-10)?\",8\n");
+    f.input("a.csv", csv.as_bytes());
+    let p = f.pipeline_named(
+        "t",
+        "",
+        LONG_MAPPING,
+        "quality:\n  max_quarantined_pct: 60\n",
+    );
+    let r = f.check(&p);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stdout.contains("1 values that differ"), "{}", r.stdout);
+    assert!(
+        r.stdout
+            .contains("ignored (not mapped; will not enter the warehouse): (no question)"),
+        "{}",
+        r.stdout
+    );
+    let r = f.run(&p);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let q = f.sql("SELECT source_row, reason_codes, record FROM quarantine");
+    assert_eq!(
+        int_str(&q, "source_row", "reason_codes"),
+        vec![(2, "invalid_time")]
+    );
+    assert!(
+        s(&q[0], "record")
+            .unwrap()
+            .contains("2024-03-04; 2024-03-05"),
+        "{q:?}"
+    );
+    assert_eq!(f.count("responses"), 1);
+}
+
+#[test]
+fn exports_without_a_date_take_it_from_the_object_name_or_a_constant() {
+    let f = Fixture::new();
+    let csv = b"id,kunta,q1\n1,837,4\n2,837,5\n";
+    f.input("palaute_2025-03.csv", csv);
+    let mapping = "mapping:\n  instrument: thl_national\n  version: 2\n  response_id: id\n  submitted_at: {from_object_name: \"%Y-%m\"}\n  municipality: kunta\n  items:\n    availability: q1\n";
+    let p = f.pipeline("", mapping);
+    let r = f.run(&p);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(
+        f.sql_csv("SELECT DISTINCT period FROM responses"),
+        "period\n2025-03\n"
+    );
+    // an object whose name has no such date is named
+    f.input("palaute.csv", csv);
+    let r = f.run(&p);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("palaute.csv")
+            && r.stderr
+                .contains("the object's name has no date in the form '%Y-%m'"),
+        "{}",
+        r.stderr
+    );
+    // a constant
+    let g = Fixture::new();
+    g.input("a.csv", csv);
+    let p = g.pipeline(
+        "",
+        &mapping.replace(
+            "{from_object_name: \"%Y-%m\"}",
+            "{constant: \"2025-02-15\"}",
+        ),
+    );
+    let r = g.run(&p);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(
+        g.sql_csv("SELECT DISTINCT period FROM responses"),
+        "period\n2025-02\n"
+    );
+    let p = g.pipeline(
+        "",
+        &mapping.replace("{from_object_name: \"%Y-%m\"}", "{constant: \"spring\"}"),
+    );
+    let r = g.check(&p);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains("mapping.submitted_at.constant: 'spring' is not a date"),
+        "{}",
+        r.stderr
+    );
+}
