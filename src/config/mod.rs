@@ -3,6 +3,7 @@
 //! The format is documented with a full example in `docs/pipelines.md`. Every struct denies
 //! unknown keys, so a misspelt key is an error at `palaute check`, not a silent default.
 
+mod keys;
 mod pipeline;
 
 pub use pipeline::*;
@@ -52,10 +53,11 @@ pub fn load_pipeline(path: &Path) -> Result<Pipeline, ConfigError> {
         path: path.to_path_buf(),
         source,
     })?;
-    let mut p: Pipeline = serde_yaml::from_str(&text).map_err(|e| ConfigError::Parse {
-        path: path.to_path_buf(),
-        message: e.to_string(),
-    })?;
+    let mut p: Pipeline =
+        keys::parse_reporting_every_unknown_key(&text).map_err(|message| ConfigError::Parse {
+            path: path.to_path_buf(),
+            message,
+        })?;
     p.file = path.to_path_buf();
     p.validate().map_err(|message| ConfigError::Invalid {
         path: path.to_path_buf(),

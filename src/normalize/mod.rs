@@ -376,11 +376,30 @@ impl<'a> Binder<'a> {
     }
 }
 
+/// "; did you mean 'X'?" for a column the source lacks: a name that differs only in case and
+/// spacing, else only in punctuation (LimeSurvey writes a subquestion `Q1[SQ001]` in one export
+/// and `Q1_SQ001` in another), else the nearest name within a few edits.
 fn suggestion(col: &str, names: &[String]) -> String {
     let f = fold(col);
+    let alnum = |s: &str| -> String {
+        s.chars()
+            .filter(|c| c.is_alphanumeric())
+            .flat_map(char::to_lowercase)
+            .collect()
+    };
+    let a = alnum(col);
     names
         .iter()
         .find(|n| fold(n) == f)
+        .or_else(|| names.iter().find(|n| !a.is_empty() && alnum(n) == a))
+        .or_else(|| {
+            names
+                .iter()
+                .map(|n| (strsim::levenshtein(&f, &fold(n)), n))
+                .filter(|(d, _)| *d <= 2.max(f.chars().count() / 4))
+                .min_by_key(|(d, _)| *d)
+                .map(|(_, n)| n)
+        })
         .map(|n| format!("; did you mean '{n}'?"))
         .unwrap_or_default()
 }
@@ -1783,6 +1802,23 @@ fn split_options(cell: &str, sep: &str, options: &[(String, u16)]) -> Result<Vec
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_missing_column_suggests_the_one_meant() {
+        let names: Vec<String> = ["id", "Q1[SQ001]", "Q1[SQ002]", "Kunta", "submitdate"]
+            .map(String::from)
+            .to_vec();
+        assert_eq!(suggestion("kunta ", &names), "; did you mean 'Kunta'?");
+        assert_eq!(
+            suggestion("Q1_SQ002", &names),
+            "; did you mean 'Q1[SQ002]'?"
+        );
+        assert_eq!(
+            suggestion("submitdat", &names),
+            "; did you mean 'submitdate'?"
+        );
+        assert_eq!(suggestion("vastattu", &names), "");
+    }
 
     #[test]
     fn row_hashes_equal_the_streaming_form_earlier_versions_stored() {

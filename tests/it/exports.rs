@@ -509,3 +509,43 @@ fn exports_without_a_date_take_it_from_the_object_name_or_a_constant() {
         r.stderr
     );
 }
+
+#[test]
+fn check_names_every_misspelt_key_with_its_line_and_suggests_the_column_meant() {
+    let f = Fixture::new();
+    f.input(
+        "a.csv",
+        b"id,submitdate,Q1[SQ001],Q1[SQ002]\n1,2024-03-01,4,5\n",
+    );
+    let text = "name: t\nsource:\n  kind: files\n  locaton: in\n  glob: \"*.csv\"\n  system: test\n  survey: s1\nmapping:\n  instrument: thl_national\n  version: 2\n  response_id: id\n  submited_at: submitdate\n  municipality: {constant: \"837\"}\n  items:\n    availability: {colum: Q1_SQ001}\n";
+    let p = f.path("t.yaml");
+    std::fs::write(&p, text).unwrap();
+    let r = f.check(&p);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    for want in [
+        "line 4 column 3: unknown key `locaton` — did you mean `location`?",
+        "line 12 column 3: unknown key `submited_at` — did you mean `submitted_at`?",
+        "line 15 column 20: unknown key `colum` — did you mean `column`?",
+    ] {
+        assert!(r.stderr.contains(want), "{want}\n{}", r.stderr);
+    }
+    // with the keys right, the column that is not there is named with the one meant
+    std::fs::write(
+        &p,
+        text.replace("locaton", "location")
+            .replace("submited_at", "submitted_at")
+            .replace("colum:", "column:"),
+    )
+    .unwrap();
+    let r = f.check(&p);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(
+        r.stderr.contains(
+            "mapping.items.availability: column 'Q1_SQ001' is not in the source (it has 4 columns; did you mean 'Q1[SQ001]'?)"
+        ),
+        "{}",
+        r.stderr
+    );
+    // one wrong field is blamed alone
+    assert!(!r.stderr.contains("submitted_at"), "{}", r.stderr);
+}
