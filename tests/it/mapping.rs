@@ -22,7 +22,8 @@ fn check_reports_every_configuration_error_with_exit_2() {
     let r = f.check(&p);
     assert_eq!(r.code, 2, "{}{}", r.stdout, r.stderr);
     assert!(
-        r.stderr.contains("unknown field `munincipality`"),
+        r.stderr
+            .contains("unknown key `munincipality` — did you mean `municipality`?"),
         "{}",
         r.stderr
     );
