@@ -4,6 +4,7 @@
 
 pub mod config;
 pub mod demo;
+pub mod extract;
 pub mod format;
 pub mod marts;
 pub mod normalize;

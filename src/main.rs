@@ -86,6 +86,20 @@ impl DisclosureArgs {
 }
 
 #[derive(Subcommand)]
+enum ExtractCmd {
+    /// Derive the package in DIR again from the warehouse and compare it file by file (exit 0:
+    /// identical; 3: differs, naming the files; 4: the warehouse no longer has its versions)
+    Verify {
+        #[command(flatten)]
+        w: WarehouseArg,
+        dir: PathBuf,
+        /// The pseudonyms' secret (else PALAUTE_EXTRACT_SECRET)
+        #[arg(long)]
+        secret_file: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand)]
 enum Cmd {
     /// Run pipelines into the warehouse
     Run {
@@ -224,6 +238,24 @@ enum Cmd {
         /// Keep what time travel needs for this many hours
         #[arg(long, default_value_t = palaute::ops::vacuum::DEFAULT_RETENTION_HOURS)]
         retention: u64,
+        /// Delete also files that recorded extracts still need (their `extract verify` then fails)
+        #[arg(long)]
+        force: bool,
+    },
+    /// Write a researcher's extract package (see docs/extracts.md); `extract verify DIR` derives
+    /// it again and compares the bytes
+    #[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
+    Extract {
+        #[command(subcommand)]
+        verify: Option<ExtractCmd>,
+        #[command(flatten)]
+        w: WarehouseArg,
+        /// The extract spec (pipelines/extracts/*.yaml)
+        #[arg(required = true)]
+        spec: Option<PathBuf>,
+        /// The package's folder (created; a package there is replaced)
+        #[arg(long, required = true)]
+        out: Option<PathBuf>,
     },
     /// Try to recover suppressed values from the published marts; exit 5 listing any found
     AuditDisclosure {
@@ -248,6 +280,9 @@ enum Cmd {
         /// Write the result to this file instead of standard output
         #[arg(long)]
         output: Option<PathBuf>,
+        /// Read every table as ledger row SEQ left it committed (`palaute history` lists them)
+        #[arg(long, value_name = "SEQ")]
+        as_of: Option<i64>,
         query: String,
     },
     /// List runs from the ledger
@@ -741,13 +776,66 @@ async fn main_inner(cli: Cli) -> anyhow::Result<i32> {
                 }
             }
         }
-        Cmd::Vacuum { w, retention } => {
+        Cmd::Extract {
+            verify,
+            w,
+            spec,
+            out,
+        } => match verify {
+            Some(ExtractCmd::Verify {
+                w,
+                dir,
+                secret_file,
+            }) => {
+                let wh =
+                    Warehouse::open(&config::resolve_warehouse(w.warehouse.as_deref()), false)?;
+                match palaute::extract::verify(&wh, &dir, secret_file.as_deref()).await {
+                    Ok(lines) => {
+                        for l in lines {
+                            println!("{l}");
+                        }
+                        println!("{}: identical to what the warehouse gives", dir.display());
+                        Ok(0)
+                    }
+                    Err(e) => {
+                        say("extract verify", &e);
+                        Ok(e.exit_code())
+                    }
+                }
+            }
+            None => {
+                let (spec, out) = (spec.expect("required"), out.expect("required"));
+                let wh =
+                    Warehouse::open(&config::resolve_warehouse(w.warehouse.as_deref()), false)?;
+                let (wh, lease) = match writer_lease(wh, "extract").await {
+                    Ok(l) => l,
+                    Err(code) => return Ok(code),
+                };
+                let result = palaute::extract::run(&wh, &spec, &out).await;
+                lease.release().await;
+                match result {
+                    Ok(r) => {
+                        print!("{}", palaute::extract::summary(&r, &out));
+                        Ok(0)
+                    }
+                    Err(e) => {
+                        say("extract", &e);
+                        Ok(e.exit_code())
+                    }
+                }
+            }
+        },
+        Cmd::Vacuum {
+            w,
+            retention,
+            force,
+        } => {
             let wh = Warehouse::open(&config::resolve_warehouse(w.warehouse.as_deref()), false)?;
             let (wh, lease) = match writer_lease(wh, "vacuum").await {
                 Ok(l) => l,
                 Err(code) => return Ok(code),
             };
-            let result = palaute::ops::vacuum::vacuum(&wh, retention).await;
+            let result = palaute::ops::vacuum::vacuum(&wh, retention, force).await;
             lease.release().await;
             match result {
                 Ok(r) => {
@@ -821,10 +909,11 @@ async fn main_inner(cli: Cli) -> anyhow::Result<i32> {
             w,
             format,
             output,
+            as_of,
             query,
         } => {
             let wh = Warehouse::open(&config::resolve_warehouse(w.warehouse.as_deref()), false)?;
-            let batches = sql::query(&wh, &query).await?;
+            let batches = sql::query_as_of(&wh, &query, as_of).await?;
             sql::write_result(&batches, format, output.as_deref())?;
             Ok(0)
         }

@@ -6,6 +6,7 @@
 mod keys;
 mod pipeline;
 
+pub use keys::parse_reporting_every_unknown_key;
 pub use pipeline::*;
 
 use std::path::{Path, PathBuf};

@@ -29,6 +29,8 @@ pub enum SqlError {
     NotAQuery(String),
     #[error("{0}")]
     Output(String),
+    #[error("--as-of {seq}: the ledger has no row {seq} (rows 1–{last})")]
+    NoSuchRow { seq: i64, last: i64 },
 }
 
 impl SqlError {
@@ -36,7 +38,7 @@ impl SqlError {
         use datafusion::error::DataFusionError as D;
         match self {
             SqlError::Warehouse(e) => e.exit_code(),
-            SqlError::NotAQuery(_) => super::exit::CONFIG,
+            SqlError::NotAQuery(_) | SqlError::NoSuchRow { .. } => super::exit::CONFIG,
             SqlError::Query(e) => match e.find_root() {
                 // the statement itself is wrong: a bad command line
                 D::SQL(..) | D::Plan(_) | D::SchemaError(..) => super::exit::CONFIG,
@@ -128,7 +130,29 @@ pub async fn session_of(
 
 /// Run one user query (only a query: see [`read_only`]) and collect its result.
 pub async fn query(wh: &Warehouse, sql: &str) -> Result<Vec<RecordBatch>, SqlError> {
-    let ctx = session(wh).await?;
+    query_as_of(wh, sql, None).await
+}
+
+/// [`query`] over every table at the versions ledger row `seq` left committed (the last row's
+/// when `None`): a figure published last spring, re-queried as it was.
+pub async fn query_as_of(
+    wh: &Warehouse,
+    sql: &str,
+    seq: Option<i64>,
+) -> Result<Vec<RecordBatch>, SqlError> {
+    let ctx = match seq {
+        None => session(wh).await?,
+        Some(s) => {
+            let runs = crate::warehouse::ledger::read_runs(wh).await?;
+            let Some(r) = runs.iter().find(|r| r.seq == s) else {
+                return Err(SqlError::NoSuchRow {
+                    seq: s,
+                    last: runs.last().map(|r| r.seq).unwrap_or(0),
+                });
+            };
+            session_of(&wh.committed_tables_at(&[], &r.table_versions).await?).await?
+        }
+    };
     let df = ctx
         .sql_with_options(sql, read_only())
         .await

@@ -28,13 +28,20 @@ pub struct VacuumReport {
     pub table_versions: BTreeMap<String, u64>,
 }
 
-pub async fn vacuum(wh: &Warehouse, retention_hours: u64) -> Result<VacuumReport, WarehouseError> {
+pub async fn vacuum(
+    wh: &Warehouse,
+    retention_hours: u64,
+    force: bool,
+) -> Result<VacuumReport, WarehouseError> {
     if !wh.exists().await? {
         return Err(WarehouseError::Missing(wh.loc.display()));
     }
     wh.recover().await?;
     let started = Utc::now();
     let committed = ledger::committed_versions(wh).await?;
+    if !force {
+        refuse_if_extracts_need(wh, &committed, retention_hours).await?;
+    }
     let mut versions = committed.clone();
     let mut deleted = BTreeMap::new();
     for name in ALL_TABLES.into_iter().chain(MART_TABLES) {
@@ -82,4 +89,62 @@ pub async fn vacuum(wh: &Warehouse, retention_hours: u64) -> Result<VacuumReport
         deleted,
         table_versions: versions,
     })
+}
+
+/// Refuse (naming them) when the files this vacuum would delete include files a recorded
+/// extract's table versions hold: `extract verify` could not derive the extract again.
+async fn refuse_if_extracts_need(
+    wh: &Warehouse,
+    committed: &BTreeMap<String, u64>,
+    retention_hours: u64,
+) -> Result<(), WarehouseError> {
+    let records = crate::extract::record::all(wh).await?;
+    if records.is_empty() {
+        return Ok(());
+    }
+    let mut needed: Vec<String> = Vec::new();
+    for name in crate::extract::read::TABLES {
+        if !records.iter().any(|r| r.files.contains_key(name)) {
+            continue;
+        }
+        let t = wh.table(name, None).await?;
+        let keep: Vec<u64> = committed.get(name).copied().into_iter().collect();
+        let (_, metrics) = t
+            .vacuum()
+            .with_retention_period(chrono::Duration::hours(retention_hours as i64))
+            .with_enforce_retention_duration(false)
+            .with_mode(VacuumMode::Full)
+            .with_keep_versions(&keep)
+            .with_dry_run(true)
+            .await
+            .map_err(|e| WarehouseError::Delta {
+                table: name.to_string(),
+                source: Box::new(e),
+            })?;
+        for r in &records {
+            let Some(files) = r.files.get(name) else {
+                continue;
+            };
+            let n = metrics
+                .files_deleted
+                .iter()
+                .filter(|d| files.iter().any(|f| d.ends_with(f.as_str())))
+                .count();
+            if n > 0 {
+                needed.push(format!(
+                    "{n} file(s) of table {name} that extract {} (ledger row {}, version {}) still needs",
+                    r.name,
+                    r.ledger_seq,
+                    r.table_versions.get(name).copied().unwrap_or(0)
+                ));
+            }
+        }
+    }
+    if needed.is_empty() {
+        return Ok(());
+    }
+    Err(WarehouseError::NeededByExtract(format!(
+        "vacuum would delete {}; nothing was deleted (`palaute vacuum --force` deletes them, and `extract verify` of those extracts then fails)",
+        needed.join("; ")
+    )))
 }

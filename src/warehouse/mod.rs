@@ -57,6 +57,9 @@ pub enum WarehouseError {
     LeaseLost(String),
     #[error("{0}")]
     KeySecret(String),
+    /// `vacuum` would delete files a recorded extract still needs
+    #[error("{0}")]
+    NeededByExtract(String),
 }
 
 impl WarehouseError {
@@ -64,7 +67,9 @@ impl WarehouseError {
         match self {
             WarehouseError::LeaseLost(_) => crate::ops::exit::LEASE,
             // a setting to fix, not a failure to retry
-            WarehouseError::KeySecret(_) => crate::ops::exit::CONFIG,
+            WarehouseError::KeySecret(_) | WarehouseError::NeededByExtract(_) => {
+                crate::ops::exit::CONFIG
+            }
             _ => crate::ops::exit::ENVIRONMENT,
         }
     }

@@ -64,6 +64,7 @@ pub fn command() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_palaute"));
     c.env_remove("PALAUTE_WAREHOUSE")
         .env_remove("PALAUTE_FAILPOINT")
+        .env_remove("PALAUTE_EXTRACT_SECRET")
         .env("PALAUTE_KEY_SECRET", TEST_KEY_SECRET);
     c
 }

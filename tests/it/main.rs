@@ -6,6 +6,7 @@ mod common;
 mod decoding;
 mod demo;
 mod exports;
+mod extracts;
 mod feedback;
 mod formats;
 mod hardening;
