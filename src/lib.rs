@@ -10,6 +10,7 @@ pub mod marts;
 pub mod normalize;
 pub mod ops;
 pub mod privacy;
+pub mod report;
 pub mod schema;
 pub mod source;
 pub mod store;

@@ -242,6 +242,35 @@ enum Cmd {
         #[arg(long)]
         force: bool,
     },
+    /// Write the interim report of an area against the nation (HTML with an XLSX companion),
+    /// from the published marts; `--all LEVEL` one per area of a level, with an index page
+    Report {
+        #[command(flatten)]
+        w: WarehouseArg,
+        /// The area: LEVEL:CODE (county:06, municipality:837, cooperation_area:2, local_area:X)
+        #[arg(long, conflicts_with = "all", required_unless_present = "all")]
+        area: Option<String>,
+        /// One report per area of this level, into the folder --out
+        #[arg(long)]
+        all: Option<String>,
+        /// month, bimonth (default: the interim reports), quarter, half or year
+        #[arg(long, default_value = "bimonth")]
+        period_type: String,
+        /// The period (2025-B2, 2025-Q2, 2025); default: the last complete one of the type
+        #[arg(long)]
+        period: Option<String>,
+        #[arg(long, default_value = "thl_national")]
+        instrument: String,
+        /// fi, sv or en
+        #[arg(long, default_value = "fi")]
+        language: String,
+        /// The page (FILE.html; its workbook FILE.xlsx beside it), or with --all a folder
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// k of the marts' disclosure control, named in the legend (as `aggregate` used it)
+        #[arg(long, env = "PALAUTE_MIN_N", default_value_t = DEFAULT_MIN_N)]
+        min_n: u64,
+    },
     /// Write a researcher's extract package (see docs/extracts.md); `extract verify DIR` derives
     /// it again and compares the bytes
     #[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
@@ -773,6 +802,60 @@ async fn main_inner(cli: Cli) -> anyhow::Result<i32> {
                         RollbackError::Warehouse(w) => w.exit_code(),
                         RollbackError::Target(_) => exit::CONFIG,
                     })
+                }
+            }
+        }
+        Cmd::Report {
+            w,
+            area,
+            all,
+            period_type,
+            period,
+            instrument,
+            language,
+            out,
+            min_n,
+        } => {
+            let wh = Warehouse::open(&config::resolve_warehouse(w.warehouse.as_deref()), false)?;
+            let Some(period_type) = palaute::marts::periods::PeriodType::parse(&period_type) else {
+                eprintln!(
+                    "palaute: report: --period-type {period_type}: month, bimonth, quarter, half or year"
+                );
+                return Ok(exit::CONFIG);
+            };
+            let o = palaute::report::ReportOptions {
+                instrument,
+                period_type,
+                period,
+                language,
+                k: min_n as usize,
+            };
+            let result = match (area, all) {
+                (Some(a), _) => match a.parse::<palaute::report::Area>() {
+                    Ok(area) => {
+                        let out = out.unwrap_or_else(|| {
+                            PathBuf::from(format!("report-{}-{}.html", area.level, area.code))
+                        });
+                        palaute::report::one(&wh, &area, &o, &out).await
+                    }
+                    Err(e) => Err(palaute::report::ReportError::Usage(e)),
+                },
+                (None, Some(level)) => {
+                    let dir = out.unwrap_or_else(|| PathBuf::from("reports"));
+                    palaute::report::all(&wh, &level, &o, &dir).await
+                }
+                (None, None) => unreachable!("clap requires one"),
+            };
+            match result {
+                Ok(files) => {
+                    for f in files {
+                        println!("{}", f.display());
+                    }
+                    Ok(0)
+                }
+                Err(e) => {
+                    say("report", &e);
+                    Ok(e.exit_code())
                 }
             }
         }

@@ -25,6 +25,9 @@ fn of_one(e: &(dyn Error + 'static)) -> Option<i32> {
     if let Some(e) = e.downcast_ref::<super::aggregate::AggregateError>() {
         return Some(e.exit_code());
     }
+    if let Some(e) = e.downcast_ref::<crate::report::ReportError>() {
+        return Some(e.exit_code());
+    }
     if let Some(e) = e.downcast_ref::<crate::extract::ExtractError>() {
         return Some(e.exit_code());
     }

@@ -177,6 +177,37 @@ pub async fn query_as_of(
     Ok(batches)
 }
 
+/// The rows of `batches` as column → text (`None`: NULL), every value cast to text.
+pub fn rows_as_strings(
+    batches: &[RecordBatch],
+) -> Result<Vec<std::collections::BTreeMap<String, Option<String>>>, SqlError> {
+    use arrow::array::{Array, AsArray};
+    let mut out = Vec::new();
+    for b in batches {
+        let cols: Vec<_> = (0..b.num_columns())
+            .map(|i| arrow::compute::cast(b.column(i), &arrow::datatypes::DataType::Utf8))
+            .collect::<Result<_, _>>()
+            .map_err(|e| SqlError::Output(e.to_string()))?;
+        for r in 0..b.num_rows() {
+            out.push(
+                b.schema()
+                    .fields()
+                    .iter()
+                    .zip(&cols)
+                    .map(|(f, c)| {
+                        let s = c.as_string::<i32>();
+                        (
+                            f.name().clone(),
+                            (!s.is_null(r)).then(|| s.value(r).to_string()),
+                        )
+                    })
+                    .collect(),
+            );
+        }
+    }
+    Ok(out)
+}
+
 /// Write batches in `format` to `out` (parquet needs a file).
 pub fn write_result(
     batches: &[RecordBatch],

@@ -18,6 +18,7 @@ mod operations;
 mod paper;
 mod privacy;
 mod properties;
+mod reports;
 mod resume;
 mod s3;
 mod schedule;
