@@ -248,8 +248,11 @@ enum Cmd {
         #[command(flatten)]
         w: WarehouseArg,
         /// The area: LEVEL:CODE (county:06, municipality:837, cooperation_area:2, local_area:X)
-        #[arg(long, conflicts_with = "all", required_unless_present = "all")]
+        #[arg(long, conflicts_with_all = ["all", "definition"], required_unless_present_any = ["all", "definition"])]
         area: Option<String>,
+        /// Every report of a report definition (pipelines/reports/*.yaml; docs/reports.md)
+        #[arg(long, conflicts_with = "all")]
+        definition: Option<PathBuf>,
         /// One report per area of this level, into the folder --out
         #[arg(long)]
         all: Option<String>,
@@ -808,6 +811,7 @@ async fn main_inner(cli: Cli) -> anyhow::Result<i32> {
         Cmd::Report {
             w,
             area,
+            definition,
             all,
             period_type,
             period,
@@ -830,6 +834,24 @@ async fn main_inner(cli: Cli) -> anyhow::Result<i32> {
                 language,
                 k: min_n as usize,
             };
+            if let Some(file) = definition {
+                let result = match palaute::report::definition::ReportDefinition::load(&file) {
+                    Ok(d) => palaute::report::definition::run(&wh, &d, o.period.clone(), o.k).await,
+                    Err(e) => Err(e),
+                };
+                return match result {
+                    Ok(names) => {
+                        for n in names {
+                            println!("{n}");
+                        }
+                        Ok(0)
+                    }
+                    Err(e) => {
+                        say("report", &e);
+                        Ok(e.exit_code())
+                    }
+                };
+            }
             let result = match (area, all) {
                 (Some(a), _) => match a.parse::<palaute::report::Area>() {
                     Ok(area) => {

@@ -74,6 +74,22 @@ fn services() -> Vec<String> {
 
 /// Write `rows` rows to `path`.
 pub fn write(path: &Path, rows: usize, seed: u64) -> Result<(), GenError> {
+    let start = chrono_tz::Europe::Helsinki
+        .with_ymd_and_hms(2023, 1, 1, 0, 0, 0)
+        .single()
+        .expect("valid");
+    write_between(path, rows, seed, start, 2 * 365 * 24 * 60)
+}
+
+/// [`write`] with submission times spread over `span_minutes` from `start` (the demo's national
+/// reference covers the demo county's months).
+pub fn write_between(
+    path: &Path,
+    rows: usize,
+    seed: u64,
+    start: chrono::DateTime<chrono_tz::Tz>,
+    span_minutes: i64,
+) -> Result<(), GenError> {
     let err = |e: std::io::Error| GenError {
         path: path.display().to_string(),
         message: e.to_string(),
@@ -99,12 +115,6 @@ pub fn write(path: &Path, rows: usize, seed: u64) -> Result<(), GenError> {
         })
         .collect();
     let services = services();
-    let tz = chrono_tz::Europe::Helsinki;
-    let start = tz
-        .with_ymd_and_hms(2023, 1, 1, 0, 0, 0)
-        .single()
-        .expect("valid");
-    let span_minutes = 2 * 365 * 24 * 60;
     let tmp = path.with_extension("tmp");
     let f = std::fs::File::create(&tmp).map_err(err)?;
     let mut w =

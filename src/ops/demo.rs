@@ -14,6 +14,9 @@ use super::sql::{self, SqlError};
 const COUNTY_YAML: &str = include_str!("../../pipelines/demo_county.yaml");
 const PROJECT_YAML: &str = include_str!("../../pipelines/demo_project.yaml");
 const FEEDBACK_YAML: &str = include_str!("../../pipelines/demo_feedback.yaml");
+const NATION_YAML: &str = include_str!("../../pipelines/demo_nation.yaml");
+/// Responses of the national reference (every county, the demo county's four months).
+pub const NATION_ROWS: usize = 3000;
 /// Responses per month in the demo county's survey.
 pub const PER_MONTH: usize = 150;
 
@@ -42,12 +45,28 @@ pub fn generate(dir: &Path, seed: u64, months: usize) -> Result<(), DemoError> {
     }
     project::write(&dir.join("exports/project"), seed)?;
     feedback::write(&dir.join("exports/feedback"), seed)?;
+    {
+        use chrono::TimeZone;
+        let start = chrono_tz::Europe::Helsinki
+            .with_ymd_and_hms(2025, 1, 1, 0, 0, 0)
+            .single()
+            .expect("valid");
+        // January–April 2025
+        crate::demo::bench_data::write_between(
+            &dir.join("exports/nation/vertailu_2025-01_2025-04.csv"),
+            NATION_ROWS,
+            seed,
+            start,
+            120 * 24 * 60,
+        )?;
+    }
     let pdir = dir.join("pipelines");
     std::fs::create_dir_all(&pdir).map_err(|e| DemoError::Io(pdir.display().to_string(), e))?;
     for (name, text) in [
         ("demo_county.yaml", COUNTY_YAML),
         ("demo_project.yaml", PROJECT_YAML),
         ("demo_feedback.yaml", FEEDBACK_YAML),
+        ("demo_nation.yaml", NATION_YAML),
     ] {
         let t = text.replace("location: ../demo/exports/", "location: ../exports/");
         let p = pdir.join(name);
@@ -78,6 +97,7 @@ pub async fn run(dir: &Path, seed: u64) -> Result<String, DemoError> {
     let county = load_pipeline(&dir.join("pipelines/demo_county.yaml"))?;
     let project = load_pipeline(&dir.join("pipelines/demo_project.yaml"))?;
     let feedback = load_pipeline(&dir.join("pipelines/demo_feedback.yaml"))?;
+    let nation = load_pipeline(&dir.join("pipelines/demo_nation.yaml"))?;
     let opts = RunOptions {
         dry_run: false,
         progress: true,
@@ -86,11 +106,12 @@ pub async fn run(dir: &Path, seed: u64) -> Result<String, DemoError> {
     let _ = writeln!(out, "palaute demo in {}\n", dir.display());
     let _ = writeln!(
         out,
-        "1. First load: three monthly cumulative exports of the county survey, the project survey, and the county's spontaneous feedback (an Excel export)"
+        "1. First load: three monthly cumulative exports of the county survey, the project survey, the county's spontaneous feedback (an Excel export), and a national reference of every county to compare with"
     );
     out.push_str(&render_summary(&run_pipeline(&wh, &county, &opts).await?));
     out.push_str(&render_summary(&run_pipeline(&wh, &project, &opts).await?));
     out.push_str(&render_summary(&run_pipeline(&wh, &feedback, &opts).await?));
+    out.push_str(&render_summary(&run_pipeline(&wh, &nation, &opts).await?));
 
     let _ = writeln!(
         out,
@@ -144,5 +165,11 @@ pub async fn run(dir: &Path, seed: u64) -> Result<String, DemoError> {
     out.push_str(&super::audit::render(&audit));
     out.push('\n');
     let _ = writeln!(out, "Try: palaute history --warehouse {}", wh_dir.display());
+    let _ = writeln!(
+        out,
+        "     palaute report --warehouse {} --area county:09 --period 2025-B2 --out {}",
+        wh_dir.display(),
+        dir.join("reports/paijat-hame-2025-B2.html").display()
+    );
     Ok(out)
 }

@@ -1,6 +1,7 @@
-//! `palaute schedule`: a long-running scheduler. It reads every pipeline in a folder, runs each
-//! when its `schedule.cron` is due (in its time zone), and notices added, changed and removed
-//! pipeline files without a restart.
+//! `palaute schedule`: a long-running scheduler. It reads every pipeline in a folder and every
+//! report definition in its `reports/` folder, runs each when its `schedule.cron` is due (in its
+//! time zone), and notices added, changed and removed files without a restart. A due load goes
+//! before a due report, and a report waits while a load it names (`after`) is due.
 //!
 //! Each run is a child `palaute run` process, so a run behaves exactly as from cron or Airflow
 //! and its exit code says what happened: 0 done; 4 (environment: a source or the warehouse could
@@ -35,8 +36,23 @@ pub struct ScheduleOptions {
     pub grace: Duration,
 }
 
+/// What the scheduler runs: a pipeline's load, or a report definition's reports.
+enum Job {
+    Load(Box<Pipeline>),
+    Report(Box<crate::report::definition::ReportDefinition>),
+}
+
+impl Job {
+    fn schedule(&self) -> Option<&crate::config::Schedule> {
+        match self {
+            Job::Load(p) => p.schedule.as_ref(),
+            Job::Report(d) => d.schedule.as_ref(),
+        }
+    }
+}
+
 struct Entry {
-    pipeline: Pipeline,
+    job: Job,
     text: String,
     next_due: Option<DateTime<Utc>>,
     retries: u32,
@@ -47,9 +63,27 @@ struct Running {
     name: String,
 }
 
-/// Read the folder: name → (pipeline, file text). Files that do not load are logged and left out.
-fn scan(dir: &Path) -> BTreeMap<String, (Pipeline, String)> {
+/// Read the folder: name → (job, file text): its pipelines, and the report definitions of its
+/// `reports/` folder (named `report:NAME`). Files that do not load are logged and left out.
+fn scan(dir: &Path) -> BTreeMap<String, (Job, String)> {
     let mut out = BTreeMap::new();
+    if let Ok(files) = config::pipelines_in(&dir.join("reports")) {
+        for f in files {
+            let text = std::fs::read_to_string(&f).unwrap_or_default();
+            match crate::report::definition::ReportDefinition::load(&f) {
+                Ok(d) if d.schedule.is_some() => {
+                    out.insert(
+                        format!("report:{}", d.name),
+                        (Job::Report(Box::new(d)), text),
+                    );
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::error!(file = %f.display(), error = %e, "report not scheduled")
+                }
+            }
+        }
+    }
     let files = match config::pipelines_in(dir) {
         Ok(f) => f,
         Err(e) => {
@@ -61,7 +95,7 @@ fn scan(dir: &Path) -> BTreeMap<String, (Pipeline, String)> {
         let text = std::fs::read_to_string(&f).unwrap_or_default();
         match config::load_pipeline(&f) {
             Ok(p) if p.schedule.is_some() => {
-                out.insert(p.name.clone(), (p, text));
+                out.insert(p.name.clone(), (Job::Load(Box::new(p)), text));
             }
             Ok(_) => {}
             Err(e) => tracing::error!(file = %f.display(), error = %e, "pipeline not scheduled"),
@@ -70,8 +104,8 @@ fn scan(dir: &Path) -> BTreeMap<String, (Pipeline, String)> {
     out
 }
 
-fn next_due(p: &Pipeline, after: DateTime<Utc>) -> Option<DateTime<Utc>> {
-    p.schedule.as_ref().and_then(|s| s.next_after(after).ok())
+fn next_due(j: &Job, after: DateTime<Utc>) -> Option<DateTime<Utc>> {
+    j.schedule().and_then(|s| s.next_after(after).ok())
 }
 
 fn transient(code: i32) -> bool {
@@ -110,7 +144,7 @@ pub async fn schedule(o: &ScheduleOptions) -> std::io::Result<()> {
                 entries.insert(
                     name,
                     Entry {
-                        pipeline: p,
+                        job: p,
                         text,
                         next_due: due,
                         retries: 0,
@@ -153,16 +187,33 @@ pub async fn schedule(o: &ScheduleOptions) -> std::io::Result<()> {
             }
         }
         running = still;
-        // start the most overdue pipeline, one run at a time: the warehouse has one writer
+        // start the most overdue load, one run at a time (the warehouse has one writer); a
+        // report only when no load it names is due, so that it shows what they load
+        let due_loads: Vec<String> = entries
+            .iter()
+            .filter(|(_, e)| matches!(e.job, Job::Load(_)) && e.next_due.is_some_and(|d| d <= now))
+            .map(|(n, _)| n.clone())
+            .collect();
         if running.is_empty()
             && let Some((name, e)) = entries
                 .iter_mut()
                 .filter(|(_, e)| e.next_due.is_some_and(|d| d <= now))
-                .min_by_key(|(n, e)| (e.next_due, (*n).clone()))
+                .filter(|(_, e)| match &e.job {
+                    Job::Load(_) => true,
+                    Job::Report(d) => !d.after.iter().any(|a| due_loads.contains(a)),
+                })
+                .min_by_key(|(n, e)| (matches!(e.job, Job::Report(_)), e.next_due, (*n).clone()))
         {
-            let child = tokio::process::Command::new(&exe)
-                .args(["run", "--json", "--warehouse", &o.warehouse])
-                .arg(&e.pipeline.file)
+            let mut cmd = tokio::process::Command::new(&exe);
+            match &e.job {
+                Job::Load(p) => cmd
+                    .args(["run", "--json", "--warehouse", &o.warehouse])
+                    .arg(&p.file),
+                Job::Report(d) => cmd
+                    .args(["report", "--warehouse", &o.warehouse, "--definition"])
+                    .arg(&d.file),
+            };
+            let child = cmd
                 .stdout(std::process::Stdio::null())
                 // its own process group: a Ctrl-C or a service manager's SIGTERM to the
                 // scheduler's group does not kill the run; the scheduler gives it the grace period
@@ -175,7 +226,7 @@ pub async fn schedule(o: &ScheduleOptions) -> std::io::Result<()> {
                 name: name.clone(),
             });
             // the next regular due time (a transient failure sets an earlier retry)
-            e.next_due = next_due(&e.pipeline, now);
+            e.next_due = next_due(&e.job, now);
         }
     }
     tracing::info!(

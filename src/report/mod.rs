@@ -7,6 +7,7 @@
 //! only then written.
 
 pub mod data;
+pub mod definition;
 pub mod html;
 pub mod labels;
 pub mod xlsx;

@@ -52,8 +52,11 @@ fn demo_shows_quarantine_dedupe_and_scrubbing() {
             .collect();
     assert_eq!(s(&v[0], "pipeline"), Some("demo_county"));
     assert_eq!(v[0]["n"].as_i64(), Some(596));
-    assert_eq!(s(&v[1], "pipeline"), Some("demo_project"));
-    let n_project = v[1]["n"].as_i64().unwrap();
+    // the national reference: every county, so that the county is compared with a real nation
+    assert_eq!(s(&v[1], "pipeline"), Some("demo_nation"));
+    assert!(v[1]["n"].as_i64().unwrap() > 2900, "{v:?}");
+    assert_eq!(s(&v[2], "pipeline"), Some("demo_project"));
+    let n_project = v[2]["n"].as_i64().unwrap();
     assert!((15..=200).contains(&n_project));
     // no comment still holds an e-mail address or a phone number
     let c = palaute(
@@ -125,14 +128,14 @@ fn demo_shows_quarantine_dedupe_and_scrubbing() {
             );
         }
     }
-    // history lists the six runs and the aggregation
+    // history lists the seven runs and the aggregation
     let h = palaute(&["history", "--warehouse", wh.to_str().unwrap()], &[]);
     let runs = h
         .stdout
         .lines()
         .filter(|l| l.starts_with(|c: char| c.is_ascii_digit()))
         .count();
-    assert_eq!(runs, 7, "{}", h.stdout);
+    assert_eq!(runs, 8, "{}", h.stdout);
     assert_eq!(
         h.stdout
             .lines()

@@ -370,3 +370,60 @@ fn browser_checks(f: &Fixture, page: &Path) {
         "WCAG AA violations: {result}"
     );
 }
+
+#[test]
+fn a_report_definition_writes_its_areas_and_languages_and_is_checked_like_a_pipeline() {
+    let f = Fixture::new();
+    let wh = national(&f, 1500);
+    let period = f.sql(
+        "SELECT max(period) AS p FROM recommendation WHERE period_type = 'quarter' AND geo_level = 'nation'",
+    )[0]["p"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let def = f.path("reports/q.yaml");
+    std::fs::create_dir_all(def.parent().unwrap()).unwrap();
+    std::fs::write(
+        &def,
+        "name: quarterly\nall: cooperation_area\nperiod_type: quarter\nlanguages: [fi, en]\nout: ../out\nschedule:\n  cron: \"0 0 7 1 1,4,7,10 *\"\n",
+    )
+    .unwrap();
+    let r = report(
+        &wh,
+        &["--definition", def.to_str().unwrap(), "--period", &period],
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let areas = f.sql(&format!(
+        "SELECT count(DISTINCT geo_code) AS n FROM response_counts WHERE period_type = 'quarter' AND period = '{period}' \
+         AND geo_level = 'cooperation_area' AND geo_code <> 'unknown' AND instrument = 'thl_national'"
+    ))[0]["n"]
+        .as_i64()
+        .unwrap() as usize;
+    let out = f.path("out");
+    let files: Vec<String> = std::fs::read_dir(&out)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+        .collect();
+    // a page and a workbook per area and language, and an index per language
+    assert_eq!(files.len(), areas * 2 * 2 + 2, "{files:?}");
+    assert!(
+        files.contains(&format!("index-{period}-en.html")),
+        "{files:?}"
+    );
+    let en = std::fs::read_to_string(out.join(format!("index-{period}-en.html"))).unwrap();
+    assert_eq!(en.matches("<li>").count(), areas);
+    // a misspelt key is named with its line, as in a pipeline
+    std::fs::write(
+        &def,
+        "name: q\nareas: [\"county:06\"]\nlangauges: [fi]\nout: x\n",
+    )
+    .unwrap();
+    let r = report(&wh, &["--definition", def.to_str().unwrap()]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains("line 3 column 1: unknown key `langauges` — did you mean `languages`?"),
+        "{}",
+        r.stderr
+    );
+}
