@@ -188,11 +188,12 @@ pub async fn schedule(o: &ScheduleOptions) -> std::io::Result<()> {
         }
         running = still;
         // start the most overdue load, one run at a time (the warehouse has one writer); a
-        // report only when no load it names is due, so that it shows what they load
-        let due_loads: Vec<String> = entries
+        // report waits while a load it names was due before it, so that it shows what that
+        // load brings (a load due again later does not hold it back)
+        let due_loads: HashMap<String, DateTime<Utc>> = entries
             .iter()
-            .filter(|(_, e)| matches!(e.job, Job::Load(_)) && e.next_due.is_some_and(|d| d <= now))
-            .map(|(n, _)| n.clone())
+            .filter(|(_, e)| matches!(e.job, Job::Load(_)))
+            .filter_map(|(n, e)| e.next_due.filter(|d| *d <= now).map(|d| (n.clone(), d)))
             .collect();
         if running.is_empty()
             && let Some((name, e)) = entries
@@ -200,9 +201,13 @@ pub async fn schedule(o: &ScheduleOptions) -> std::io::Result<()> {
                 .filter(|(_, e)| e.next_due.is_some_and(|d| d <= now))
                 .filter(|(_, e)| match &e.job {
                     Job::Load(_) => true,
-                    Job::Report(d) => !d.after.iter().any(|a| due_loads.contains(a)),
+                    Job::Report(d) => !d.after.iter().any(|a| {
+                        due_loads
+                            .get(a)
+                            .is_some_and(|load_due| Some(*load_due) <= e.next_due)
+                    }),
                 })
-                .min_by_key(|(n, e)| (matches!(e.job, Job::Report(_)), e.next_due, (*n).clone()))
+                .min_by_key(|(n, e)| (e.next_due, matches!(e.job, Job::Report(_)), (*n).clone()))
         {
             let mut cmd = tokio::process::Command::new(&exe);
             match &e.job {

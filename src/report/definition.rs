@@ -24,6 +24,9 @@ pub struct ReportDefinition {
     pub all: Option<String>,
     #[serde(default = "bimonth")]
     pub period_type: String,
+    /// one fixed period (a one-off report); default: the last complete period of the type
+    #[serde(default)]
+    pub period: Option<String>,
     #[serde(default = "fi")]
     pub languages: Vec<String>,
     #[serde(default = "national")]
@@ -97,6 +100,7 @@ pub async fn run(
     let base = d.file.parent().unwrap_or(Path::new("."));
     let loc = crate::store::Location::parse(&d.out, base, true)
         .map_err(|e| ReportError::Usage(format!("{}: out: {e}", d.file.display())))?;
+    let period = period.or_else(|| d.period.clone());
     let mut written = Vec::new();
     for lang in &d.languages {
         let o = ReportOptions {

@@ -145,4 +145,32 @@ fn demo_shows_quarantine_dedupe_and_scrubbing() {
         "{}",
         h.stdout
     );
+    // the demo county's interim report compares it with a nation of every county
+    let page = d.join("reports/c09.html");
+    let r = palaute(
+        &[
+            "report",
+            "--warehouse",
+            wh.to_str().unwrap(),
+            "--area",
+            "county:09",
+            "--period",
+            "2025-B2",
+            "--out",
+            page.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let html = std::fs::read_to_string(&page).unwrap();
+    assert!(html.contains("Päijät-Hämeen hyvinvointialue"), "{html}");
+    let nation = html
+        .split("Koko maa: ")
+        .nth(1)
+        .and_then(|s| s.split('<').next())
+        .map(|s| s.replace('\u{a0}', ""))
+        .and_then(|s| s.parse::<i64>().ok())
+        .expect("the nation's responses");
+    assert!(nation > 1000, "{nation}");
+    assert!(html.contains("merkitsev"), "a comparison is made: {html}");
 }

@@ -153,3 +153,69 @@ fn the_scheduler_runs_due_pipelines_retries_transient_failures_and_stops_cleanly
     // the one response was loaded once, however many runs
     assert_eq!(f.count("responses"), 1);
 }
+
+#[test]
+fn the_scheduler_runs_a_report_definition_after_the_load_it_names() {
+    let f = Fixture::new();
+    std::fs::create_dir_all(f.path("pipelines/reports")).unwrap();
+    let mut csv = String::from("id,time,kunta,q1,q2,nps,teksti\n");
+    for i in 0..12 {
+        csv.push_str(&format!("{i},2024-03-{:02} 10:00,837,4,5,9,\n", i + 1));
+    }
+    f.input("a.csv", csv.as_bytes());
+    let every2 = "schedule:\n  cron: \"*/2 * * * * *\"\n";
+    write_pipeline(&f, "load", f.path("in").to_str().unwrap(), every2);
+    std::fs::write(
+        f.path("pipelines/reports/monthly.yaml"),
+        format!(
+            "name: monthly\nareas: [\"county:08\"]\nperiod_type: month\nperiod: \"2024-03\"\nlanguages: [fi]\nout: {}\n{every2}after: [load]\n",
+            f.path("reports").display()
+        ),
+    )
+    .unwrap();
+    let log = f.path("schedule.log");
+    let mut child = crate::common::command()
+        .args([
+            "schedule",
+            "--warehouse",
+            &f.warehouse(),
+            "--pipelines",
+            f.path("pipelines").to_str().unwrap(),
+            "--grace-seconds",
+            "20",
+        ])
+        .env("RUST_LOG", "palaute=info")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let page = f.path("reports/county-08-2024-03-fi.html");
+    let t = Instant::now();
+    while !page.exists() {
+        assert!(
+            t.elapsed() < Duration::from_secs(60),
+            "no report: {}",
+            std::fs::read_to_string(&log).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let st = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    assert!(child.wait().unwrap().success());
+    let text = std::fs::read_to_string(&log).unwrap();
+    // the load ran before the report, and the report shows what it loaded
+    let load = text
+        .find("run started pipeline=load")
+        .expect("the load ran");
+    let report = text
+        .find("run started pipeline=report:monthly")
+        .expect("the report ran");
+    assert!(load < report, "{text}");
+    let html = std::fs::read_to_string(&page).unwrap();
+    assert!(html.contains("data-mart=\"response_counts\""), "{html}");
+    assert!(html.contains(">12<"), "the 12 responses loaded: {html}");
+    assert!(f.path("reports/index-2024-03-fi.html").exists());
+}
