@@ -164,6 +164,27 @@ fn the_demo_extract_is_anonymous_reproducible_documented_and_read_by_other_tools
         "{}",
         r.stdout
     );
+    // comments only when asked for: as stored, scrubbed
+    let with_comments = f.path("with-comments.yaml");
+    std::fs::write(
+        &with_comments,
+        std::fs::read_to_string(spec_path())
+            .unwrap()
+            .replace("comments: false", "comments: true")
+            .replace("name: demo_research", "name: demo_research_comments"),
+    )
+    .unwrap();
+    let wc = f.path("wc");
+    let r = extract(&wh, with_comments.to_str().unwrap(), &wc, SECRET);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let texts = parquet_text(&wc.join("comments.parquet"));
+    assert!(texts.lines().count() > 20, "{texts}");
+    assert!(
+        texts.contains("[email]") || texts.contains("[phone]"),
+        "the scrubbed markers are there"
+    );
+    let email = regex::Regex::new(r"[\w.+-]+@[\w-]+\.[\w.]+").unwrap();
+    assert!(!email.is_match(&texts), "an e-mail address in an extract");
     // another secret: other pseudonyms, none shared
     let other = f.path("other");
     assert_eq!(
