@@ -81,7 +81,7 @@ pub fn write(path: &Path, rows: usize, seed: u64) -> Result<(), GenError> {
     write_between(path, rows, seed, start, 2 * 365 * 24 * 60)
 }
 
-/// [`write`] with submission times spread over `span_minutes` from `start` (the demo's national
+/// [`write()`] with submission times spread over `span_minutes` from `start` (the demo's national
 /// reference covers the demo county's months).
 pub fn write_between(
     path: &Path,

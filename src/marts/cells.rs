@@ -5,7 +5,7 @@
 //! - geography: municipality → county → cooperation area → nation, county → nation, local
 //!   area → nation (unknown values are cells of their own, so each level partitions the next);
 //! - service: each service → all services;
-//! - time: a period → every longer period type computed that contains it (see [`periods`]);
+//! - time: a period → every longer period type computed that contains it (see [`super::periods`]);
 //! - breakdown (response_counts): each category of a breakdown → the cell's total.
 //!
 //! The same derivation serves disclosure control at aggregate time and the audit of what was

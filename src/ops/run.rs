@@ -12,7 +12,7 @@
 //!    an earlier run or from another object counts as a duplicate, every broken row of an object
 //!    as quarantined.
 //!    An object that begins with the bytes of an object whose rows are all still as that object
-//!    left them (see [`resume_points`]) is read from the point where those bytes end.
+//!    left them (see `resume_points`) is read from the point where those bytes end.
 //! 4. If more rows than `quality.max_quarantined_pct` allows were quarantined, the run fails and
 //!    nothing is committed. Otherwise the files holding updated responses are rewritten without
 //!    them, every table is committed, and the run's ledger row is appended last. If anything fails

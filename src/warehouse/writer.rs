@@ -66,7 +66,7 @@ const NO_STATISTICS: [&str; 6] = [
 ];
 
 /// [`writer_properties`] for the files of table `def`: Snappy only where it pays
-/// ([`SNAPPY_COLUMNS`]). In `answers` each response key repeats once per answer,
+/// (`SNAPPY_COLUMNS`). In `answers` each response key repeats once per answer,
 /// consecutively: there it is dictionary-encoded (each key stored once, the rows as run
 /// lengths), which is what lets an aggregation read answers without decoding every row's key
 /// (it maps dictionary entries, not rows, to responses).
