@@ -115,6 +115,20 @@ fn b(r: &Row, c: &str) -> Option<bool> {
     r.get(c)?.as_deref().map(|v| v == "true")
 }
 
+/// A recommendation row's NPS with its interval and comparison.
+fn nps_figure(r: &Row) -> Figure {
+    Figure {
+        value: f(r, "nps"),
+        low: f(r, "nps_ci_low"),
+        high: f(r, "nps_ci_high"),
+        nation: f(r, "national_nps"),
+        diff_significant: b(r, "nps_diff_significant"),
+        n: i(r, "n_answered"),
+        low_reliability: b(r, "low_reliability").unwrap_or(false),
+        suppression: s(r, "suppression"),
+    }
+}
+
 /// The last complete period of `t` before `today`.
 pub fn last_complete(t: PeriodType, today: chrono::NaiveDate) -> String {
     use chrono::Datelike;
@@ -188,24 +202,15 @@ pub async fn read(
     let (mut nps, mut mean_recommend) = (Figure::default(), Figure::default());
     for r in &rec {
         if is_area(r) {
-            nps = Figure {
-                value: f(r, "nps"),
-                low: f(r, "nps_ci_low"),
-                high: f(r, "nps_ci_high"),
-                nation: f(r, "national_nps"),
-                diff_significant: b(r, "nps_diff_significant"),
-                n: i(r, "n_answered"),
-                low_reliability: b(r, "low_reliability").unwrap_or(false),
-                suppression: s(r, "suppression"),
-            };
+            nps = nps_figure(r);
             mean_recommend = Figure {
                 value: f(r, "mean_recommend"),
+                low: None,
+                high: None,
                 nation: f(r, "national_mean_recommend"),
                 diff_significant: b(r, "mean_recommend_diff_significant"),
                 ..nps.clone()
             };
-            mean_recommend.low = None;
-            mean_recommend.high = None;
         }
     }
     // statements
@@ -244,16 +249,7 @@ pub async fn read(
     .await?;
     let mut by_period: BTreeMap<String, (Figure, Figure)> = BTreeMap::new();
     for r in &trend_rows {
-        let fig = Figure {
-            value: f(r, "nps"),
-            low: f(r, "nps_ci_low"),
-            high: f(r, "nps_ci_high"),
-            nation: f(r, "national_nps"),
-            diff_significant: b(r, "nps_diff_significant"),
-            n: i(r, "n_answered"),
-            low_reliability: b(r, "low_reliability").unwrap_or(false),
-            suppression: s(r, "suppression"),
-        };
+        let fig = nps_figure(r);
         let e = by_period
             .entry(s(r, "period").unwrap_or_default())
             .or_default();
