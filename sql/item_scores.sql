@@ -10,6 +10,15 @@
 -- the two samples are independent: shares by a two-sided two-proportion z-test with the pooled
 -- proportion, means by Welch's test with the normal approximation; "significant" = |z| > {z}
 -- (α = 0.05). A suppressed cell publishes no count, share, mean, difference or test.
+--
+-- Case-mix adjustment (src/marts/casemix, docs/marts.md): `cells` also holds cm_term
+-- (Σ β × (cell's adjuster shares − the nation's), from the period's model of the item),
+-- cm_term_rest (the same against the rest of the country) and cm_var (the term's variance
+-- from the coefficients' covariance), NULL where no adjusted figure may be published (the cell's
+-- respondent mix not published in full, fewer than {reliable_n} answers, no model).
+-- share_agree_adjusted = share_agree − cm_term; its difference from the nation and the
+-- two-proportion test against the rest of the country with the term subtracted and its variance
+-- added.
 WITH f AS (
   SELECT c.*,
          CAST(n_answered + CASE WHEN {cant_say_in_denominator} THEN n_cant_say ELSE 0 END AS DOUBLE) AS d,
@@ -46,7 +55,11 @@ t AS (
          END AS z_share,
          CASE WHEN geo_level <> 'nation' AND na > 1 AND rna > 1 THEN
            sqrt((ss - s * s / na) / (na - 1) / na + (rss - rs * rs / rna) / (rna - 1) / rna)
-         END AS se_mean
+         END AS se_mean,
+         (suppression IS NULL AND nsup IS NULL AND na >= {reliable_n} AND cm_term IS NOT NULL) AS adj,
+         CASE WHEN d > 0 AND rd > 0 AND nd > 0 THEN
+           (ntop / nd) * (1 - ntop / nd) * (1 / d + 1 / rd) + coalesce(cm_var, 0)
+         END AS adj_var
   FROM j
 )
 SELECT period, period_start, period_end, geo_level, geo_parent, geo_code, service,
@@ -83,5 +96,11 @@ SELECT period, period_start, period_end, geo_level, geo_parent, geo_code, servic
        END AS share_agree_diff_significant,
        CASE WHEN suppression IS NULL THEN n_answered < {reliable_n} END AS low_reliability,
        suppression,
+       CASE WHEN adj THEN p - cm_term END AS share_agree_adjusted,
+       CASE WHEN adj AND geo_level <> 'nation' THEN p - cm_term - np END AS share_agree_adjusted_diff,
+       CASE WHEN adj AND geo_level <> 'nation' AND cm_term_rest IS NOT NULL AND adj_var IS NOT NULL THEN
+         CASE WHEN adj_var > 0 THEN abs(p - rtop / rd - cm_term_rest) / sqrt(adj_var) > {z}
+         ELSE p - rtop / rd - cm_term_rest <> 0 END
+       END AS share_agree_adjusted_diff_significant,
        period_type, year
 FROM t

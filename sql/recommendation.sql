@@ -5,7 +5,10 @@
 -- Comparison with the rest of the country (nation minus the cell): NPS by a two-sided z-test
 -- on the difference of two independent NPS estimates, the mean by Welch's test (normal
 -- approximation); significant = |z| > {z}.
--- Input `cells`: rollup.sql's sums of cube_recommendation.sql with `suppression`.
+-- Input `cells`: rollup.sql's sums of cube_recommendation.sql with `suppression`, and the
+-- case-mix adjustment's terms of the two outcomes (as in item_scores.sql): cm_nps_term,
+-- cm_nps_term_rest, cm_nps_var for the promoter/passive/detractor score (+1/0/−1: NPS units
+-- are 100 × score), cm_mean_term, cm_mean_term_rest, cm_mean_var for the 0–10 value.
 -- Placeholders: {reliable_n}, {z}.
 WITH f AS (
   SELECT c.*,
@@ -42,7 +45,12 @@ v AS (
          10000 * ((pro + det) / na - ((pro - det) / na) * ((pro - det) / na)) AS var1,
          CASE WHEN rna > 0 THEN
            10000 * ((rpro + rdet) / rna - ((rpro - rdet) / rna) * ((rpro - rdet) / rna))
-         END AS var2
+         END AS var2,
+         (suppression IS NULL AND nsup IS NULL AND na >= {reliable_n} AND cm_nps_term IS NOT NULL) AS adj_nps,
+         (suppression IS NULL AND nsup IS NULL AND na >= {reliable_n} AND cm_mean_term IS NOT NULL) AS adj_mean,
+         CASE WHEN na > 1 AND rna > 1 THEN
+           (ss - s * s / na) / (na - 1) / na + (rss - rs * rs / rna) / (rna - 1) / rna
+         END AS mean_var
   FROM j
 )
 SELECT period, period_start, period_end, geo_level, geo_parent, geo_code, service, instrument,
@@ -70,5 +78,20 @@ SELECT period, period_start, period_end, geo_level, geo_parent, geo_code, servic
        END AS mean_recommend_diff_significant,
        CASE WHEN suppression IS NULL THEN n_answered < {reliable_n} END AS low_reliability,
        suppression,
+       CASE WHEN adj_nps THEN nps - 100 * cm_nps_term END AS nps_adjusted,
+       CASE WHEN adj_nps AND geo_level <> 'nation' THEN nps - 100 * cm_nps_term - nnps END AS nps_adjusted_diff,
+       CASE WHEN adj_nps AND geo_level <> 'nation' AND cm_nps_term_rest IS NOT NULL AND rna > 0 THEN
+         CASE WHEN var1 / na + var2 / rna + 10000 * coalesce(cm_nps_var, 0) > 0 THEN
+           abs(nps - 100 * (rpro - rdet) / rna - 100 * cm_nps_term_rest)
+             / sqrt(var1 / na + var2 / rna + 10000 * coalesce(cm_nps_var, 0)) > {z}
+         ELSE nps - 100 * (rpro - rdet) / rna - 100 * cm_nps_term_rest <> 0 END
+       END AS nps_adjusted_diff_significant,
+       CASE WHEN adj_mean THEN m - cm_mean_term END AS mean_recommend_adjusted,
+       CASE WHEN adj_mean AND geo_level <> 'nation' THEN m - cm_mean_term - nm END AS mean_recommend_adjusted_diff,
+       CASE WHEN adj_mean AND geo_level <> 'nation' AND cm_mean_term_rest IS NOT NULL AND mean_var IS NOT NULL THEN
+         CASE WHEN mean_var + coalesce(cm_mean_var, 0) > 0 THEN
+           abs(m - rs / rna - cm_mean_term_rest) / sqrt(mean_var + coalesce(cm_mean_var, 0)) > {z}
+         ELSE m - rs / rna - cm_mean_term_rest <> 0 END
+       END AS mean_recommend_adjusted_diff_significant,
        period_type, year
 FROM v

@@ -8,6 +8,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
 
 use palaute::config::{self, Pipeline};
+use palaute::marts::casemix;
 use palaute::marts::periods::PeriodType;
 use palaute::ops::aggregate::{AggregateOptions, aggregate};
 use palaute::ops::run::{RunOptions, render_summary, run_pipeline};
@@ -70,6 +71,22 @@ struct DisclosureArgs {
     /// count "can't say" in the denominator of shares (the FFT convention)
     #[arg(long, env = "PALAUTE_CANT_SAY_IN_DENOMINATOR")]
     cant_say_in_denominator: bool,
+    /// publish no case-mix adjusted figures (and no model coefficients)
+    #[arg(long, env = "PALAUTE_NO_ADJUSTMENT")]
+    no_adjustment: bool,
+    /// months in the national pool of a period's case-mix model, ending with the period's last
+    /// month (1 to 36)
+    #[arg(long, env = "PALAUTE_ADJUSTMENT_WINDOW", default_value_t = casemix::DEFAULT_WINDOW_MONTHS)]
+    adjustment_window: u32,
+    /// channels that are no sample (self-selected answers) and stay out of the models' fit,
+    /// comma separated; `none` for none
+    #[arg(
+        long,
+        env = "PALAUTE_FIT_EXCLUDE_CHANNELS",
+        value_delimiter = ',',
+        default_values_t = casemix::DEFAULT_FIT_EXCLUDE_CHANNELS.map(String::from)
+    )]
+    fit_exclude_channel: Vec<String>,
 }
 
 impl DisclosureArgs {
@@ -82,6 +99,22 @@ impl DisclosureArgs {
             reliable_n: self.reliable_n,
             cant_say_in_denominator: self.cant_say_in_denominator,
         })
+    }
+
+    fn adjustment(&self) -> anyhow::Result<casemix::Settings> {
+        let s = casemix::Settings {
+            enabled: !self.no_adjustment,
+            window_months: self.adjustment_window,
+            fit_exclude_channels: self
+                .fit_exclude_channel
+                .iter()
+                .map(|c| c.trim().to_string())
+                .filter(|c| !c.is_empty() && c != "none")
+                .collect(),
+        };
+        s.check()
+            .map_err(|m| anyhow::anyhow!(UsageError(format!("--adjustment-window: {m}"))))?;
+        Ok(s)
     }
 }
 
@@ -427,11 +460,18 @@ fn load_all(files: &[PathBuf]) -> anyhow::Result<Vec<Pipeline>> {
 
 /// Recompute the marts of the months `from`..=`to` after a run or a backfill and print the
 /// result; returns the exit code.
-async fn aggregate_after(wh: &Warehouse, from: &str, to: &str, rules: Rules, json: bool) -> i32 {
+async fn aggregate_after(
+    wh: &Warehouse,
+    from: &str,
+    to: &str,
+    (rules, adjustment): (Rules, &casemix::Settings),
+    json: bool,
+) -> i32 {
     let o = AggregateOptions {
         from: Some(from.to_string()),
         to: Some(to.to_string()),
         rules,
+        adjustment: adjustment.clone(),
         ..AggregateOptions::default()
     };
     match aggregate(wh, &o).await {
@@ -507,6 +547,7 @@ async fn main_inner(cli: Cli) -> anyhow::Result<i32> {
             disclosure,
         } => {
             let rules = disclosure.rules()?;
+            let adjustment = disclosure.adjustment()?;
             let pipelines = load_all(&pipeline_files(&p)?)?;
             let wh = Warehouse::open(&config::resolve_warehouse(w.warehouse.as_deref()), true)?;
             let opts = RunOptions {
@@ -562,7 +603,8 @@ async fn main_inner(cli: Cli) -> anyhow::Result<i32> {
                 }
                 if let (Some(first), Some(last)) = (years.first(), years.last()) {
                     let (from, to) = (format!("{first}-01"), format!("{last}-12"));
-                    code = code.max(aggregate_after(&wh, &from, &to, rules, json).await);
+                    code = code
+                        .max(aggregate_after(&wh, &from, &to, (rules, &adjustment), json).await);
                 }
             }
             lease.release().await;
@@ -587,6 +629,7 @@ async fn main_inner(cli: Cli) -> anyhow::Result<i32> {
                 to,
                 levels,
                 rules: disclosure.rules()?,
+                adjustment: disclosure.adjustment()?,
                 sql_cubes,
                 marts,
                 fresh_cubes,
@@ -694,6 +737,7 @@ async fn main_inner(cli: Cli) -> anyhow::Result<i32> {
                 )));
             }
             let rules = disclosure.rules()?;
+            let adjustment = disclosure.adjustment()?;
             let p = config::load_pipeline(&pipeline)?;
             let wh = Warehouse::open(&config::resolve_warehouse(w.warehouse.as_deref()), true)?;
             let (wh, lease) = match writer_lease(wh, &format!("backfill {}", p.name)).await {
@@ -723,7 +767,8 @@ async fn main_inner(cli: Cli) -> anyhow::Result<i32> {
                             first = first.min(a.clone());
                             last = last.max(b.clone());
                         }
-                        code = aggregate_after(&wh, &first, &last, rules, false).await;
+                        code =
+                            aggregate_after(&wh, &first, &last, (rules, &adjustment), false).await;
                     }
                 }
                 Err(e) => {

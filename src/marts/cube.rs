@@ -29,6 +29,9 @@ pub struct Cubes {
     pub counts: (SchemaRef, Vec<RecordBatch>),
     pub items: (SchemaRef, Vec<RecordBatch>),
     pub selections: (SchemaRef, Vec<RecordBatch>),
+    /// the case-mix models' pool ([`super::casemix`]): per month, county, instrument,
+    /// outcome and combination of adjuster levels
+    pub casemix: (SchemaRef, Vec<RecordBatch>),
 }
 
 impl Cubes {
@@ -49,6 +52,7 @@ struct PartCubes {
     counts: RecordBatch,
     items: RecordBatch,
     selections: RecordBatch,
+    casemix: RecordBatch,
 }
 
 struct Schemas {
@@ -56,6 +60,7 @@ struct Schemas {
     counts: SchemaRef,
     items: SchemaRef,
     selections: SchemaRef,
+    casemix: SchemaRef,
 }
 
 /// response_counts' breakdowns, in the order of [`PROFILE`] after the total.
@@ -371,6 +376,13 @@ fn partition_cubes(
     let mut geos: Vec<[u32; 5]> = Vec::new();
     // every response's key and geo cell, in the order stored
     let mut keyed: Vec<(&str, usize)> = Vec::new();
+    // each keyed response's geo cell and case-mix profile (instrument and adjuster levels)
+    let mut rinfo: Vec<(usize, u32)> = Vec::new();
+    let mut prof_ids: FastMap<[u32; 5], u32> = FastMap::default();
+    let mut profs: Vec<[u32; 5]> = Vec::new();
+    // the recommendation item per profile: answered, promoters − detractors, promoters +
+    // detractors, Σ value, Σ value²
+    let mut crec: Vec<[i64; 5]> = Vec::new();
     // recommendation per geo cell; response counts per (geo cell, breakdown, category)
     let mut rec: Vec<[i64; 6]> = Vec::new();
     let mut counts: FastMap<(usize, u8, u32), i64> = FastMap::default();
@@ -378,7 +390,7 @@ fn partition_cubes(
         let nps = nps.as_primitive::<Int64Type>();
         let key = key.as_string::<i32>();
         let geo: Vec<Ids> = geo.iter().map(|a| codes.ids(a)).collect();
-        let prof: Vec<Ids> = if need.counts {
+        let prof: Vec<Ids> = if need.counts || need.casemix {
             prof.iter().map(|a| codes.ids(a)).collect()
         } else {
             Vec::new()
@@ -389,8 +401,27 @@ fn partition_cubes(
                 geos.push(g);
                 geos.len() - 1
             });
+            // the response's case-mix profile: its instrument and the adjusters' levels
+            // (channel, respondent role, age group, language: PROFILE without gender)
+            let pid = if need.casemix {
+                let p: [u32; 5] = [
+                    g[4],
+                    prof[0].get(i).unwrap_or(unknown),
+                    prof[1].get(i).unwrap_or(unknown),
+                    prof[2].get(i).unwrap_or(unknown),
+                    prof[4].get(i).unwrap_or(unknown),
+                ];
+                *prof_ids.entry(p).or_insert_with(|| {
+                    profs.push(p);
+                    crec.push([0; 5]);
+                    (profs.len() - 1) as u32
+                })
+            } else {
+                0
+            };
             if let Some(k) = text(key, i) {
-                keyed.push((k, gid));
+                keyed.push((k, rinfo.len()));
+                rinfo.push((gid, pid));
             }
             if need.counts {
                 *counts.entry((gid, 0, u32::MAX)).or_default() += 1;
@@ -411,6 +442,15 @@ fn partition_cubes(
                 m[3] += (v <= 6) as i64;
                 m[4] += v;
                 m[5] += v * v;
+                if need.casemix {
+                    let c = &mut crec[pid as usize];
+                    let score = (v >= 9) as i64 - (v <= 6) as i64;
+                    c[0] += 1;
+                    c[1] += score;
+                    c[2] += score * score;
+                    c[3] += v;
+                    c[4] += v * v;
+                }
             }
         }
     }
@@ -434,6 +474,8 @@ fn partition_cubes(
     let mut statuses = Codes::default();
     // item cells: [geo cell][item id], a dense table (few items, every cell looked up per row)
     let mut ic: Vec<Vec<Option<[i64; 11]>>> = Vec::new();
+    // case-mix item cells: [profile][item] → answered, can't say, the values 1–5
+    let mut cic: Vec<Vec<Option<[i64; 7]>>> = Vec::new();
     let mut sc: FastMap<(usize, u32, u32), i64> = FastMap::default();
     let mut chose: FastSet<(&str, u32)> = FastSet::default();
     let mut respondents: FastMap<(usize, u32), i64> = FastMap::default();
@@ -461,9 +503,10 @@ fn partition_cubes(
             })
             .collect();
         for (i, j) in row_key.iter().enumerate() {
-            let Some((k, Some(gid))) = j.map(|j| keys[j as usize]) else {
+            let Some((k, Some(r))) = j.map(|j| keys[j as usize]) else {
                 continue;
             };
+            let (gid, pid) = rinfo[r];
             let item = item.get(i).unwrap_or(empty);
             let class = class[status.get(i).unwrap_or(missing) as usize];
             if class == 4 {
@@ -479,6 +522,27 @@ fn partition_cubes(
                     }
                 }
                 None => {
+                    if need.casemix && class <= 1 {
+                        if cic.len() <= pid as usize {
+                            cic.resize_with(pid as usize + 1, Vec::new);
+                        }
+                        let row = &mut cic[pid as usize];
+                        if row.len() <= item as usize {
+                            row.resize(item as usize + 1, None);
+                        }
+                        let m = row[item as usize].get_or_insert([0; 7]);
+                        m[0] += (class == 0) as i64;
+                        m[1] += (class == 1) as i64;
+                        if class == 0 && !value.is_null(i) {
+                            let v = value.value(i);
+                            if (1..=5).contains(&v) {
+                                m[1 + v as usize] += 1;
+                            }
+                        }
+                    }
+                    if !need.core {
+                        continue;
+                    }
                     if ic.len() <= gid {
                         ic.resize_with(gid + 1, Vec::new);
                     }
@@ -522,6 +586,11 @@ fn partition_cubes(
             });
         }
     }
+    let (items_mart, rec_mart) = (codes.id(ITEM_SCORES), codes.id(RECOMMENDATION));
+    let (nps_score, rec_value) = (
+        codes.id(super::casemix::NPS_SCORE),
+        codes.id(super::casemix::RECOMMEND_VALUE),
+    );
     let names: ArrayRef = Arc::new(StringArray::from(codes.names.clone()));
     let geo_of = |gid: usize| {
         let g = geos[gid];
@@ -573,7 +642,44 @@ fn partition_cubes(
         s.push(star_id);
         so.push(&s, &[*n]);
     }
+    let mut cmo = Out::new(9, 4);
+    for (pid, row) in cic.iter().enumerate() {
+        let p = profs[pid];
+        for (item, m) in row.iter().enumerate() {
+            let Some(m) = m else { continue };
+            let top = tops[&(p[0], item as u32)];
+            let agree: i64 = (1..=5)
+                .filter(|v| *v >= top)
+                .map(|v| m[1 + v as usize])
+                .sum();
+            let s = [
+                period_id,
+                county_id,
+                p[0],
+                items_mart,
+                item_id[item],
+                p[1],
+                p[2],
+                p[3],
+                p[4],
+            ];
+            cmo.push(&s, &[m[0], m[1], agree, agree]);
+        }
+    }
+    for (pid, c) in crec.iter().enumerate() {
+        if c[0] == 0 {
+            continue;
+        }
+        let p = profs[pid];
+        for (outcome, sum, sumsq) in [(nps_score, c[1], c[2]), (rec_value, c[3], c[4])] {
+            let s = [
+                period_id, county_id, p[0], rec_mart, outcome, p[1], p[2], p[3], p[4],
+            ];
+            cmo.push(&s, &[c[0], 0, sum, sumsq]);
+        }
+    }
     PartCubes {
+        casemix: cmo.batch(&schemas.casemix, &names, fp),
         recommendation: ro.batch(&schemas.recommendation, &names, fp),
         counts: co.batch(&schemas.counts, &names, fp),
         items: io.batch(&schemas.items, &names, fp),
@@ -596,8 +702,12 @@ pub(crate) fn by_partition(files: Vec<TableFile>) -> BTreeMap<(String, String), 
 /// Which of the optional cubes to build (recommendation and item cubes always are).
 #[derive(Debug, Clone, Copy)]
 pub struct Needs {
+    /// the recommendation and item cubes (false: only the cubes asked for below, as for the
+    /// case-mix pool of an earlier year)
+    pub core: bool,
     pub counts: bool,
     pub selections: bool,
+    pub casemix: bool,
 }
 
 /// The cubes, and how many partitions were computed and how many taken from the cube cache.
@@ -623,14 +733,21 @@ fn schemas() -> Schemas {
             &with(&["item_code", "option_code"]),
             spec(SELECTIONS).measures,
         ),
+        casemix: schema(&super::casemix::CUBE_KEYS, &super::casemix::CUBE_MEASURES),
     }
 }
 
 fn kinds(need: Needs) -> Vec<Kind> {
-    [Kind::Recommendation, Kind::Items]
-        .into_iter()
+    let core: &[Kind] = if need.core {
+        &[Kind::Recommendation, Kind::Items]
+    } else {
+        &[]
+    };
+    core.iter()
+        .copied()
         .chain(need.counts.then_some(Kind::Counts))
         .chain(need.selections.then_some(Kind::Selections))
+        .chain(need.casemix.then_some(Kind::Casemix))
         .collect()
 }
 
@@ -745,7 +862,7 @@ pub async fn build(
         "instrument",
         "nps",
     ];
-    if need.counts {
+    if need.counts || need.casemix {
         rcols.extend(PROFILE);
     }
     let rcols = Arc::new(rcols);
@@ -852,6 +969,7 @@ pub async fn build(
             counts: take(Kind::Counts),
             items: take(Kind::Items),
             selections: take(Kind::Selections),
+            casemix: take(Kind::Casemix),
         },
         computed,
         reused,
@@ -859,13 +977,14 @@ pub async fn build(
     })
 }
 
-/// The four cubes, as the cache names them.
+/// The cubes, as the cache names them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 enum Kind {
     Recommendation,
     Counts,
     Items,
     Selections,
+    Casemix,
 }
 
 impl Kind {
@@ -875,6 +994,7 @@ impl Kind {
             Kind::Counts => "response_counts",
             Kind::Items => "items",
             Kind::Selections => "selections",
+            Kind::Casemix => "casemix",
         }
     }
     fn schema(self, s: &Schemas) -> &SchemaRef {
@@ -883,6 +1003,7 @@ impl Kind {
             Kind::Counts => &s.counts,
             Kind::Items => &s.items,
             Kind::Selections => &s.selections,
+            Kind::Casemix => &s.casemix,
         }
     }
     fn of(self, p: &PartCubes) -> &RecordBatch {
@@ -891,6 +1012,7 @@ impl Kind {
             Kind::Counts => &p.counts,
             Kind::Items => &p.items,
             Kind::Selections => &p.selections,
+            Kind::Casemix => &p.casemix,
         }
     }
 }

@@ -4,6 +4,7 @@
 //! mart's figures file — with disclosure control applied in between
 //! ([`crate::privacy::disclosure`]) over the hierarchies [`cells`] derives from the cells' keys.
 
+pub mod casemix;
 pub mod cells;
 pub mod cube;
 pub mod cube_cache;
@@ -16,9 +17,10 @@ pub const ITEM_SCORES: &str = "item_scores";
 pub const RECOMMENDATION: &str = "recommendation";
 pub const RESPONSE_COUNTS: &str = "response_counts";
 pub const SELECTIONS: &str = "selections";
-/// The mart tables, in the order they are computed (the warehouse's `MART_TABLES`).
+/// The marts of cells, in the order they are computed (the warehouse's `MART_TABLES`, which
+/// also hold the case-mix models' coefficients, [`casemix::COEFFICIENTS`]).
 pub const MARTS: [&str; 4] = [ITEM_SCORES, RECOMMENDATION, RESPONSE_COUNTS, SELECTIONS];
-const _: () = assert!(MARTS.len() == crate::warehouse::tables::MART_TABLES.len());
+const _: () = assert!(MARTS.len() + 1 == crate::warehouse::tables::MART_TABLES.len());
 
 /// The geography levels, from the finest.
 pub const GEO_LEVELS: [&str; 5] = [
@@ -40,6 +42,7 @@ pub const SQL_ITEM_SCORES: &str = include_str!("../../sql/item_scores.sql");
 pub const SQL_RECOMMENDATION: &str = include_str!("../../sql/recommendation.sql");
 pub const SQL_RESPONSE_COUNTS: &str = include_str!("../../sql/response_counts.sql");
 pub const SQL_SELECTIONS: &str = include_str!("../../sql/selections.sql");
+pub const SQL_CUBE_CASEMIX: &str = include_str!("../../sql/cube_casemix.sql");
 
 /// z for a two-sided 95 % interval and a test at α = 0.05.
 pub const Z95: f64 = 1.959_963_984_540_054;

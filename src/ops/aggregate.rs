@@ -20,6 +20,9 @@ use deltalake_core::kernel::Action;
 use object_store::ObjectStoreExt;
 use parquet::arrow::ArrowWriter;
 
+use crate::marts::casemix::{
+    self, Adjustment, COEFFICIENTS, Settings as CaseMixSettings, coefficient_rows,
+};
 use crate::marts::cells::{Cells, Key, groups, read_keys};
 use crate::marts::periods::{ALL_PERIOD_TYPES, PeriodRow, PeriodType, parse_month, period_rows};
 use crate::marts::{
@@ -83,6 +86,8 @@ pub struct AggregateOptions {
     pub marts: Vec<String>,
     /// compute every partition's cubes, not taking unchanged ones from the cube cache
     pub fresh_cubes: bool,
+    /// the case-mix adjustment of item_scores and recommendation
+    pub adjustment: CaseMixSettings,
 }
 
 #[derive(Debug, Clone, Default, serde::Serialize)]
@@ -104,6 +109,9 @@ pub struct AggregateReport {
     /// warehouse partitions whose cubes were computed, and taken from the cube cache
     pub partitions_computed: u64,
     pub partitions_reused: u64,
+    /// the case-mix models fitted, and what they left out (each note once)
+    pub casemix_models: u64,
+    pub casemix_notes: Vec<String>,
     pub seconds: f64,
 }
 
@@ -381,24 +389,29 @@ fn ordinal_items(catalog: &Catalog) -> Result<(SchemaRef, RecordBatch), Aggregat
 /// `response_cube`).
 /// A mart by the reference path: its fine cube by SQL (`--sql-cubes`) and the rollup by
 /// `sql/rollup.sql`, in `ctx` (which holds the registered cubes).
-async fn compute_mart_sql(
+async fn rolled_sql(
     ctx: &SessionContext,
     spec: &MartSpec,
     opts: &AggregateOptions,
     range: &[(&str, String)],
     levels: &[&str],
-) -> Result<Computed, AggregateError> {
+) -> Result<Rolled, AggregateError> {
     let mart_err = |m: String| AggregateError::Mart {
         mart: spec.name.to_string(),
         message: m,
     };
     let (schema, cube) = collect(ctx, &fill(spec.cube_sql, range)).await?;
+    // each mart's cube replaces the one before
+    let _ = ctx.deregister_table("cube");
     register(ctx, "cube", cube, schema);
     let (schema, rolled) = collect(ctx, &rollup_sql(spec, levels)).await?;
     let (schema, rolled) = plain(&schema, rolled);
     let reasons = decide(&rolled, spec, &opts.rules).map_err(mart_err)?;
-    figures(ctx, spec, &opts.rules, &schema, &rolled, &reasons).await
+    Ok((schema, rolled, reasons))
 }
+
+/// A mart's rolled-up cells and their disclosure decisions.
+type Rolled = (SchemaRef, Vec<RecordBatch>, Vec<Option<Reason>>);
 
 /// A mart from its fine cube (the default path): the rollup and suppression on a blocking
 /// thread, the figures SQL in a session of its own, so that marts and years compute
@@ -409,6 +422,7 @@ async fn compute_mart(
     rules: Rules,
     levels: Vec<String>,
     periods: Vec<PeriodRow>,
+    adjust: Option<Arc<Adjustment>>,
 ) -> Result<Computed, AggregateError> {
     let mart_err = |m: String| AggregateError::Mart {
         mart: spec.name.to_string(),
@@ -438,9 +452,8 @@ async fn compute_mart(
         &SessionContext::new(),
         spec,
         &rules,
-        &schema,
-        &rolled,
-        &reasons,
+        (&schema, &rolled, &reasons),
+        adjust.as_deref(),
     )
     .await;
     tracing::debug!(
@@ -457,9 +470,8 @@ async fn figures(
     ctx: &SessionContext,
     spec: &MartSpec,
     rules: &Rules,
-    schema: &SchemaRef,
-    rolled: &[RecordBatch],
-    reasons: &[Option<Reason>],
+    (schema, rolled, reasons): (&SchemaRef, &[RecordBatch], &[Option<Reason>]),
+    adjust: Option<&Adjustment>,
 ) -> Result<Computed, AggregateError> {
     let mart_err = |m: String| AggregateError::Mart {
         mart: spec.name.to_string(),
@@ -483,9 +495,17 @@ async fn figures(
     ));
     let mut fields: Vec<Field> = schema.fields().iter().map(|f| f.as_ref().clone()).collect();
     fields.push(Field::new("suppression", DataType::Utf8, true));
-    let cells_schema = Arc::new(Schema::new(fields));
     let mut cols = cells.columns().to_vec();
     cols.push(suppression);
+    // the case-mix adjustment's terms of item_scores and recommendation (NULL without it)
+    for (prefix, _) in casemix::outcomes_of(spec.name) {
+        fields.extend(casemix::term_fields(prefix));
+    }
+    match adjust {
+        Some(a) => cols.extend(a.columns(spec.name, &cells, reasons).map_err(mart_err)?),
+        None => cols.extend(casemix::null_columns(spec.name, cells.num_rows())),
+    }
+    let cells_schema = Arc::new(Schema::new(fields));
     let cells =
         RecordBatch::try_new(cells_schema.clone(), cols).map_err(|e| mart_err(e.to_string()))?;
     register(ctx, "cells", vec![cells], cells_schema);
@@ -724,6 +744,52 @@ async fn sql_cubes(ctx: &SessionContext, range: &[(&str, String)]) -> Result<(),
     Ok(())
 }
 
+/// A year's case-mix adjustment: the models of its periods' windows from the casemix cube rows
+/// `pool` (every month the windows reach), and every cell's respondent mix from
+/// response_counts' rolled-up cells `counts`.
+async fn adjustment(
+    pool: Vec<RecordBatch>,
+    counts: &Rolled,
+    periods: &[PeriodRow],
+    opts: &AggregateOptions,
+) -> Result<Adjustment, AggregateError> {
+    let t = Instant::now();
+    let ends = casemix::window_ends(periods);
+    let (settings, rules) = (opts.adjustment.clone(), opts.rules);
+    let (rolled, reasons) = (counts.1.clone(), counts.2.clone());
+    let err = |m: String| AggregateError::Mart {
+        mart: COEFFICIENTS.to_string(),
+        message: m,
+    };
+    let out = tokio::task::spawn_blocking(move || {
+        let models = casemix::fit_models(&pool, &ends, &settings, &rules)?;
+        let mix = casemix::cell_mix(&rolled, &reasons)?;
+        Ok::<_, String>(Adjustment { models, mix, rules })
+    })
+    .await
+    .map_err(|e| err(e.to_string()))?
+    .map_err(err)?;
+    tracing::info!(
+        models = out.models.models.len(),
+        seconds = t.elapsed().as_secs_f64(),
+        "case-mix models fitted"
+    );
+    Ok(out)
+}
+
+/// The coefficients of a year's models as the rows of `casemix_coefficients`.
+fn coefficients_of(a: &Adjustment, year: i32) -> Result<Computed, AggregateError> {
+    let b = coefficient_rows(&a.models, year).map_err(|m| AggregateError::Mart {
+        mart: COEFFICIENTS.to_string(),
+        message: m,
+    })?;
+    let report = MartReport {
+        rows: b.num_rows() as u64,
+        ..MartReport::default()
+    };
+    Ok((b.schema(), vec![b], report))
+}
+
 /// The lowest value of each catalog item's top box.
 fn ordinal_top_low(catalog: &Catalog) -> HashMap<(String, String), i64> {
     let mut m = HashMap::new();
@@ -823,7 +889,26 @@ pub async fn aggregate(
         SessionContext::new()
     };
     tracing::debug!(seconds = phase.elapsed().as_secs_f64(), "tables opened");
-    let years = years(&response_years, opts, &existing)?;
+    opts.adjustment.check().map_err(invalid)?;
+    let adjusting = opts.adjustment.enabled
+        && (wanted(crate::marts::ITEM_SCORES) || wanted(crate::marts::RECOMMENDATION));
+    let mut years = years(&response_years, opts, &existing)?;
+    if adjusting {
+        // a later year's adjustment pools reach into the years recomputed: it is recomputed too
+        let dependent: Vec<i32> = response_years
+            .iter()
+            .copied()
+            .filter(|z| !years.contains(z))
+            .filter(|z| {
+                opts.adjustment
+                    .years_before(*z)
+                    .iter()
+                    .any(|y| years.contains(y))
+            })
+            .collect();
+        years.extend(dependent);
+        years.sort_unstable();
+    }
     let year_set: BTreeSet<String> = years.iter().map(|y| y.to_string()).collect();
     let mut types: BTreeSet<PeriodType> = if opts.period_types.is_empty() {
         ALL_PERIOD_TYPES.into_iter().collect()
@@ -846,6 +931,8 @@ pub async fn aggregate(
         table_versions: committed.clone(),
         partitions_computed: 0,
         partitions_reused: 0,
+        casemix_models: 0,
+        casemix_notes: Vec::new(),
         seconds: 0.0,
     };
     if years.is_empty() {
@@ -862,9 +949,14 @@ pub async fn aggregate(
     let mut pending: Vec<Pending<'static>> = Vec::new();
     let mut cache_writes = Vec::new();
     let need = crate::marts::cube::Needs {
-        counts: wanted(crate::marts::RESPONSE_COUNTS),
+        core: true,
+        counts: wanted(crate::marts::RESPONSE_COUNTS) || adjusting,
         selections: wanted(crate::marts::SELECTIONS),
+        casemix: adjusting,
     };
+    // the case-mix pools of the years computed, and of earlier years the windows reach into
+    let mut pools: BTreeMap<i32, Vec<RecordBatch>> = BTreeMap::new();
+    let mut casemix_notes: BTreeSet<String> = BTreeSet::new();
     // the next year's cube cache is read while this year's cubes are built and its marts
     // computed
     let prefetch_of = |i: usize| {
@@ -881,14 +973,58 @@ pub async fn aggregate(
             let period_list = period_rows(&[*year], &types);
             let range = vec![("from", format!("{year}-01")), ("to", format!("{year}-12"))];
             let t = Instant::now();
+            let before = opts.adjustment.years_before(*year);
             if opts.sql_cubes {
                 let (ps, pb) = periods_table(&[*year], &types);
+                let _ = ctx.deregister_table("periods");
                 register(&ctx, "periods", vec![pb], ps);
+                for name in ["response_cube", "dims", "response_dims"] {
+                    let _ = ctx.deregister_table(name);
+                }
                 sql_cubes(&ctx, &range).await?;
                 tracing::info!(year, seconds = t.elapsed().as_secs_f64(), "fine cubes");
+                let mut adjust = None;
+                let mut counts_rolled = None;
+                if adjusting {
+                    let rc = crate::marts::spec(crate::marts::RESPONSE_COUNTS);
+                    let rolled = rolled_sql(&ctx, rc, opts, &range, &levels).await?;
+                    let from = format!("{}-01", before.first().copied().unwrap_or(*year));
+                    let pool_range = vec![("from", from), ("to", range[1].1.clone())];
+                    let (_, pool) =
+                        collect(&ctx, &fill(crate::marts::SQL_CUBE_CASEMIX, &pool_range)).await?;
+                    let a = adjustment(pool, &rolled, &period_list, opts).await?;
+                    casemix_notes.extend(a.notes());
+                    report.casemix_models += a.models.models.len() as u64;
+                    let coefficients = coefficients_of(&a, *year)?;
+                    let (wh, run_id) = (wh.clone(), run_id.clone());
+                    pending.push((
+                        *year,
+                        COEFFICIENTS,
+                        Instant::now(),
+                        tokio::spawn(async move {
+                            publish(wh, COEFFICIENTS, coefficients, run_id).await
+                        }),
+                    ));
+                    adjust = Some(a);
+                    counts_rolled = Some(rolled);
+                }
                 for spec in SPECS.iter().filter(|s| wanted(s.name)) {
                     let t = Instant::now();
-                    let out = compute_mart_sql(&ctx, spec, opts, &range, &levels).await;
+                    let rolled = match counts_rolled.take() {
+                        Some(r) if spec.name == crate::marts::RESPONSE_COUNTS => r,
+                        other => {
+                            counts_rolled = other;
+                            rolled_sql(&ctx, spec, opts, &range, &levels).await?
+                        }
+                    };
+                    let out = figures(
+                        &ctx,
+                        spec,
+                        &opts.rules,
+                        (&rolled.0, &rolled.1, &rolled.2),
+                        adjust.as_ref(),
+                    )
+                    .await;
                     let (wh, run_id) = (wh.clone(), run_id.clone());
                     let handle =
                         tokio::spawn(async move { publish(wh, spec.name, out?, run_id).await });
@@ -920,7 +1056,7 @@ pub async fn aggregate(
                 );
                 // the previous year's marts ran while these cubes were built; this year's start
                 // before they are awaited when both fit side by side (see SIDE_BY_SIDE_CELLS)
-                let cubes: Vec<(&'static MartSpec, Vec<RecordBatch>)> = SPECS
+                let mut cubes: Vec<(&'static MartSpec, Vec<RecordBatch>)> = SPECS
                     .iter()
                     .filter(|s| wanted(s.name))
                     .map(|s| (crate::marts::spec(s.name), c.of_mart(s.name)))
@@ -936,12 +1072,110 @@ pub async fn aggregate(
                     write_marts(wh, previous, &mut report, &mut written).await?;
                     previous = Vec::new();
                 }
-                for (spec, cube) in cubes {
+                let mut adjust: Option<Arc<Adjustment>> = None;
+                let mut counts_rolled = None;
+                if adjusting {
+                    // the pools of the earlier years the windows reach into
+                    for y in &before {
+                        if pools.contains_key(y) || !response_years.contains(y) {
+                            continue;
+                        }
+                        let only = crate::marts::cube::Needs {
+                            core: false,
+                            counts: false,
+                            selections: false,
+                            casemix: true,
+                        };
+                        let earlier = crate::marts::cube::build(
+                            wh,
+                            &committed_tables[crate::warehouse::tables::RESPONSES],
+                            &committed_tables[crate::warehouse::tables::ANSWERS],
+                            &format!("{y}-01"),
+                            &format!("{y}-12"),
+                            ordinal_top_low(Catalog::embedded()),
+                            only,
+                            opts.fresh_cubes,
+                            None,
+                        )
+                        .await?;
+                        cache_writes.extend(earlier.cache_writes);
+                        pools.insert(*y, earlier.cubes.casemix.1);
+                    }
+                    pools.insert(*year, c.casemix.1.clone());
+                    let pool: Vec<RecordBatch> = pools
+                        .range(before.first().copied().unwrap_or(*year)..=*year)
+                        .flat_map(|(_, b)| b.iter().cloned())
+                        .collect();
+                    // the pools the next year needs: this year's and those after the window
+                    let keep = opts
+                        .adjustment
+                        .years_before(year + 1)
+                        .first()
+                        .copied()
+                        .unwrap_or(year + 1);
+                    pools.retain(|y, _| *y >= keep);
+                    let rc = crate::marts::spec(crate::marts::RESPONSE_COUNTS);
+                    let (counts_cube, periods, levels_owned, rules) = (
+                        c.counts.1.clone(),
+                        period_list.clone(),
+                        levels.iter().map(|l| l.to_string()).collect::<Vec<_>>(),
+                        opts.rules,
+                    );
+                    let rolled = tokio::task::spawn_blocking(move || {
+                        let levels: Vec<&str> = levels_owned.iter().map(String::as_str).collect();
+                        let (schema, rolled) =
+                            crate::marts::rollup::rollup(&counts_cube, rc, &periods, &levels)?;
+                        let reasons = decide(&rolled, rc, &rules)?;
+                        Ok::<_, String>((schema, rolled, reasons))
+                    })
+                    .await
+                    .map_err(|e| invalid(e.to_string()))?
+                    .map_err(|m| AggregateError::Mart {
+                        mart: rc.name.to_string(),
+                        message: m,
+                    })?;
+                    let a = adjustment(pool, &rolled, &period_list, opts).await?;
+                    casemix_notes.extend(a.notes());
+                    report.casemix_models += a.models.models.len() as u64;
+                    let coefficients = coefficients_of(&a, *year)?;
+                    let (wh, run_id) = (wh.clone(), run_id.clone());
+                    pending.push((
+                        *year,
+                        COEFFICIENTS,
+                        Instant::now(),
+                        tokio::spawn(async move {
+                            publish(wh, COEFFICIENTS, coefficients, run_id).await
+                        }),
+                    ));
+                    adjust = Some(Arc::new(a));
+                    counts_rolled = Some(rolled);
+                }
+                for (spec, cube) in cubes.drain(..) {
                     let levels: Vec<String> = levels.iter().map(|l| l.to_string()).collect();
                     let (wh, run_id, rules) = (wh.clone(), run_id.clone(), opts.rules);
                     let periods = period_list.clone();
+                    let adjust = adjust.clone();
+                    let pre = if spec.name == crate::marts::RESPONSE_COUNTS {
+                        counts_rolled.take()
+                    } else {
+                        None
+                    };
                     let handle = tokio::spawn(async move {
-                        let computed = compute_mart(cube, spec, rules, levels, periods).await?;
+                        let computed = match pre {
+                            Some(rolled) => {
+                                figures(
+                                    &SessionContext::new(),
+                                    spec,
+                                    &rules,
+                                    (&rolled.0, &rolled.1, &rolled.2),
+                                    None,
+                                )
+                                .await?
+                            }
+                            None => {
+                                compute_mart(cube, spec, rules, levels, periods, adjust).await?
+                            }
+                        };
                         publish(wh, spec.name, computed, run_id).await
                     });
                     pending.push((*year, spec.name, Instant::now(), handle));
@@ -956,6 +1190,15 @@ pub async fn aggregate(
         Ok::<(), AggregateError>(())
     };
     let stepped = step.await;
+    report.casemix_notes = casemix_notes.into_iter().collect();
+    if stepped.is_ok()
+        && !adjusting
+        && (wanted(crate::marts::ITEM_SCORES) || wanted(crate::marts::RECOMMENDATION))
+        && wh.table_exists(COEFFICIENTS).await?
+    {
+        // figures recomputed without adjustment: the coefficients of those years go
+        written.push((COEFFICIENTS, Vec::new()));
+    }
     // the cube cache is only a cache: a file not written is computed again next time
     for w in cache_writes {
         match w.await {

@@ -22,12 +22,14 @@ pub const DATA_TABLES: [&str; 5] = [RESPONSES, ANSWERS, COMMENTS, FEEDBACK, QUAR
 pub const ALL_TABLES: [&str; 6] = [RESPONSES, ANSWERS, COMMENTS, FEEDBACK, QUARANTINE, RUNS];
 
 /// The comparison marts `palaute aggregate` writes (their schemas come from `sql/`; they are
-/// created on the first aggregation).
-pub const MART_TABLES: [&str; 4] = [
+/// created on the first aggregation), and the coefficients of the case-mix models their
+/// adjusted figures come from.
+pub const MART_TABLES: [&str; 5] = [
     "item_scores",
     "recommendation",
     "response_counts",
     "selections",
+    "casemix_coefficients",
 ];
 /// Marts are partitioned by period type and year: a recomputation replaces whole years.
 pub const MART_PARTITIONS: [&str; 2] = ["period_type", "year"];
