@@ -1010,11 +1010,7 @@ async fn main_inner(cli: Cli) -> anyhow::Result<i32> {
             } else {
                 print!("{}", palaute::ops::audit::render(&r));
             }
-            Ok(if r.leaks.is_empty() {
-                0
-            } else {
-                exit::DISCLOSURE
-            })
+            Ok(if r.passed() { 0 } else { exit::DISCLOSURE })
         }
         Cmd::Check { p, w } => {
             let pipelines = load_all(&pipeline_files(&p)?)?;

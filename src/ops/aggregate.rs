@@ -1323,5 +1323,15 @@ pub fn render(r: &AggregateReport) -> String {
             m.low_reliability
         );
     }
+    if r.casemix_models > 0 {
+        let _ = writeln!(
+            s,
+            "  case-mix adjustment: {} models (see casemix_coefficients)",
+            r.casemix_models
+        );
+        for n in &r.casemix_notes {
+            let _ = writeln!(s, "    {n}");
+        }
+    }
     s
 }

@@ -6,6 +6,11 @@
 //! nothing more follows ([`crate::privacy::disclosure::recover`]). Any suppressed value derived
 //! that way is a leak; the command lists each one and exits with status 5.
 //!
+//! The case-mix adjusted figures must be functions of published numbers: every published one is
+//! recomputed from the published raw figure, the published coefficients (`casemix_coefficients`)
+//! and the published respondent mix (response_counts); one that cannot be, or comes out
+//! different, is listed and fails the audit as a leak does.
+//!
 //! Limits: it runs the differencing attack only (no general linear algebra or interval bounds),
 //! within one mart at a time, on the marts' committed versions.
 
@@ -38,6 +43,18 @@ pub struct AuditReport {
     pub suppressed: u64,
     pub equations: u64,
     pub leaks: Vec<Leak>,
+    /// adjusted figures recomputed from published numbers
+    pub adjusted_checked: u64,
+    /// adjusted figures that are not a function of published numbers, each with why
+    pub adjusted_unexplained: Vec<String>,
+}
+
+impl AuditReport {
+    /// Nothing suppressed can be recovered, and every adjusted figure follows from published
+    /// numbers.
+    pub fn passed(&self) -> bool {
+        self.leaks.is_empty() && self.adjusted_unexplained.is_empty()
+    }
 }
 
 fn describe(k: &Key, st: &Strings, keys: &[&str]) -> String {
@@ -197,7 +214,232 @@ pub async fn audit(wh: &Warehouse) -> Result<AuditReport, AggregateError> {
             message: m,
         })?;
     }
+    audit_adjusted(&ctx, &mut report).await?;
     Ok(report)
+}
+
+/// The published rows of `sql`.
+async fn rows(
+    ctx: &datafusion::prelude::SessionContext,
+    sql: &str,
+) -> Result<Vec<RecordBatch>, AggregateError> {
+    Ok(ctx.sql(sql).await?.collect().await?)
+}
+
+/// Recompute every published adjusted figure from published numbers only (see the module
+/// documentation).
+async fn audit_adjusted(
+    ctx: &datafusion::prelude::SessionContext,
+    report: &mut AuditReport,
+) -> Result<(), AggregateError> {
+    use crate::marts::casemix::{ADJUSTERS, COEFFICIENTS, NPS_SCORE, RECOMMEND_VALUE, cell_key};
+    let err = |m: String| AggregateError::Mart {
+        mart: COEFFICIENTS.to_string(),
+        message: m,
+    };
+    let adjusted_marts = [
+        (
+            crate::marts::ITEM_SCORES,
+            "share_agree_adjusted",
+            "share_agree",
+            None,
+            1.0,
+        ),
+        (
+            crate::marts::RECOMMENDATION,
+            "nps_adjusted",
+            "nps",
+            Some(NPS_SCORE),
+            100.0,
+        ),
+        (
+            crate::marts::RECOMMENDATION,
+            "mean_recommend_adjusted",
+            "mean_recommend",
+            Some(RECOMMEND_VALUE),
+            1.0,
+        ),
+    ];
+    let mut any = false;
+    for (mart, column, _, _, _) in adjusted_marts {
+        if ctx.table_exist(mart)? {
+            let n = rows(ctx, &format!("SELECT count({column}) AS n FROM {mart}")).await?;
+            any |= n
+                .first()
+                .and_then(|b| ints(b, "n").ok())
+                .and_then(|v| v.first().copied().flatten())
+                .is_some_and(|n| n > 0);
+        }
+    }
+    if !any {
+        return Ok(());
+    }
+    // the published β of each model: (window end, instrument, mart, outcome) → (adjuster, level, β)
+    type ModelKey = (String, String, String, String);
+    let mut beta: HashMap<ModelKey, Vec<(usize, String, f64)>> = HashMap::new();
+    if ctx.table_exist(COEFFICIENTS)? {
+        for b in rows(
+            ctx,
+            "SELECT window_end, instrument, mart, outcome, adjuster, level, beta              FROM casemix_coefficients WHERE estimate = 'estimated'",
+        )
+        .await?
+        {
+            let t = |c: &str| text_column(&b, c);
+            let cols: Vec<Vec<Option<String>>> =
+                ["window_end", "instrument", "mart", "outcome", "adjuster", "level"]
+                    .iter()
+                    .map(|c| t(c))
+                    .collect::<Result<_, _>>()
+                    .map_err(err)?;
+            let bs = floats(&b, "beta").map_err(err)?;
+            for i in 0..b.num_rows() {
+                let v = |c: usize| cols[c][i].clone().unwrap_or_default();
+                let (Some(a), Some(x)) = (ADJUSTERS.iter().position(|a| *a == v(4)), bs[i]) else {
+                    continue;
+                };
+                beta.entry((v(0), v(1), v(2), v(3)))
+                    .or_default()
+                    .push((a, v(5), x));
+            }
+        }
+    }
+    // the published respondent mix of every cell
+    let counts = rows(ctx, "SELECT * FROM response_counts").await?;
+    let mut reasons = Vec::new();
+    for b in &counts {
+        let sup = text_column(b, "suppression").map_err(err)?;
+        reasons.extend(
+            sup.into_iter()
+                .map(|s| s.map(|_| crate::privacy::disclosure::Reason::Primary)),
+        );
+    }
+    let mix = crate::marts::casemix::cell_mix(&counts, &reasons).map_err(err)?;
+    let keys = [
+        "period_type",
+        "period",
+        "geo_level",
+        "geo_parent",
+        "geo_code",
+        "service",
+        "instrument",
+    ];
+    for (mart, column, raw, outcome, scale) in adjusted_marts {
+        if !ctx.table_exist(mart)? {
+            continue;
+        }
+        let item = if mart == crate::marts::ITEM_SCORES {
+            ", item_code"
+        } else {
+            ""
+        };
+        let batches = rows(
+            ctx,
+            &format!(
+                "SELECT {}, period_end{item}, {raw} AS raw, {column} AS adjusted FROM {mart}                  WHERE {column} IS NOT NULL",
+                keys.join(", ")
+            ),
+        )
+        .await?;
+        for b in &batches {
+            let cols: Vec<Vec<Option<String>>> = keys
+                .iter()
+                .chain(["period_end"].iter())
+                .map(|c| text_column(b, c))
+                .collect::<Result<_, _>>()
+                .map_err(err)?;
+            let items = if item.is_empty() {
+                None
+            } else {
+                Some(text_column(b, "item_code").map_err(err)?)
+            };
+            let (raw_v, adj_v) = (
+                floats(b, "raw").map_err(err)?,
+                floats(b, "adjusted").map_err(err)?,
+            );
+            for i in 0..b.num_rows() {
+                report.adjusted_checked += 1;
+                let v = |c: usize| cols[c][i].clone().unwrap_or_default();
+                let key: [String; 7] = std::array::from_fn(v);
+                let what = format!(
+                    "{mart} {column} {} {} {}={} service={} {}{}",
+                    key[0],
+                    key[1],
+                    key[2],
+                    key[4],
+                    key[5],
+                    key[6],
+                    items
+                        .as_ref()
+                        .map(|it| format!(" item={}", it[i].clone().unwrap_or_default()))
+                        .unwrap_or_default()
+                );
+                let outcome = match (outcome, &items) {
+                    (Some(o), _) => o.to_string(),
+                    (None, Some(it)) => it[i].clone().unwrap_or_default(),
+                    (None, None) => String::new(),
+                };
+                let model = beta
+                    .get(&(v(7), key[6].clone(), mart.to_string(), outcome))
+                    .cloned()
+                    .unwrap_or_default();
+                let refs: [&str; 7] = std::array::from_fn(|c| key[c].as_str());
+                let nation = [refs[0], refs[1], "nation", "", "FI", refs[5], refs[6]];
+                let cell = mix.cells.get(&cell_key(refs));
+                let nat = mix.cells.get(&cell_key(nation));
+                let shares =
+                    |m: Option<&crate::marts::casemix::Mix>,
+                     like: Option<&crate::marts::casemix::Mix>| {
+                        let m = m?;
+                        let c = m.counts(like)?;
+                        let t = m.total?;
+                        Some((c, t))
+                    };
+                let (Some((cc, ct)), Some((nc, nt))) = (shares(cell, nat), shares(nat, None))
+                else {
+                    report
+                        .adjusted_unexplained
+                        .push(format!("{what}: its respondent mix is not published"));
+                    continue;
+                };
+                let share = |c: &HashMap<(usize, String), f64>, t: f64, a: usize, l: &str| {
+                    c.get(&(a, l.to_string())).copied().unwrap_or(0.0) / t
+                };
+                let term: f64 = if key[2] == "nation" {
+                    0.0
+                } else {
+                    model
+                        .iter()
+                        .map(|(a, l, b)| b * (share(&cc, ct, *a, l) - share(&nc, nt, *a, l)))
+                        .sum()
+                };
+                let (Some(raw), Some(adj)) = (raw_v[i], adj_v[i]) else {
+                    report
+                        .adjusted_unexplained
+                        .push(format!("{what}: published without its raw figure"));
+                    continue;
+                };
+                let expected = raw - scale * term;
+                if (expected - adj).abs() > 1e-6 * scale.max(1.0) {
+                    report.adjusted_unexplained.push(format!(
+                        "{what}: published {adj}, published numbers give {expected}"
+                    ));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A column as optional strings (any string type).
+fn text_column(b: &RecordBatch, name: &str) -> Result<Vec<Option<String>>, String> {
+    let c = b
+        .column_by_name(name)
+        .ok_or_else(|| format!("no column {name}"))?;
+    let c = arrow::compute::cast(c, &DataType::Utf8).map_err(|e| e.to_string())?;
+    let s = c.as_string::<i32>();
+    Ok((0..s.len())
+        .map(|i| (!s.is_null(i)).then(|| s.value(i).to_string()))
+        .collect())
 }
 
 pub fn render(r: &AuditReport) -> String {
@@ -214,6 +456,25 @@ pub fn render(r: &AuditReport) -> String {
         r.suppressed,
         r.equations
     );
+    if r.adjusted_checked > 0 {
+        if r.adjusted_unexplained.is_empty() {
+            let _ = writeln!(
+                s,
+                "{} case-mix adjusted figures, each recomputed from published numbers",
+                r.adjusted_checked
+            );
+        } else {
+            let _ = writeln!(
+                s,
+                "{} of {} adjusted figures are not functions of published numbers:",
+                r.adjusted_unexplained.len(),
+                r.adjusted_checked
+            );
+            for u in &r.adjusted_unexplained {
+                let _ = writeln!(s, "  {u}");
+            }
+        }
+    }
     if r.leaks.is_empty() {
         let _ = writeln!(s, "no suppressed value can be recovered by differencing");
     } else {

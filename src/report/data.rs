@@ -48,6 +48,9 @@ pub struct Figure {
     pub low_reliability: bool,
     /// `primary`, `secondary`, `cascade`: suppressed, and why
     pub suppression: Option<String>,
+    /// the case-mix adjusted figure and its comparison with the nation (docs/marts.md)
+    pub adjusted: Option<f64>,
+    pub adjusted_diff_significant: Option<bool>,
 }
 
 #[derive(Debug, Clone)]
@@ -126,6 +129,8 @@ fn nps_figure(r: &Row) -> Figure {
         n: i(r, "n_answered"),
         low_reliability: b(r, "low_reliability").unwrap_or(false),
         suppression: s(r, "suppression"),
+        adjusted: f(r, "nps_adjusted"),
+        adjusted_diff_significant: b(r, "nps_adjusted_diff_significant"),
     }
 }
 
@@ -209,6 +214,8 @@ pub async fn read(
                 high: None,
                 nation: f(r, "national_mean_recommend"),
                 diff_significant: b(r, "mean_recommend_diff_significant"),
+                adjusted: f(r, "mean_recommend_adjusted"),
+                adjusted_diff_significant: b(r, "mean_recommend_adjusted_diff_significant"),
                 ..nps.clone()
             };
         }
@@ -231,6 +238,8 @@ pub async fn read(
                 n: i(r, "n_answered"),
                 low_reliability: b(r, "low_reliability").unwrap_or(false),
                 suppression: s(r, "suppression"),
+                adjusted: f(r, "share_agree_adjusted"),
+                adjusted_diff_significant: b(r, "share_agree_adjusted_diff_significant"),
             },
         });
     }

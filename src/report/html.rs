@@ -71,7 +71,16 @@ fn data_attrs(mart: &str, key: &str, field: &str, fig: &Figure, v: Option<f64>) 
 }
 
 fn significance(fig: &Figure, l: &Labels) -> String {
-    match (fig.diff_significant, fig.value, fig.nation) {
+    compared(fig.diff_significant, fig.value, fig.nation, l)
+}
+
+/// The adjusted figure's comparison with the nation.
+fn adjusted_significance(fig: &Figure, l: &Labels) -> String {
+    compared(fig.adjusted_diff_significant, fig.adjusted, fig.nation, l)
+}
+
+fn compared(sig: Option<bool>, value: Option<f64>, nation: Option<f64>, l: &Labels) -> String {
+    match (sig, value, nation) {
         (Some(true), Some(v), Some(n)) if v > n => format!("▲ {}", l.t("higher")),
         (Some(true), Some(_), Some(_)) => format!("▼ {}", l.t("lower")),
         (Some(false), ..) => l.t("no_difference").to_string(),
@@ -114,8 +123,18 @@ pub fn render(d: &ReportData, l: &Labels, k: usize) -> String {
         l.t("nation"),
         d.responses.nation.map(count).unwrap_or_else(|| "–".into())
     ));
+    // the NPS card's adjusted figure, beside the raw one
+    let nps_adjusted = match (&d.nps.suppression, d.nps.adjusted) {
+        (None, Some(a)) => format!(
+            "<div class=\"nat\">{}: {} · {}</div>",
+            l.t("adjusted"),
+            npsf(a),
+            adjusted_significance(&d.nps, l)
+        ),
+        _ => String::new(),
+    };
     h.push_str(&format!(
-        "<div class=\"card\"><div>{}</div><div class=\"big\"{}>{}</div><div>{}</div><div class=\"nat\">{}: {} · {}</div></div>\n",
+        "<div class=\"card\"><div>{}</div><div class=\"big\"{}>{}</div><div>{}</div><div class=\"nat\">{}: {} · {}</div>{nps_adjusted}</div>\n",
         l.t("nps"),
         data_attrs("recommendation", "nps", "nps", &d.nps, d.nps.value),
         shown(&d.nps, l, &npsf),
@@ -127,6 +146,7 @@ pub fn render(d: &ReportData, l: &Labels, k: usize) -> String {
         d.nps.nation.map(npsf).unwrap_or_else(|| "–".into()),
         significance(&d.nps, l)
     ));
+
     h.push_str(&format!(
         "<div class=\"card\"><div>{}</div><div class=\"big\"{}>{}</div><div class=\"nat\">{}: {}</div></div>\n</div>\n",
         l.t("mean_recommend"),
@@ -144,18 +164,20 @@ pub fn render(d: &ReportData, l: &Labels, k: usize) -> String {
     } else {
         h.push_str(&statements_chart(d, l));
         h.push_str(&format!(
-            "<table>\n<caption>{}</caption>\n<thead><tr><th scope=\"col\">{}</th><th scope=\"col\" class=\"num\">{}</th><th scope=\"col\" class=\"num\">{}</th><th scope=\"col\" class=\"num\">{}</th><th scope=\"col\">{}</th><th scope=\"col\" class=\"num\">n</th></tr></thead>\n<tbody>\n",
+            "<table>\n<caption>{}</caption>\n<thead><tr><th scope=\"col\">{}</th><th scope=\"col\" class=\"num\">{}</th><th scope=\"col\" class=\"num\">{}</th><th scope=\"col\" class=\"num\">{}</th><th scope=\"col\">{}</th><th scope=\"col\" class=\"num\">{}</th><th scope=\"col\">{}</th><th scope=\"col\" class=\"num\">n</th></tr></thead>\n<tbody>\n",
             l.t("statements_table"),
             l.t("statement"),
             l.t("share_agree"),
             l.t("ci95"),
             l.t("nation"),
-            l.t("difference")
+            l.t("difference"),
+            l.t("adjusted"),
+            l.t("adjusted_difference")
         ));
         for st in &d.statements {
             let fig = &st.figure;
             h.push_str(&format!(
-                "<tr><th scope=\"row\">{}</th><td class=\"num\"{}>{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td>{}</td><td class=\"num\">{}</td></tr>\n",
+                "<tr><th scope=\"row\">{}</th><td class=\"num\"{}>{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td>{}</td><td class=\"num\"{}>{}</td><td>{}</td><td class=\"num\">{}</td></tr>\n",
                 esc(&l.item_label(&d.instrument, &st.item)),
                 data_attrs("item_scores", &st.item, "share_agree", fig, fig.value),
                 shown(fig, l, &pct),
@@ -165,6 +187,12 @@ pub fn render(d: &ReportData, l: &Labels, k: usize) -> String {
                 },
                 fig.nation.map(pct).unwrap_or_else(|| "–".into()),
                 significance(fig, l),
+                data_attrs("item_scores", &st.item, "share_agree_adjusted", fig, fig.adjusted),
+                match (&fig.suppression, fig.adjusted) {
+                    (None, Some(a)) => pct(a),
+                    _ => "–".into(),
+                },
+                adjusted_significance(fig, l),
                 match (&fig.suppression, fig.n) {
                     (None, Some(n)) => l.integer(n as f64),
                     _ => "–".into(),
@@ -172,6 +200,7 @@ pub fn render(d: &ReportData, l: &Labels, k: usize) -> String {
             ));
         }
         h.push_str("</tbody>\n</table>\n");
+        h.push_str(&format!("<p>{}</p>\n", esc(&l.t("adjusted_explained"))));
     }
 
     // trend

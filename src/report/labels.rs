@@ -74,6 +74,19 @@ const WORDS: &[(&str, &str, &str, &str)] = &[
     ),
     ("statement", "Väittämä", "Påstående", "Statement"),
     ("share_agree", "Samaa mieltä", "Instämmer", "Agreeing"),
+    ("adjusted", "Vakioitu", "Standardiserad", "Adjusted"),
+    (
+        "adjusted_difference",
+        "Vakioitu ero",
+        "Standardiserad skillnad",
+        "Adjusted difference",
+    ),
+    (
+        "adjusted_explained",
+        "Vakioitu: alueen luku, jos sen vastaajat jakautuisivat kanavan, vastaajan, ikäryhmän ja kielen mukaan kuten koko maassa (mallin arvio; vähintään 30 vastauksen luvuille).",
+        "Standardiserad: områdets tal om dess svarande fördelade sig enligt kanal, svarande, åldersgrupp och språk som i hela landet (en modells uppskattning; för tal med minst 30 svar).",
+        "Adjusted: the area's figure had its respondents been spread over channel, respondent, age group and language as in the whole country (a model's estimate; for figures of at least 30 answers).",
+    ),
     (
         "difference",
         "Ero koko maahan",

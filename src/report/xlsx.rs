@@ -71,6 +71,8 @@ pub fn workbook(d: &ReportData, l: &Labels) -> Result<Vec<u8>, String> {
             l.t("nation"),
             l.t("difference"),
             "n".into(),
+            l.t("adjusted"),
+            l.t("adjusted_difference"),
         ]
         .iter()
         .enumerate()
@@ -108,6 +110,18 @@ pub fn workbook(d: &ReportData, l: &Labels) -> Result<Vec<u8>, String> {
                 None => String::new(),
             };
             ws.write_string(r, 5, sig).map_err(e)?;
+            if f.suppression.is_none()
+                && let Some(a) = f.adjusted
+            {
+                ws.write_number(r, 7, a).map_err(e)?;
+                let sig = match f.adjusted_diff_significant {
+                    Some(true) if f.nation.is_some_and(|n| a > n) => l.t("higher"),
+                    Some(true) => l.t("lower"),
+                    Some(false) => l.t("no_difference"),
+                    None => String::new(),
+                };
+                ws.write_string(r, 8, sig).map_err(e)?;
+            }
         }
     }
     {

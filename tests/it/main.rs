@@ -2,6 +2,7 @@
 //! real files, reading results back through `palaute sql`).
 
 mod bench;
+mod casemix;
 mod common;
 mod decoding;
 mod demo;

@@ -443,7 +443,8 @@ mod tests {
             .map(|i| {
                 let area = (i % 3) as u32;
                 let ch = ((i / 3) % 2) as u32;
-                let y = ((i * 7 + area as usize * 3 + ch as usize * 5) % 4 == 0) as u8 as f64;
+                let y =
+                    (i * 7 + area as usize * 3 + ch as usize * 5).is_multiple_of(4) as u8 as f64;
                 (area, ch, y)
             })
             .collect();

@@ -214,10 +214,12 @@ pub fn fit_models(
             .iter()
             .map(|c| strings(b, c))
             .collect::<Result<_, _>>()?;
-        let m: Vec<Vec<i64>> = CUBE_MEASURES
+        let [n_col, cant_say, y_sum, y_sumsq]: [Vec<i64>; 4] = CUBE_MEASURES
             .iter()
             .map(|c| ints(b, c))
-            .collect::<Result<_, _>>()?;
+            .collect::<Result<Vec<_>, _>>()?
+            .try_into()
+            .expect("four measures");
         for i in 0..b.num_rows() {
             let text = |c: usize| {
                 if cols[c].is_null(i) {
@@ -234,9 +236,9 @@ pub fn fit_models(
             };
             let mart = text(3);
             // the outcome's denominator: can't say counts (as 0) under the FFT convention
-            let n = m[0][i]
+            let n = n_col[i]
                 + if rules.cant_say_in_denominator {
-                    m[1][i]
+                    cant_say[i]
                 } else {
                     0
                 };
@@ -255,9 +257,39 @@ pub fn fit_models(
                     counties.id(text(1)),
                     lv,
                     n as f64,
-                    m[2][i] as f64,
-                    m[3][i] as f64,
+                    y_sum[i] as f64,
+                    y_sumsq[i] as f64,
                 ));
+        }
+    }
+    // number the counties and levels in the order of their names, so that the models' columns
+    // and sums do not depend on the order the cube's rows came in (the partition-wise and the
+    // SQL cubes give the same β to the last bit)
+    let canonical = |names: &Names| -> (Names, Vec<u32>) {
+        let mut sorted = names.names.clone();
+        sorted.sort();
+        let mut out = Names::default();
+        for n in &sorted {
+            out.id(n);
+        }
+        let map = names.names.iter().map(|n| out.ids[n]).collect();
+        (out, map)
+    };
+    let (_, county_map) = canonical(&counties);
+    let mut level_maps = Vec::new();
+    for l in levels.iter_mut() {
+        let (sorted, map) = canonical(l);
+        *l = sorted;
+        level_maps.push(map);
+    }
+    for months in pools.values_mut() {
+        for rows in months.values_mut() {
+            for (county, lv, ..) in rows.iter_mut() {
+                *county = county_map[*county as usize];
+                for (a, l) in lv.iter_mut().enumerate() {
+                    *l = level_maps[a][*l as usize];
+                }
+            }
         }
     }
     let ends: Vec<i32> = window_ends.iter().filter_map(|e| month_index(e)).collect();
@@ -548,6 +580,10 @@ pub fn cell_mix(rolled: &[RecordBatch], reasons: &[Option<Reason>]) -> Result<Ce
     Ok(CellMix { cells: out })
 }
 
+/// A cell's respondents by (adjuster, the models' level id), and its total.
+type Shares = (HashMap<(usize, u32), f64>, f64);
+type Memo = HashMap<String, Option<Arc<Shares>>>;
+
 /// What the figures of a year's item_scores and recommendation are adjusted with.
 pub struct Adjustment {
     pub models: Models,
@@ -585,18 +621,33 @@ pub fn outcomes_of(mart: &str) -> &'static [(&'static str, Option<&'static str>)
 }
 
 impl Adjustment {
-    /// What the models left out, each note once per outcome.
+    /// What the models left out, each note once.
     pub fn notes(&self) -> BTreeSet<String> {
         self.models
             .models
-            .iter()
-            .flat_map(|((_, instrument, _, outcome), m)| {
-                m.fit
-                    .notes
-                    .iter()
-                    .map(move |n| format!("{instrument} {outcome}: {n}"))
-            })
+            .values()
+            .flat_map(|m| m.fit.notes.iter().cloned())
             .collect()
+    }
+
+    /// A cell's published mix (see [`Mix::counts`]) by the models' level ids, and its total;
+    /// computed once per cell.
+    fn shares(&self, key: &str, like: Option<&str>, memo: &mut Memo) -> Option<Arc<Shares>> {
+        if let Some(s) = memo.get(key) {
+            return s.clone();
+        }
+        let like = like.and_then(|k| self.mix.cells.get(k));
+        let out = self.mix.cells.get(key).and_then(|m| {
+            let total = m.total.filter(|t| *t > 0.0)?;
+            let counts = m.counts(like)?;
+            let by_id: HashMap<(usize, u32), f64> = counts
+                .into_iter()
+                .filter_map(|((a, l), n)| Some(((a, *self.models.levels[a].ids.get(&l)?), n)))
+                .collect();
+            Some(Arc::new((by_id, total)))
+        });
+        memo.insert(key.to_string(), out.clone());
+        out
     }
 
     /// The adjustment of one cell for one outcome (None where no adjusted figure may be
@@ -605,9 +656,9 @@ impl Adjustment {
         &self,
         key: [&str; 7],
         period_end: &str,
-        mart: &str,
-        outcome: &str,
+        (mart, outcome): (&str, &str),
         n: i64,
+        memo: &mut Memo,
     ) -> TermColumns {
         let none = TermColumns {
             term: None,
@@ -620,31 +671,22 @@ impl Adjustment {
         let Some(model) = self.models.get(period_end, key[6], mart, outcome) else {
             return none;
         };
-        let nation_key = [key[0], key[1], "nation", "", "FI", key[5], key[6]];
-        let Some(nation) = self.mix.cells.get(&cell_key(nation_key)) else {
-            return none;
-        };
-        let Some(mix) = self.mix.cells.get(&cell_key(key)) else {
-            return none;
-        };
+        let nation_key = cell_key([key[0], key[1], "nation", "", "FI", key[5], key[6]]);
         // shares from published numbers only (see Mix::counts)
-        let (Some(nc), Some(cc)) = (nation.counts(None), mix.counts(Some(nation))) else {
+        let Some(nation) = self.shares(&nation_key, None, memo) else {
             return none;
         };
-        let (Some(nt), Some(ct)) = (nation.total, mix.total) else {
+        let Some(cell) = self.shares(&cell_key(key), Some(&nation_key), memo) else {
             return none;
         };
-        if nt <= 0.0 || ct <= 0.0 {
-            return none;
-        }
+        let ((nc, nt), (cc, ct)) = (&*nation, &*cell);
+        let (nt, ct) = (*nt, *ct);
         let f = &model.fit;
-        let count = |m: &HashMap<(usize, String), f64>, (a, l): (usize, u32)| {
-            m.get(&(a, self.models.level_text(a, l).to_string()))
-                .copied()
-                .unwrap_or(0.0)
+        let count = |m: &HashMap<(usize, u32), f64>, c: (usize, u32)| -> f64 {
+            m.get(&c).copied().unwrap_or(0.0)
         };
-        let x: Vec<f64> = f.columns.iter().map(|c| count(&cc, *c) / ct).collect();
-        let xn: Vec<f64> = f.columns.iter().map(|c| count(&nc, *c) / nt).collect();
+        let x: Vec<f64> = f.columns.iter().map(|c| count(cc, *c) / ct).collect();
+        let xn: Vec<f64> = f.columns.iter().map(|c| count(nc, *c) / nt).collect();
         let (term, _) = f.term(&x, &xn);
         if key[2] == "nation" {
             return TermColumns {
@@ -664,7 +706,7 @@ impl Adjustment {
         let xr: Vec<f64> = f
             .columns
             .iter()
-            .map(|c| (count(&nc, *c) - count(&cc, *c)) / rest_total)
+            .map(|c| (count(nc, *c) - count(cc, *c)) / rest_total)
             .collect();
         let (term_rest, var) = f.term(&x, &xr);
         TermColumns {
@@ -696,6 +738,7 @@ impl Adjustment {
         };
         let n = ints(rolled, "n_answered")?;
         let mut out = Vec::new();
+        let mut memo = Memo::new();
         for (_, outcome) in outcomes_of(mart) {
             let (mut t, mut tr, mut v) = (Vec::new(), Vec::new(), Vec::new());
             for i in 0..rolled.num_rows() {
@@ -718,7 +761,7 @@ impl Adjustment {
                         (None, Some(it)) => it.value(i),
                         (None, None) => "",
                     };
-                    self.cell(key, period_end.value(i), mart, outcome, n[i])
+                    self.cell(key, period_end.value(i), (mart, outcome), n[i], &mut memo)
                 };
                 t.push(c.term);
                 tr.push(c.term_rest);
