@@ -17,6 +17,7 @@ use arrow::datatypes::{DataType, Field, Int64Type, Schema, SchemaRef};
 use chrono::Utc;
 use datafusion::prelude::SessionContext;
 use deltalake_core::kernel::Action;
+use futures::FutureExt;
 use object_store::ObjectStoreExt;
 use parquet::arrow::ArrowWriter;
 
@@ -97,6 +98,11 @@ pub struct MartReport {
     pub suppressed_secondary: u64,
     pub suppressed_cascade: u64,
     pub low_reliability: u64,
+    /// casemix_coefficients: the models fitted and their notes (in the report's own fields)
+    #[serde(skip)]
+    pub casemix_models: u64,
+    #[serde(skip)]
+    pub casemix_notes: Vec<String>,
 }
 
 #[derive(Debug, Clone, serde::Serialize)]
@@ -422,7 +428,7 @@ async fn compute_mart(
     rules: Rules,
     levels: Vec<String>,
     periods: Vec<PeriodRow>,
-    adjust: Option<Arc<Adjustment>>,
+    adjust: Option<AdjustFuture>,
 ) -> Result<Computed, AggregateError> {
     let mart_err = |m: String| AggregateError::Mart {
         mart: spec.name.to_string(),
@@ -447,6 +453,11 @@ async fn compute_mart(
         suppress_s = t.elapsed().as_secs_f64() - t_rollup,
         "phases"
     );
+    // the models and the cells' respondent mix (computed beside this mart's rollup)
+    let adjust = match adjust {
+        Some(waiting) => Some(waiting.await.map_err(mart_err)?.0),
+        None => None,
+    };
     let tf = Instant::now();
     let out = figures(
         &SessionContext::new(),
@@ -708,6 +719,12 @@ async fn write_marts<'a>(
         total.suppressed_secondary += mr.suppressed_secondary;
         total.suppressed_cascade += mr.suppressed_cascade;
         total.low_reliability += mr.low_reliability;
+        report.casemix_models += mr.casemix_models;
+        for n in mr.casemix_notes {
+            if !report.casemix_notes.contains(&n) {
+                report.casemix_notes.push(n);
+            }
+        }
     }
     Ok(())
 }
@@ -747,35 +764,49 @@ async fn sql_cubes(ctx: &SessionContext, range: &[(&str, String)]) -> Result<(),
 /// A year's case-mix adjustment: the models of its periods' windows from the casemix cube rows
 /// `pool` (every month the windows reach), and every cell's respondent mix from
 /// response_counts' rolled-up cells `counts`.
+fn adjustment_blocking(
+    pool: Vec<RecordBatch>,
+    counts: &Rolled,
+    periods: &[PeriodRow],
+    settings: &CaseMixSettings,
+    rules: Rules,
+) -> Result<Adjustment, String> {
+    let t = Instant::now();
+    let models = casemix::fit_models(&pool, &casemix::window_ends(periods), settings, &rules)?;
+    let mix = casemix::cell_mix(&counts.1, &counts.2, rules.reliable_n as f64)?;
+    tracing::info!(
+        models = models.models.len(),
+        seconds = t.elapsed().as_secs_f64(),
+        "case-mix models fitted"
+    );
+    Ok(Adjustment { models, mix, rules })
+}
+
+/// [`adjustment_blocking`] on a blocking thread.
 async fn adjustment(
     pool: Vec<RecordBatch>,
     counts: &Rolled,
     periods: &[PeriodRow],
     opts: &AggregateOptions,
 ) -> Result<Adjustment, AggregateError> {
-    let t = Instant::now();
-    let ends = casemix::window_ends(periods);
-    let (settings, rules) = (opts.adjustment.clone(), opts.rules);
-    let (rolled, reasons) = (counts.1.clone(), counts.2.clone());
-    let err = |m: String| AggregateError::Mart {
-        mart: COEFFICIENTS.to_string(),
-        message: m,
-    };
-    let out = tokio::task::spawn_blocking(move || {
-        let models = casemix::fit_models(&pool, &ends, &settings, &rules)?;
-        let mix = casemix::cell_mix(&rolled, &reasons)?;
-        Ok::<_, String>(Adjustment { models, mix, rules })
+    let (settings, rules, periods) = (opts.adjustment.clone(), opts.rules, periods.to_vec());
+    let counts = counts.clone();
+    tokio::task::spawn_blocking(move || {
+        adjustment_blocking(pool, &counts, &periods, &settings, rules)
     })
     .await
-    .map_err(|e| err(e.to_string()))?
-    .map_err(err)?;
-    tracing::info!(
-        models = out.models.models.len(),
-        seconds = t.elapsed().as_secs_f64(),
-        "case-mix models fitted"
-    );
-    Ok(out)
+    .map_err(|e| invalid(e.to_string()))?
+    .map_err(|m| AggregateError::Mart {
+        mart: COEFFICIENTS.to_string(),
+        message: m,
+    })
 }
+
+/// A year's adjustment being computed (shared by the marts that await it), with
+/// response_counts' rolled-up cells it was computed from.
+type AdjustFuture = futures::future::Shared<
+    futures::future::BoxFuture<'static, Result<(Arc<Adjustment>, Arc<Rolled>), String>>,
+>;
 
 /// The coefficients of a year's models as the rows of `casemix_coefficients`.
 fn coefficients_of(a: &Adjustment, year: i32) -> Result<Computed, AggregateError> {
@@ -785,6 +816,8 @@ fn coefficients_of(a: &Adjustment, year: i32) -> Result<Computed, AggregateError
     })?;
     let report = MartReport {
         rows: b.num_rows() as u64,
+        casemix_models: a.models.models.len() as u64,
+        casemix_notes: a.notes().into_iter().collect(),
         ..MartReport::default()
     };
     Ok((b.schema(), vec![b], report))
@@ -956,7 +989,6 @@ pub async fn aggregate(
     };
     // the case-mix pools of the years computed, and of earlier years the windows reach into
     let mut pools: BTreeMap<i32, Vec<RecordBatch>> = BTreeMap::new();
-    let mut casemix_notes: BTreeSet<String> = BTreeSet::new();
     // the next year's cube cache is read while this year's cubes are built and its marts
     // computed
     let prefetch_of = |i: usize| {
@@ -993,8 +1025,6 @@ pub async fn aggregate(
                     let (_, pool) =
                         collect(&ctx, &fill(crate::marts::SQL_CUBE_CASEMIX, &pool_range)).await?;
                     let a = adjustment(pool, &rolled, &period_list, opts).await?;
-                    casemix_notes.extend(a.notes());
-                    report.casemix_models += a.models.models.len() as u64;
                     let coefficients = coefficients_of(&a, *year)?;
                     let (wh, run_id) = (wh.clone(), run_id.clone());
                     pending.push((
@@ -1072,8 +1102,7 @@ pub async fn aggregate(
                     write_marts(wh, previous, &mut report, &mut written).await?;
                     previous = Vec::new();
                 }
-                let mut adjust: Option<Arc<Adjustment>> = None;
-                let mut counts_rolled = None;
+                let mut adjust: Option<AdjustFuture> = None;
                 if adjusting {
                     // the pools of the earlier years the windows reach into
                     for y in &before {
@@ -1115,54 +1144,58 @@ pub async fn aggregate(
                         .unwrap_or(year + 1);
                     pools.retain(|y, _| *y >= keep);
                     let rc = crate::marts::spec(crate::marts::RESPONSE_COUNTS);
-                    let (counts_cube, periods, levels_owned, rules) = (
+                    let (counts_cube, periods, levels_owned, rules, settings) = (
                         c.counts.1.clone(),
                         period_list.clone(),
                         levels.iter().map(|l| l.to_string()).collect::<Vec<_>>(),
                         opts.rules,
+                        opts.adjustment.clone(),
                     );
-                    let rolled = tokio::task::spawn_blocking(move || {
+                    // response_counts' cells and the models on a task of their own: the other
+                    // marts' rollups run beside it, and await it only for their figures
+                    let task = tokio::task::spawn_blocking(move || {
                         let levels: Vec<&str> = levels_owned.iter().map(String::as_str).collect();
                         let (schema, rolled) =
                             crate::marts::rollup::rollup(&counts_cube, rc, &periods, &levels)?;
                         let reasons = decide(&rolled, rc, &rules)?;
-                        Ok::<_, String>((schema, rolled, reasons))
-                    })
-                    .await
-                    .map_err(|e| invalid(e.to_string()))?
-                    .map_err(|m| AggregateError::Mart {
-                        mart: rc.name.to_string(),
-                        message: m,
-                    })?;
-                    let a = adjustment(pool, &rolled, &period_list, opts).await?;
-                    casemix_notes.extend(a.notes());
-                    report.casemix_models += a.models.models.len() as u64;
-                    let coefficients = coefficients_of(&a, *year)?;
-                    let (wh, run_id) = (wh.clone(), run_id.clone());
+                        let rolled = (schema, rolled, reasons);
+                        let a = adjustment_blocking(pool, &rolled, &periods, &settings, rules)?;
+                        Ok::<_, String>((Arc::new(a), Arc::new(rolled)))
+                    });
+                    let shared: AdjustFuture =
+                        async move { task.await.map_err(|e| e.to_string())? }
+                            .boxed()
+                            .shared();
+                    let (wh, run_id, y, waiting) =
+                        (wh.clone(), run_id.clone(), *year, shared.clone());
                     pending.push((
                         *year,
                         COEFFICIENTS,
                         Instant::now(),
                         tokio::spawn(async move {
-                            publish(wh, COEFFICIENTS, coefficients, run_id).await
+                            let (a, _) = waiting.await.map_err(|m| AggregateError::Mart {
+                                mart: COEFFICIENTS.to_string(),
+                                message: m,
+                            })?;
+                            publish(wh, COEFFICIENTS, coefficients_of(&a, y)?, run_id).await
                         }),
                     ));
-                    adjust = Some(Arc::new(a));
-                    counts_rolled = Some(rolled);
+                    adjust = Some(shared);
                 }
                 for (spec, cube) in cubes.drain(..) {
                     let levels: Vec<String> = levels.iter().map(|l| l.to_string()).collect();
                     let (wh, run_id, rules) = (wh.clone(), run_id.clone(), opts.rules);
                     let periods = period_list.clone();
                     let adjust = adjust.clone();
-                    let pre = if spec.name == crate::marts::RESPONSE_COUNTS {
-                        counts_rolled.take()
-                    } else {
-                        None
-                    };
                     let handle = tokio::spawn(async move {
-                        let computed = match pre {
-                            Some(rolled) => {
+                        let computed = match adjust {
+                            // response_counts' cells were rolled up with the models
+                            Some(waiting) if spec.name == crate::marts::RESPONSE_COUNTS => {
+                                let (_, rolled) =
+                                    waiting.await.map_err(|m| AggregateError::Mart {
+                                        mart: spec.name.to_string(),
+                                        message: m,
+                                    })?;
                                 figures(
                                     &SessionContext::new(),
                                     spec,
@@ -1172,7 +1205,7 @@ pub async fn aggregate(
                                 )
                                 .await?
                             }
-                            None => {
+                            adjust => {
                                 compute_mart(cube, spec, rules, levels, periods, adjust).await?
                             }
                         };
@@ -1190,7 +1223,7 @@ pub async fn aggregate(
         Ok::<(), AggregateError>(())
     };
     let stepped = step.await;
-    report.casemix_notes = casemix_notes.into_iter().collect();
+    report.casemix_notes.sort();
     if stepped.is_ok()
         && !adjusting
         && (wanted(crate::marts::ITEM_SCORES) || wanted(crate::marts::RECOMMENDATION))

@@ -313,7 +313,7 @@ async fn audit_adjusted(
                 .map(|s| s.map(|_| crate::privacy::disclosure::Reason::Primary)),
         );
     }
-    let mix = crate::marts::casemix::cell_mix(&counts, &reasons).map_err(err)?;
+    let mix = crate::marts::casemix::cell_mix(&counts, &reasons, 0.0).map_err(err)?;
     let keys = [
         "period_type",
         "period",

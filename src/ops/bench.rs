@@ -14,8 +14,10 @@
 //!    i.e. the `item_scores` and `recommendation` marts: `--period-type month --levels county
 //!    --marts item_scores,recommendation`) twice: with every partition's cubes computed
 //!    (`--fresh-cubes`, what the first aggregation of loaded data costs), and with every partition
-//!    unchanged since the previous aggregation (its cubes taken from the cube cache); then every
-//!    mart at every period type and geography level;
+//!    unchanged since the previous aggregation (its cubes taken from the cube cache), both
+//!    `--no-adjustment` (W2 adjusts nothing); then, with `--all-marts`, every mart at every
+//!    period type and geography level, and that with every partition's cubes computed with and
+//!    without the case-mix adjustment (alternating which goes first), and the ratio;
 //!
 //! and, when given a Python with duckdb, DuckDB's W1 and W2 (shared/bench/run_duckdb.py) on the
 //! same file in the same sitting, so that the figures are ratios against a baseline measured
@@ -252,6 +254,10 @@ pub async fn run(a: &BenchArgs) -> Result<(), BenchError> {
     let mut agg_w2 = Vec::new();
     let mut agg_w2_warm = Vec::new();
     let mut agg_all = Vec::new();
+    // every mart with every partition's cubes computed, with and without the case-mix
+    // adjustment, in alternating order
+    let mut agg_all_fresh = Vec::new();
+    let mut agg_all_fresh_raw = Vec::new();
     let mut opt = Vec::new();
     let opt_args = ["optimize", "--json", "--warehouse", wh_s.as_str()];
     let agg_w2_args = [
@@ -263,6 +269,8 @@ pub async fn run(a: &BenchArgs) -> Result<(), BenchError> {
         "county",
         "--marts",
         "item_scores,recommendation",
+        // DuckDB's W2 adjusts nothing: like with like
+        "--no-adjustment",
         "--warehouse",
         wh_s.as_str(),
     ];
@@ -310,6 +318,17 @@ pub async fn run(a: &BenchArgs) -> Result<(), BenchError> {
         agg_w2_warm.push(run_palaute(&agg_w2_args)?.seconds);
         if a.all_marts {
             agg_all.push(run_palaute(&agg_all_args)?.seconds);
+            let mut fresh = agg_all_args.to_vec();
+            fresh.push("--fresh-cubes");
+            let mut raw = fresh.clone();
+            raw.push("--no-adjustment");
+            for adjusted in [i % 2 == 0, i % 2 == 1] {
+                if adjusted {
+                    agg_all_fresh.push(run_palaute(&fresh)?.seconds);
+                } else {
+                    agg_all_fresh_raw.push(run_palaute(&raw)?.seconds);
+                }
+            }
         }
         if let Some(py) = &a.duckdb_python {
             let w2 = || -> Result<f64, BenchError> {
@@ -429,6 +448,11 @@ pub async fn run(a: &BenchArgs) -> Result<(), BenchError> {
             "  aggregate, every mart/period/level     {allm:>6.2}            -  {} (vs DuckDB W2)",
             dw2.map(|d| format!("{:>7.2}", allm / d))
                 .unwrap_or_else(|| "      -".into())
+        );
+        let (adj, raw) = (median(agg_all_fresh), median(agg_all_fresh_raw));
+        println!(
+            "    --fresh-cubes, adjusted / raw only   {adj:>6.2} / {raw:.2}    -  {:>7.2} (case-mix adjustment's cost)",
+            adj / raw
         );
     }
     Ok(())

@@ -201,7 +201,7 @@ impl Warehouse {
         comment: &str,
     ) -> Result<(), WarehouseError> {
         if self.table_exists(name).await? {
-            return Ok(());
+            return self.add_mart_columns(name, schema).await;
         }
         let fields: Vec<arrow::datatypes::Field> = schema
             .fields()
@@ -226,6 +226,48 @@ impl Warehouse {
             .with_configuration([("palaute.method", Some(comment))])
             .await
             .map_err(delta(name))?;
+        Ok(())
+    }
+
+    /// A mart written by an earlier version of palaute: the columns its SQL has gained since
+    /// (the case-mix adjusted figures) are added to the table's schema, as nullable columns
+    /// that the files written before do not hold. One commit, ahead of the ledger until the
+    /// aggregation commits (a failed one restores it, and the next adds them again).
+    async fn add_mart_columns(
+        &self,
+        name: &str,
+        schema: &arrow::datatypes::Schema,
+    ) -> Result<(), WarehouseError> {
+        let t = self.table(name, None).await?;
+        let have: std::collections::HashSet<String> = t
+            .snapshot()
+            .map_err(delta(name))?
+            .schema()
+            .field_names()
+            .cloned()
+            .collect();
+        let missing: Vec<arrow::datatypes::Field> = schema
+            .fields()
+            .iter()
+            .filter(|f| !have.contains(f.name()))
+            .map(|f| f.as_ref().clone().with_nullable(true))
+            .collect();
+        if missing.is_empty() {
+            return Ok(());
+        }
+        let names: Vec<String> = missing.iter().map(|f| f.name().clone()).collect();
+        let st: deltalake_core::kernel::StructType = (&arrow::datatypes::Schema::new(missing))
+            .try_into_kernel()
+            .map_err(|e| WarehouseError::Write {
+                path: name.to_string(),
+                message: e.to_string(),
+            })?;
+        self.check_fence().await?;
+        t.add_columns()
+            .with_fields(st.fields().cloned().collect::<Vec<_>>())
+            .await
+            .map_err(delta(name))?;
+        tracing::info!(table = name, columns = %names.join(", "), "mart columns added");
         Ok(())
     }
 

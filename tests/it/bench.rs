@@ -8,7 +8,16 @@ fn bench_times_every_step_on_a_generated_export_with_a_fresh_warehouse_each_roun
     let dir = f.path("bench");
     let dir_s = dir.display().to_string();
     let r = palaute(
-        &["bench", "--rows", "300", "--repeat", "2", "--dir", &dir_s],
+        &[
+            "bench",
+            "--rows",
+            "300",
+            "--repeat",
+            "2",
+            "--dir",
+            &dir_s,
+            "--all-marts",
+        ],
         &[],
     );
     assert_eq!(r.code, 0, "{}", r.stderr);
@@ -20,6 +29,8 @@ fn bench_times_every_step_on_a_generated_export_with_a_fresh_warehouse_each_roun
         "optimize",
         "aggregate, W2's figures",
         "again, no partition changed",
+        "aggregate, every mart/period/level",
+        "(case-mix adjustment's cost)",
     ] {
         assert!(r.stdout.contains(step), "no '{step}' in:\n{}", r.stdout);
     }

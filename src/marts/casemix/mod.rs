@@ -202,7 +202,7 @@ pub fn fit_models(
     let mut levels: Vec<Names> = vec![Names::default(); ADJUSTERS.len()];
     let mut counties = Names::default();
     // per outcome: month → rows (county, levels, n, Σy, Σy²)
-    type Row = (u32, Vec<u32>, f64, f64, f64);
+    type Row = (u32, [u32; 4], f64, f64, f64);
     let mut pools: BTreeMap<OutcomeKey, BTreeMap<i32, Vec<Row>>> = BTreeMap::new();
     let exclude: BTreeSet<&str> = settings
         .fit_exclude_channels
@@ -245,9 +245,7 @@ pub fn fit_models(
             if n <= 0 {
                 continue;
             }
-            let lv: Vec<u32> = (0..ADJUSTERS.len())
-                .map(|a| levels[a].id(text(5 + a)))
-                .collect();
+            let lv: [u32; 4] = std::array::from_fn(|a| levels[a].id(text(5 + a)));
             pools
                 .entry((text(2).to_string(), mart.to_string(), text(4).to_string()))
                 .or_default()
@@ -299,10 +297,10 @@ pub fn fit_models(
     for (key, months) in &pools {
         for &end in &ends {
             let start = end - window + 1;
-            let mut cells: HashMap<(u32, Vec<u32>), (f64, f64, f64)> = HashMap::new();
+            let mut cells: HashMap<(u32, [u32; 4]), (f64, f64, f64)> = HashMap::new();
             for (_, rows) in months.range(start..=end) {
                 for (county, lv, n, sy, syy) in rows {
-                    let c = cells.entry((*county, lv.clone())).or_default();
+                    let c = cells.entry((*county, *lv)).or_default();
                     c.0 += n;
                     c.1 += sy;
                     c.2 += syy;
@@ -315,7 +313,7 @@ pub fn fit_models(
                 .into_iter()
                 .map(|((area, lv), (n, sy, syy))| Obs {
                     area,
-                    levels: lv,
+                    levels: lv.to_vec(),
                     n,
                     sy,
                     syy,
@@ -533,44 +531,84 @@ const CELL_COLUMNS: [&str; 7] = [
 ];
 
 /// response_counts' cells and disclosure decisions (`reasons`, None: published) as each cell's
-/// published mix.
-pub fn cell_mix(rolled: &[RecordBatch], reasons: &[Option<Reason>]) -> Result<CellMix, String> {
-    let mut out: HashMap<String, Mix> = HashMap::new();
+/// published mix: of the nation's cells and of the cells with at least `min_total` published
+/// responses (a cell with fewer has no figure to adjust: an adjusted figure needs that many
+/// answers).
+pub fn cell_mix(
+    rolled: &[RecordBatch],
+    reasons: &[Option<Reason>],
+    min_total: f64,
+) -> Result<CellMix, String> {
+    struct Cols {
+        keys: Vec<StringArray>,
+        breakdown: StringArray,
+        category: StringArray,
+        n: Vec<i64>,
+    }
+    let cols: Vec<Cols> = rolled
+        .iter()
+        .map(|b| {
+            Ok::<_, String>(Cols {
+                keys: CELL_COLUMNS
+                    .iter()
+                    .map(|c| strings(b, c))
+                    .collect::<Result<_, _>>()?,
+                breakdown: strings(b, "breakdown")?,
+                category: strings(b, "category")?,
+                n: ints(b, "n_responses")?,
+            })
+        })
+        .collect::<Result<_, _>>()?;
+    fn parts(c: &Cols, i: usize) -> [&str; 7] {
+        std::array::from_fn(|k| {
+            if c.keys[k].is_null(i) {
+                ""
+            } else {
+                c.keys[k].value(i)
+            }
+        })
+    }
+    // the cells kept: their total rows, published and large enough (every nation cell)
+    let mut kept: std::collections::HashSet<[&str; 7]> = Default::default();
     let mut at = 0usize;
-    for b in rolled {
-        let keys: Vec<StringArray> = CELL_COLUMNS
-            .iter()
-            .map(|c| strings(b, c))
-            .collect::<Result<_, _>>()?;
-        let breakdown = strings(b, "breakdown")?;
-        let category = strings(b, "category")?;
-        let n = ints(b, "n_responses")?;
-        for i in 0..b.num_rows() {
-            let parts: [&str; 7] = std::array::from_fn(|c| {
-                if keys[c].is_null(i) {
-                    ""
-                } else {
-                    keys[c].value(i)
+    for c in &cols {
+        for i in 0..c.n.len() {
+            if c.breakdown.value(i) == "total" {
+                let p = parts(c, i);
+                let shown = reasons[at + i].is_none();
+                if p[2] == "nation" || (shown && c.n[i] as f64 >= min_total) {
+                    kept.insert(p);
                 }
-            });
-            let mix = out.entry(cell_key(parts)).or_insert_with(|| Mix {
+            }
+        }
+        at += c.n.len();
+    }
+    let mut out: HashMap<String, Mix> = HashMap::with_capacity(kept.len());
+    let mut at = 0usize;
+    for c in &cols {
+        for i in 0..c.n.len() {
+            let p = parts(c, i);
+            if !kept.contains(&p) {
+                continue;
+            }
+            let mix = out.entry(cell_key(p)).or_insert_with(|| Mix {
                 suppressed: vec![Vec::new(); ADJUSTERS.len()],
                 ..Mix::default()
             });
             let shown = reasons[at + i].is_none();
-            let br = breakdown.value(i);
+            let br = c.breakdown.value(i);
             if br == "total" {
-                mix.total = shown.then_some(n[i] as f64);
+                mix.total = shown.then_some(c.n[i] as f64);
             } else if let Some(a) = ADJUSTERS.iter().position(|x| *x == br) {
-                let level = category.value(i).to_string();
+                let level = c.category.value(i).to_string();
                 if shown {
-                    mix.published.insert((a, level), n[i] as f64);
+                    mix.published.insert((a, level), c.n[i] as f64);
                 } else {
                     mix.suppressed[a].push(level);
                 }
             }
         }
-        at += b.num_rows();
+        at += c.n.len();
     }
     for m in out.values_mut() {
         for l in &mut m.suppressed {
@@ -582,7 +620,7 @@ pub fn cell_mix(rolled: &[RecordBatch], reasons: &[Option<Reason>]) -> Result<Ce
 
 /// A cell's respondents by (adjuster, the models' level id), and its total.
 type Shares = (HashMap<(usize, u32), f64>, f64);
-type Memo = HashMap<String, Option<Arc<Shares>>>;
+type Memo<'a> = HashMap<[&'a str; 7], Option<Arc<Shares>>>;
 
 /// What the figures of a year's item_scores and recommendation are adjusted with.
 pub struct Adjustment {
@@ -631,13 +669,18 @@ impl Adjustment {
     }
 
     /// A cell's published mix (see [`Mix::counts`]) by the models' level ids, and its total;
-    /// computed once per cell.
-    fn shares(&self, key: &str, like: Option<&str>, memo: &mut Memo) -> Option<Arc<Shares>> {
-        if let Some(s) = memo.get(key) {
+    /// computed once per cell (`memo`).
+    fn shares<'a>(
+        &self,
+        key: [&'a str; 7],
+        like: Option<[&'a str; 7]>,
+        memo: &mut Memo<'a>,
+    ) -> Option<Arc<Shares>> {
+        if let Some(s) = memo.get(&key) {
             return s.clone();
         }
-        let like = like.and_then(|k| self.mix.cells.get(k));
-        let out = self.mix.cells.get(key).and_then(|m| {
+        let like = like.and_then(|k| self.mix.cells.get(&cell_key(k)));
+        let out = self.mix.cells.get(&cell_key(key)).and_then(|m| {
             let total = m.total.filter(|t| *t > 0.0)?;
             let counts = m.counts(like)?;
             let by_id: HashMap<(usize, u32), f64> = counts
@@ -646,19 +689,18 @@ impl Adjustment {
                 .collect();
             Some(Arc::new((by_id, total)))
         });
-        memo.insert(key.to_string(), out.clone());
+        memo.insert(key, out.clone());
         out
     }
 
-    /// The adjustment of one cell for one outcome (None where no adjusted figure may be
-    /// published: see docs/marts.md).
-    fn cell(
+    /// The adjustment of one cell for one outcome's `model` (None where no adjusted figure may
+    /// be published: see docs/marts.md).
+    fn cell<'a>(
         &self,
-        key: [&str; 7],
-        period_end: &str,
-        (mart, outcome): (&str, &str),
+        key: [&'a str; 7],
+        model: Option<&Model>,
         n: i64,
-        memo: &mut Memo,
+        memo: &mut Memo<'a>,
     ) -> TermColumns {
         let none = TermColumns {
             term: None,
@@ -668,15 +710,15 @@ impl Adjustment {
         if (n as u64) < self.rules.reliable_n {
             return none;
         }
-        let Some(model) = self.models.get(period_end, key[6], mart, outcome) else {
+        let Some(model) = model else {
             return none;
         };
-        let nation_key = cell_key([key[0], key[1], "nation", "", "FI", key[5], key[6]]);
+        let nation_key = [key[0], key[1], "nation", "", "FI", key[5], key[6]];
         // shares from published numbers only (see Mix::counts)
-        let Some(nation) = self.shares(&nation_key, None, memo) else {
+        let Some(nation) = self.shares(nation_key, None, memo) else {
             return none;
         };
-        let Some(cell) = self.shares(&cell_key(key), Some(&nation_key), memo) else {
+        let Some(cell) = self.shares(key, Some(nation_key), memo) else {
             return none;
         };
         let ((nc, nt), (cc, ct)) = (&*nation, &*cell);
@@ -741,8 +783,10 @@ impl Adjustment {
         let mut memo = Memo::new();
         for (_, outcome) in outcomes_of(mart) {
             let (mut t, mut tr, mut v) = (Vec::new(), Vec::new(), Vec::new());
+            // each (window end, instrument, outcome)'s model, looked up once
+            let mut models: HashMap<(&str, &str, &str), Option<&Model>> = HashMap::new();
             for i in 0..rolled.num_rows() {
-                let c = if reasons[i].is_some() {
+                let c = if reasons[i].is_some() || (n[i] as u64) < self.rules.reliable_n {
                     TermColumns {
                         term: None,
                         term_rest: None,
@@ -761,7 +805,11 @@ impl Adjustment {
                         (None, Some(it)) => it.value(i),
                         (None, None) => "",
                     };
-                    self.cell(key, period_end.value(i), (mart, outcome), n[i], &mut memo)
+                    let end = period_end.value(i);
+                    let model = *models
+                        .entry((end, key[6], outcome))
+                        .or_insert_with(|| self.models.get(end, key[6], mart, outcome));
+                    self.cell(key, model, n[i], &mut memo)
                 };
                 t.push(c.term);
                 tr.push(c.term_rest);
