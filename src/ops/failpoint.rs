@@ -1,5 +1,5 @@
 //! Test hooks: `PALAUTE_FAILPOINT=error:STAGE | crash:STAGE | sleep:STAGE:SECONDS |
-//! skip:secondary-suppression` makes an operation fail, die, pause or skip a step at a named
+//! skip:secondary-suppression | skip:case-mix-columns` makes an operation fail, die, pause or skip a step at a named
 //! stage, for the integration tests of what happens then.
 //!
 //! They exist only in builds with the `test-hooks` feature, which the test suite enables (the

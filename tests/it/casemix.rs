@@ -445,3 +445,32 @@ fn no_adjustment_leaves_the_raw_figures_and_the_sql_cubes_give_the_same_adjustme
     assert_eq!(r.code, 2, "{}{}", r.stderr, r.stdout);
     assert!(r.stderr.contains("--adjustment-window"), "{}", r.stderr);
 }
+
+#[test]
+fn marts_of_a_warehouse_written_before_the_adjustment_gain_its_columns() {
+    let fx = Fixture::new();
+    fx.input("export.csv", export().as_bytes());
+    let p = fx.pipeline("", MAPPING);
+    // the marts created as the version before the adjustment created them
+    let r = fx.run_env(&p, &[("PALAUTE_FAILPOINT", "skip:case-mix-columns")]);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    let q = "SELECT count(share_agree_adjusted) AS n FROM item_scores";
+    let r = palaute(
+        &["sql", "--warehouse", &fx.warehouse(), "--format", "json", q],
+        &[],
+    );
+    assert_ne!(
+        r.code, 0,
+        "the old table has no adjusted column: {}",
+        r.stdout
+    );
+    // the next aggregation adds the columns to the tables, and fills them
+    let r = palaute(&["aggregate", "--warehouse", &fx.warehouse()], &[]);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    let n = fx.sql(q);
+    assert!(n[0]["n"].as_i64().unwrap() > 0, "{n:?}");
+    let rec = fx.sql("SELECT count(nps_adjusted) AS n FROM recommendation");
+    assert!(rec[0]["n"].as_i64().unwrap() > 0, "{rec:?}");
+    let r = palaute(&["audit-disclosure", "--warehouse", &fx.warehouse()], &[]);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+}
