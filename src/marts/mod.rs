@@ -54,7 +54,13 @@ pub const METHOD: &str = "Comparison with the nation: each cell is tested agains
 z-test with the pooled proportion; NPS: z-test on the difference of two independent NPS estimates \
 (variance of the +1/0/-1 score); means: Welch's test with the normal approximation. Significant means \
 |z| > 1.96 (alpha 0.05), with no correction for multiple comparisons. Intervals: Wilson score interval \
-(shares), normal interval (NPS), both 95 %.";
+(shares), normal interval (NPS), both 95 %. Adjusted figures (*_adjusted, a model output): raw figure \
+minus sum of beta x (cell's share of each adjuster level - the nation's), beta from a linear model per \
+outcome (top-2 indicator; promoter/detractor score; 0-10 value) fitted on the national pool of the 12 \
+months ending with the period (configurable) with county fixed effects and the adjusters channel, \
+respondent role, age group and language, HC1 standard errors, kiosk answers out of the fit; published \
+only with the raw figure, from at least the reliability threshold's answers, and from published \
+respondent mixes only; the coefficients are in casemix_coefficients (docs/marts.md).";
 
 /// How one mart is computed.
 pub struct MartSpec {
