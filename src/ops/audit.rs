@@ -314,15 +314,7 @@ async fn audit_adjusted(
         );
     }
     let mix = crate::marts::casemix::cell_mix(&counts, &reasons, 0.0).map_err(err)?;
-    let keys = [
-        "period_type",
-        "period",
-        "geo_level",
-        "geo_parent",
-        "geo_code",
-        "service",
-        "instrument",
-    ];
+    let keys = crate::marts::casemix::CELL_COLUMNS;
     for (mart, column, raw, outcome, scale) in adjusted_marts {
         if !ctx.table_exist(mart)? {
             continue;

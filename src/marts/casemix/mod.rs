@@ -520,7 +520,8 @@ pub fn cell_key(parts: [&str; 7]) -> String {
     parts.join("\u{1f}")
 }
 
-const CELL_COLUMNS: [&str; 7] = [
+/// The key columns of [`cell_key`], as the marts name them.
+pub const CELL_COLUMNS: [&str; 7] = [
     "period_type",
     "period",
     "geo_level",
