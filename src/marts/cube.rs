@@ -687,16 +687,14 @@ fn partition_cubes(
     }
 }
 
-/// Files by (period, county) partition.
-pub(crate) fn by_partition(files: Vec<TableFile>) -> BTreeMap<(String, String), Vec<TableFile>> {
-    let mut m: BTreeMap<(String, String), Vec<TableFile>> = BTreeMap::new();
-    for f in files {
-        let pv: BTreeMap<String, String> = f.partition_values().into_iter().collect();
-        if let (Some(p), Some(c)) = (pv.get("period"), pv.get("county")) {
-            m.entry((p.clone(), c.clone())).or_default().push(f);
-        }
-    }
-    m
+/// Files by (period, county) partition, as the cubes key them.
+pub(crate) fn by_period_county(
+    files: Vec<TableFile>,
+) -> BTreeMap<(String, String), Vec<TableFile>> {
+    crate::warehouse::files_by_partition(files)
+        .into_iter()
+        .map(|(p, f)| ((p.period, p.county), f))
+        .collect()
 }
 
 /// Which of the optional cubes to build (recommendation and item cubes always are).
@@ -804,8 +802,8 @@ pub async fn build(
     let schemas = Arc::new(schemas());
     let top_low = Arc::new(top_low);
     let clock = std::time::Instant::now();
-    let rfiles = by_partition(wh.files(responses).await?);
-    let mut afiles = by_partition(wh.files(answers).await?);
+    let rfiles = by_period_county(wh.files(responses).await?);
+    let mut afiles = by_period_county(wh.files(answers).await?);
     type Part = ((String, String), Vec<TableFile>, Vec<TableFile>);
     let parts: Vec<Part> = rfiles
         .into_iter()

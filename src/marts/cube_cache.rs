@@ -59,14 +59,15 @@ pub async fn partition_fingerprints(
     wh: &Warehouse,
 ) -> Result<BTreeMap<(String, String), i64>, WarehouseError> {
     use crate::warehouse::tables::{ANSWERS, RESPONSES};
-    let group = super::cube::by_partition;
+    let group = crate::warehouse::files_by_partition;
     let r = group(wh.files(&wh.table(RESPONSES, None).await?).await?);
     let a = group(wh.files(&wh.table(ANSWERS, None).await?).await?);
     let none = Vec::new();
-    Ok(r.iter()
-        .map(|((p, c), rf)| {
-            let af = a.get(&(p.clone(), c.clone())).unwrap_or(&none);
-            ((p.clone(), c.clone()), fingerprint(p, c, rf, af))
+    Ok(r.into_iter()
+        .map(|(part, rf)| {
+            let af = a.get(&part).unwrap_or(&none);
+            let fp = fingerprint(&part.period, &part.county, &rf, af);
+            ((part.period, part.county), fp)
         })
         .collect())
 }

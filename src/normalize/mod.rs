@@ -17,7 +17,7 @@ use chrono_tz::Tz;
 use csv::ByteRecord;
 
 use crate::config::{Field, ItemSpec, Mapping, Pipeline, PipelineKind, Scalar};
-use crate::schema::{Catalog, CodeList, Labels, ScaleKind, codes::fold};
+use crate::schema::{Catalog, CodeList, Labels, Partition, ScaleKind, codes::fold};
 use time::TimeFormat;
 
 /// Why a row cannot be loaded: a reason code, the column, and a message without answer text.
@@ -162,13 +162,6 @@ pub struct Answer {
     pub value: Option<i16>,
     pub status: Status,
     pub raw: Option<String>,
-}
-
-/// Where a response belongs.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct Partition {
-    pub period: String,
-    pub county: String,
 }
 
 /// What deduplication needs of a row.

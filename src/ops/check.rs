@@ -1,7 +1,7 @@
 //! `palaute check`: validate pipelines and show the plan of their next run, writing nothing.
 
 use super::exit;
-use super::run::RunReport;
+use super::run::{ObjectState, RunReport};
 
 /// The plan as text: per object its state and what its rows would do.
 pub fn render(r: &RunReport) -> String {
@@ -10,7 +10,7 @@ pub fn render(r: &RunReport) -> String {
         out.push_str("  no source objects match\n");
     }
     for o in &r.objects {
-        if o.state == "unchanged" {
+        if o.state == ObjectState::Unchanged {
             out.push_str(&format!(
                 "  {:<40} unchanged (already loaded; will not be read)\n",
                 o.name

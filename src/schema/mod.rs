@@ -218,6 +218,14 @@ impl Catalog {
     }
 }
 
+/// Where a response belongs: the month it was given (YYYY-MM) and its county's code. The data
+/// tables are partitioned by it, and every stage from mapping to the marts names rows by it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Partition {
+    pub period: String,
+    pub county: String,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -10,6 +10,7 @@ pub mod keys;
 pub mod lease;
 pub mod ledger;
 pub mod owed;
+pub mod rows;
 pub mod tables;
 pub mod writer;
 
@@ -89,7 +90,31 @@ pub struct TableFile {
     pub size: i64,
 }
 
+/// A data table's files by (period, county) partition (files without both values are not
+/// listed: every file of the data tables has them).
+pub fn files_by_partition(
+    files: Vec<TableFile>,
+) -> BTreeMap<crate::schema::Partition, Vec<TableFile>> {
+    let mut m: BTreeMap<crate::schema::Partition, Vec<TableFile>> = BTreeMap::new();
+    for f in files {
+        if let Some(p) = f.partition() {
+            m.entry(p).or_default().push(f);
+        }
+    }
+    m
+}
+
 impl TableFile {
+    /// The (period, county) partition of a data table's file.
+    pub fn partition(&self) -> Option<crate::schema::Partition> {
+        let pv = self.partition_values();
+        let get = |k: &str| pv.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
+        Some(crate::schema::Partition {
+            period: get("period")?,
+            county: get("county")?,
+        })
+    }
+
     /// Hive-style partition values in the path (`period=2024-01/county=08/…`).
     pub fn partition_values(&self) -> Vec<(String, String)> {
         let mut v = Vec::new();

@@ -22,8 +22,9 @@ use parquet::basic::Compression;
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
 
 use super::WarehouseError;
-use super::tables::{Rows, TableDef};
-use crate::normalize::Partition;
+use super::rows::Rows;
+use super::tables::TableDef;
+use crate::schema::Partition;
 use crate::store::Location;
 
 /// Approximate bytes of buffered rows (all tables of a run) that trigger a spill to files.
