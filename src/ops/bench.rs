@@ -1,4 +1,4 @@
-//! `palaute bench`: measure the pipeline on a wide export (the layout of shared/bench/gen.py), each
+//! `palaute bench`: measure the pipeline on a wide export (`demo::bench_data`'s layout), each
 //! step in a fresh child process so that its peak memory is its own:
 //!
 //! 1. full load of N responses into a fresh warehouse;
@@ -19,7 +19,8 @@
 //!    period type and geography level, and that with every partition's cubes computed with and
 //!    without the case-mix adjustment (alternating which goes first), and the ratio;
 //!
-//! and, when given a Python with duckdb, DuckDB's W1 and W2 (shared/bench/run_duckdb.py) on the
+//! and, when given a Python with duckdb and DuckDB's workload script (`--duckdb-script`, kept
+//! with the benchmark's reference data, outside this repository), DuckDB's W1 and W2 on the
 //! same file in the same sitting, so that the figures are ratios against a baseline measured
 //! alongside.
 //! Each input is read once, untimed, right before each timed step (the page cache is warm).
@@ -55,9 +56,9 @@ pub struct BenchArgs {
     /// A Python that has duckdb: also time DuckDB's W1 on the same export
     #[arg(long)]
     pub duckdb_python: Option<PathBuf>,
-    /// DuckDB's workload script
-    #[arg(long, default_value = "../shared/bench/run_duckdb.py")]
-    pub duckdb_script: PathBuf,
+    /// DuckDB's workload script (W1 and W2), needed with --duckdb-python
+    #[arg(long, env = "PALAUTE_DUCKDB_SCRIPT")]
+    pub duckdb_script: Option<PathBuf>,
     /// Also time `aggregate` of every mart at every period type and geography level (long: it
     /// computes many times W2's figures)
     #[arg(long)]
@@ -73,8 +74,11 @@ pub enum BenchError {
     Gen(#[from] crate::demo::GenError),
     #[error("{0}")]
     Step(String),
+    /// the command line cannot be carried out as given
+    #[error("{0}")]
+    Usage(String),
     #[error("{0}: {1}")]
-    Io(String, std::io::Error),
+    Io(String, #[source] std::io::Error),
 }
 
 fn io(p: &Path) -> impl Fn(std::io::Error) -> BenchError + '_ {
@@ -204,6 +208,15 @@ fn write_regions(path: &Path) -> Result<(), BenchError> {
 }
 
 pub async fn run(a: &BenchArgs) -> Result<(), BenchError> {
+    let duckdb = match (&a.duckdb_python, &a.duckdb_script) {
+        (Some(py), Some(script)) => Some((py, script)),
+        (Some(_), None) => {
+            return Err(BenchError::Usage(
+                "--duckdb-python needs DuckDB's workload script: --duckdb-script FILE (or PALAUTE_DUCKDB_SCRIPT)".into(),
+            ));
+        }
+        (None, _) => None,
+    };
     let dir = &a.dir;
     std::fs::create_dir_all(dir).map_err(io(dir))?;
     let dir = std::fs::canonicalize(dir).map_err(io(dir))?;
@@ -277,7 +290,7 @@ pub async fn run(a: &BenchArgs) -> Result<(), BenchError> {
     let agg_all_args = ["aggregate", "--json", "--warehouse", wh_s.as_str()];
     for i in 0..a.repeat.max(1) {
         eprintln!("round {} of {}", i + 1, a.repeat.max(1));
-        if let Some(py) = &a.duckdb_python {
+        if let Some((py, script)) = duckdb {
             let regions = dir.join("regions.csv");
             write_regions(&regions)?;
             let pq = dir.join("duckdb_pq");
@@ -285,7 +298,7 @@ pub async fn run(a: &BenchArgs) -> Result<(), BenchError> {
             warm(&base)?;
             let t = Instant::now();
             let st = Command::new(py)
-                .arg(&a.duckdb_script)
+                .arg(script)
                 .args(["w1", "--csv"])
                 .arg(&base)
                 .arg("--regions")
@@ -330,11 +343,11 @@ pub async fn run(a: &BenchArgs) -> Result<(), BenchError> {
                 }
             }
         }
-        if let Some(py) = &a.duckdb_python {
+        if let Some((py, script)) = duckdb {
             let w2 = || -> Result<f64, BenchError> {
                 let t = Instant::now();
                 let st = Command::new(py)
-                    .arg(&a.duckdb_script)
+                    .arg(script)
                     .args(["w2", "--parquet"])
                     .arg(dir.join("duckdb_pq"))
                     .arg("--out")

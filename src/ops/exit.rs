@@ -34,6 +34,16 @@ fn of_one(e: &(dyn Error + 'static)) -> Option<i32> {
     if let Some(e) = e.downcast_ref::<super::sql::SqlError>() {
         return Some(e.exit_code());
     }
+    if let Some(e) = e.downcast_ref::<super::rollback::RollbackError>() {
+        use super::rollback::RollbackError;
+        return Some(match e {
+            RollbackError::Target(_) => CONFIG,
+            RollbackError::Warehouse(w) => w.exit_code(),
+        });
+    }
+    if let Some(super::bench::BenchError::Usage(_)) = e.downcast_ref() {
+        return Some(CONFIG);
+    }
     if let Some(e) = e.downcast_ref::<LeaseError>() {
         return Some(match e {
             LeaseError::Held { .. } => LEASE,
