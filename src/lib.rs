@@ -2,6 +2,7 @@
 //! health services. Modules follow the data flow: config → source → format → normalize → privacy
 //! → warehouse → ops (run, check, sql, history, demo, bench).
 
+pub mod collections;
 pub mod config;
 pub mod demo;
 pub mod extract;

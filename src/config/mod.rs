@@ -54,8 +54,13 @@ pub fn load_pipeline(path: &Path) -> Result<Pipeline, ConfigError> {
         path: path.to_path_buf(),
         source,
     })?;
+    parse_pipeline(&text, path)
+}
+
+/// Parse and validate a pipeline's text, as the file `path` would hold it.
+pub fn parse_pipeline(text: &str, path: &Path) -> Result<Pipeline, ConfigError> {
     let mut p: Pipeline =
-        keys::parse_reporting_every_unknown_key(&text).map_err(|message| ConfigError::Parse {
+        keys::parse_reporting_every_unknown_key(text).map_err(|message| ConfigError::Parse {
             path: path.to_path_buf(),
             message,
         })?;

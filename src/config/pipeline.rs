@@ -175,6 +175,16 @@ pub enum Incomplete {
     Partial,
 }
 
+/// What a LimeSurvey answer's text is in the records: its label (in the chosen language) or its
+/// code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum AnswerText {
+    #[default]
+    Label,
+    Code,
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LimesurveyDbSource {
@@ -196,8 +206,8 @@ pub struct LimesurveyDbSource {
     #[serde(default)]
     pub language: Option<String>,
     /// `label` (answer codes replaced by their labels) or `code`.
-    #[serde(default = "default_ls_answers")]
-    pub answers: String,
+    #[serde(default)]
+    pub answers: AnswerText,
     /// At most this many new responses per run; the next run continues from the watermark.
     #[serde(default = "default_ls_batch")]
     pub max_rows_per_run: u64,
@@ -215,9 +225,6 @@ fn default_ls_env() -> String {
 }
 fn default_ls_prefix() -> String {
     "lime_".to_string()
-}
-fn default_ls_answers() -> String {
-    "label".to_string()
 }
 fn default_ls_batch() -> u64 {
     100_000
@@ -751,9 +758,6 @@ impl Pipeline {
                         "source.table_prefix '{}': letters, digits and '_' only",
                         l.table_prefix
                     ));
-                }
-                if !matches!(l.answers.as_str(), "label" | "code") {
-                    return Err(format!("source.answers '{}': use label or code", l.answers));
                 }
                 if l.max_rows_per_run == 0 {
                     return Err("source.max_rows_per_run: must be at least 1".into());

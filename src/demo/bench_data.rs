@@ -1,4 +1,4 @@
-//! The benchmark's wide export, in the 26-column layout of `shared/bench/gen.py`:
+//! The benchmark's wide export, in the 26-column layout of the benchmark's reference generator:
 //! `response_id, submitted_at, municipality_code, service_code, channel, respondent_type,
 //! age_group, gender, q1..q7, nps, act_1..act_8, good, improve`.
 //!

@@ -40,24 +40,12 @@ use std::sync::{Arc, Mutex};
 
 use csv::ByteRecord;
 use encoding_rs::{Encoding, UTF_8, WINDOWS_1252};
-use serde::{Deserialize, Serialize};
 use xxhash_rust::xxh3::Xxh3;
 
-use super::FormatError;
+use super::{FormatError, ResumePoint};
 use crate::config::CsvFormat;
 
 const SAMPLE: usize = 64 * 1024;
-
-/// Where a later object that begins with this object's bytes can be resumed: the start of the
-/// object's last data record in its decoded bytes, the line it starts on, the data records
-/// before it, and a hash (XXH3-128, hex) of the decoded bytes before it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ResumePoint {
-    pub offset: u64,
-    pub line: u64,
-    pub rows: u64,
-    pub hash: String,
-}
 
 /// Decoded bytes read but not yet hashed, and the hash of everything before them.
 struct Tail {

@@ -11,6 +11,17 @@ use std::path::Path;
 
 use crate::config::FormatConfig;
 
+/// Where a later object that begins with this object's bytes can be resumed: the start of the
+/// object's last data record in its decoded bytes, the line it starts on, the data records
+/// before it, and a hash (XXH3-128, hex) of the decoded bytes before it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ResumePoint {
+    pub offset: u64,
+    pub line: u64,
+    pub rows: u64,
+    pub hash: String,
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum FormatError {
     #[error("{0}")]
@@ -84,7 +95,7 @@ impl Records {
 
     /// Continue after the longest of `points` whose bytes this object begins with (CSV only);
     /// returns the index of the point used.
-    pub fn resume(&mut self, points: &[csv::ResumePoint]) -> Result<Option<usize>, FormatError> {
+    pub fn resume(&mut self, points: &[ResumePoint]) -> Result<Option<usize>, FormatError> {
         match self {
             Records::Csv(c) => c.resume(points),
             Records::Table(_) => Ok(None),
@@ -92,7 +103,7 @@ impl Records {
     }
 
     /// After the last record: where a later object beginning with this one's bytes can resume.
-    pub fn resume_point(&mut self) -> Option<csv::ResumePoint> {
+    pub fn resume_point(&mut self) -> Option<ResumePoint> {
         match self {
             Records::Csv(c) => c.resume_point(),
             Records::Table(_) => None,

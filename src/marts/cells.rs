@@ -11,16 +11,16 @@
 //! The same derivation serves disclosure control at aggregate time and the audit of what was
 //! published, so both see the same hierarchies.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 
-type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
+use crate::collections::{FastMap, FastSet};
 
 use arrow::array::{Array, ArrayRef, AsArray, RecordBatch};
 use arrow::datatypes::DataType;
 
 use super::periods::{PeriodType, parse_month};
 use super::{GEO_LEVELS, MartSpec};
-use crate::privacy::disclosure::Group;
+use crate::marts::disclosure::Group;
 
 const NATION: u8 = 4;
 const COUNTY: u8 = 2;
@@ -109,8 +109,7 @@ pub fn read_keys(batches: &[RecordBatch], spec: &MartSpec) -> Result<Cells, Stri
         .collect();
     // the texts, once each
     let mut columns: Vec<(Vec<ArrayRef>, ArrayRef, ArrayRef, ArrayRef)> = Vec::new();
-    let mut distinct: std::collections::HashSet<String, foldhash::fast::RandomState> =
-        FIXED.iter().map(|s| s.to_string()).collect();
+    let mut distinct: FastSet<String> = FIXED.iter().map(|s| s.to_string()).collect();
     for b in batches {
         let cols: Vec<ArrayRef> = text_cols
             .iter()

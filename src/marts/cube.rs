@@ -3,14 +3,14 @@
 //! the join of the two never crosses partitions: each partition is read on its own (bounded
 //! memory), joined on the response key, and summed to cells that no other partition
 //! shares. The result is exactly what `sql/cube_recommendation.sql`, `sql/cube_response_counts.sql`
-//! (over `sql/cube_responses.sql`), `sql/cube_items.sql` and `sql/cube_selections.sql` define (a test compares them on the same warehouse); this path exists
-//! because DataFusion's hash join over every answer's 32-character key took most of the time
-//! and memory of an aggregation.
+//! (over `sql/cube_responses.sql`), `sql/cube_items.sql` and `sql/cube_selections.sql` define
+//! (a test compares them on the same warehouse); this path exists because a hash join over
+//! every answer's 32-character key, the SQL definitions' plan, costs an aggregation most of its
+//! time and memory.
 
 use std::collections::{BTreeMap, HashMap};
 
-type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
-type FastSet<K> = std::collections::HashSet<K, foldhash::fast::RandomState>;
+use crate::collections::{FastMap, FastSet};
 use std::collections::HashSet;
 use std::sync::Arc;
 
@@ -114,6 +114,97 @@ fn schema(strings: &[&str], ints: &[&str]) -> SchemaRef {
 }
 
 /// Rows of one cube as columns: key columns as ids into the partition's names.
+/// A partition's counts of one closed item in one cell: the answers that count (answered, can't
+/// say, not applicable), each of those, how many gave each value 1–5, and the values' sum and
+/// sum of squares (of every value, as the item cube's SQL definition sums them).
+#[derive(Debug, Clone, Copy, Default)]
+struct ItemMeasures {
+    counted: i64,
+    answered: i64,
+    cant_say: i64,
+    not_applicable: i64,
+    /// answers of value 1, 2, 3, 4 and 5
+    values: [i64; 5],
+    sum: i64,
+    sum_sq: i64,
+}
+
+impl ItemMeasures {
+    /// One answer of status class `class` (0 answered, 1 can't say, 2 not applicable, 3 other)
+    /// and its value, if any.
+    fn add(&mut self, class: u8, value: Option<i64>) {
+        self.counted += (class <= 2) as i64;
+        self.answered += (class == 0) as i64;
+        self.cant_say += (class == 1) as i64;
+        self.not_applicable += (class == 2) as i64;
+        if let Some(v) = value {
+            if (1..=5).contains(&v) {
+                self.values[v as usize - 1] += 1;
+            }
+            self.sum += v;
+            self.sum_sq += v * v;
+        }
+    }
+
+    /// The item cube's measure columns, with the answers agreeing (values from `top`).
+    fn row(&self, top: i64) -> [i64; 12] {
+        let agree: i64 = (1..=5)
+            .filter(|v| *v >= top)
+            .map(|v| self.values[v as usize - 1])
+            .sum();
+        let [v1, v2, v3, v4, v5] = self.values;
+        [
+            self.counted,
+            self.answered,
+            self.cant_say,
+            self.not_applicable,
+            v1,
+            v2,
+            v3,
+            v4,
+            v5,
+            agree,
+            self.sum,
+            self.sum_sq,
+        ]
+    }
+}
+
+/// A partition's 0–10 answers in one cell: how many, promoters (9–10), passives (7–8),
+/// detractors (0–6), and the values' sum and sum of squares.
+#[derive(Debug, Clone, Copy, Default)]
+struct RecommendMeasures {
+    n: i64,
+    promoters: i64,
+    passives: i64,
+    detractors: i64,
+    sum: i64,
+    sum_sq: i64,
+}
+
+impl RecommendMeasures {
+    fn add(&mut self, v: i64) {
+        self.n += 1;
+        self.promoters += (v >= 9) as i64;
+        self.passives += (7..=8).contains(&v) as i64;
+        self.detractors += (v <= 6) as i64;
+        self.sum += v;
+        self.sum_sq += v * v;
+    }
+
+    /// The recommendation cube's measure columns.
+    fn row(&self) -> [i64; 6] {
+        [
+            self.n,
+            self.promoters,
+            self.passives,
+            self.detractors,
+            self.sum,
+            self.sum_sq,
+        ]
+    }
+}
+
 struct Out {
     strings: Vec<Vec<i32>>,
     ints: Vec<Vec<i64>>,
@@ -384,7 +475,7 @@ fn partition_cubes(
     // detractors, Σ value, Σ value²
     let mut crec: Vec<[i64; 5]> = Vec::new();
     // recommendation per geo cell; response counts per (geo cell, breakdown, category)
-    let mut rec: Vec<[i64; 6]> = Vec::new();
+    let mut rec: Vec<RecommendMeasures> = Vec::new();
     let mut counts: FastMap<(usize, u8, u32), i64> = FastMap::default();
     for (key, geo, prof, nps) in &rcols {
         let nps = nps.as_primitive::<Int64Type>();
@@ -431,17 +522,11 @@ fn partition_cubes(
                 }
             }
             if rec.len() <= gid {
-                rec.resize(gid + 1, [0; 6]);
+                rec.resize(gid + 1, RecommendMeasures::default());
             }
             if !nps.is_null(i) {
                 let v = nps.value(i);
-                let m = &mut rec[gid];
-                m[0] += 1;
-                m[1] += (v >= 9) as i64;
-                m[2] += (7..=8).contains(&v) as i64;
-                m[3] += (v <= 6) as i64;
-                m[4] += v;
-                m[5] += v * v;
+                rec[gid].add(v);
                 if need.casemix {
                     let c = &mut crec[pid as usize];
                     let score = (v >= 9) as i64 - (v <= 6) as i64;
@@ -473,7 +558,7 @@ fn partition_cubes(
     let mut options = Codes::default();
     let mut statuses = Codes::default();
     // item cells: [geo cell][item id], a dense table (few items, every cell looked up per row)
-    let mut ic: Vec<Vec<Option<[i64; 11]>>> = Vec::new();
+    let mut ic: Vec<Vec<Option<ItemMeasures>>> = Vec::new();
     // case-mix item cells: [profile][item] → answered, can't say, the values 1–5
     let mut cic: Vec<Vec<Option<[i64; 7]>>> = Vec::new();
     let mut sc: FastMap<(usize, u32, u32), i64> = FastMap::default();
@@ -550,19 +635,8 @@ fn partition_cubes(
                     if row.len() <= item as usize {
                         row.resize(item as usize + 1, None);
                     }
-                    let m = row[item as usize].get_or_insert([0; 11]);
-                    m[0] += (class <= 2) as i64;
-                    m[1] += (class == 0) as i64;
-                    m[2] += (class == 1) as i64;
-                    m[3] += (class == 2) as i64;
-                    if !value.is_null(i) {
-                        let v = value.value(i);
-                        if (1..=5).contains(&v) {
-                            m[3 + v as usize] += 1;
-                        }
-                        m[9] += v;
-                        m[10] += v * v;
-                    }
+                    let m = row[item as usize].get_or_insert_with(ItemMeasures::default);
+                    m.add(class, (!value.is_null(i)).then(|| value.value(i)));
                 }
             }
         }
@@ -598,8 +672,8 @@ fn partition_cubes(
     };
     let mut ro = Out::new(7, 6);
     for (gid, m) in rec.iter().enumerate() {
-        if m[0] > 0 {
-            ro.push(&geo_of(gid), m);
+        if m.n > 0 {
+            ro.push(&geo_of(gid), &m.row());
         }
     }
     let mut co = Out::new(9, 1);
@@ -618,16 +692,9 @@ fn partition_cubes(
     for ((gid, item), m) in cells {
         let g = geo_of(gid);
         let top = tops[&(g[6], item)];
-        let agree: i64 = (1..=5)
-            .filter(|v| *v >= top)
-            .map(|v| m[3 + v as usize])
-            .sum();
         let mut s: Vec<u32> = g.to_vec();
         s.push(item_id[item as usize]);
-        let v = [
-            m[0], m[1], m[2], m[3], m[4], m[5], m[6], m[7], m[8], agree, m[9], m[10],
-        ];
-        io.push(&s, &v);
+        io.push(&s, &m.row(top));
     }
     let mut so = Out::new(9, 1);
     for ((gid, item, opt), n) in &sc {

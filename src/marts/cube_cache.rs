@@ -256,8 +256,7 @@ pub async fn read(wh: &Warehouse, kind: &str, year: &str, schema: &SchemaRef) ->
 
 /// A local cache file mapped into memory, as a buffer the decoded arrays share: no copy, and
 /// the file's pages (in the page cache after the aggregation that wrote it) are mapped rather
-/// than copied into freshly faulted memory — reading a year's cubes of 5M responses (~130 MB)
-/// faulted ~32,000 pages.
+/// than copied into freshly faulted memory.
 ///
 /// The crate's one use of `unsafe` (`[lints] unsafe_code = "deny"` elsewhere): mapping a file,
 /// and handing the mapping to arrow as a buffer, cannot be written safely.

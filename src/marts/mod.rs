@@ -1,17 +1,18 @@
-//! The comparison marts (DESIGN.md §6): `item_scores`, `recommendation`, `response_counts` and
+//! The comparison marts (docs/marts.md): `item_scores`, `recommendation`, `response_counts` and
 //! `selections`. Each is computed by SQL in `sql/` — a fine cube at month grain from the
 //! warehouse tables, `rollup.sql` to every period type, geography level and service, and the
 //! mart's figures file — with disclosure control applied in between
-//! ([`crate::privacy::disclosure`]) over the hierarchies [`cells`] derives from the cells' keys.
+//! ([`crate::marts::disclosure`]) over the hierarchies [`cells`] derives from the cells' keys.
 
 pub mod casemix;
 pub mod cells;
 pub mod cube;
 pub mod cube_cache;
+pub mod disclosure;
 pub mod periods;
 pub mod rollup;
 
-use crate::privacy::disclosure::Rules;
+use crate::marts::disclosure::Rules;
 
 pub const ITEM_SCORES: &str = "item_scores";
 pub const RECOMMENDATION: &str = "recommendation";

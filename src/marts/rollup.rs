@@ -5,7 +5,6 @@
 //! by default, because DataFusion's hash aggregation of 50 text-keyed copies of every cube row
 //! was the largest part of an aggregation.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use arrow::array::{Array, ArrayRef, AsArray, Int64Array, RecordBatch, StringArray};
@@ -15,37 +14,7 @@ use super::MartSpec;
 use super::cells::MAX_KEYS;
 use super::periods::{PeriodRow, PeriodType};
 
-type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
-
-/// Texts (or NULL) numbered as they are met; NULL is 0.
-struct Interner {
-    texts: Vec<Option<String>>,
-    ids: FastMap<String, u32>,
-}
-
-impl Interner {
-    fn new() -> Interner {
-        Interner {
-            texts: vec![None],
-            ids: FastMap::default(),
-        }
-    }
-
-    fn id(&mut self, s: Option<&str>) -> u32 {
-        let Some(s) = s else { return 0 };
-        if let Some(&i) = self.ids.get(s) {
-            return i;
-        }
-        let i = self.texts.len() as u32;
-        self.texts.push(Some(s.to_string()));
-        self.ids.insert(s.to_string(), i);
-        i
-    }
-
-    fn text(&self, id: u32) -> Option<&str> {
-        self.texts[id as usize].as_deref()
-    }
-}
+use crate::collections::{FastMap, Interner};
 
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
 struct Cell {
@@ -209,7 +178,7 @@ pub fn rollup(
     periods: &[PeriodRow],
     levels: &[&str],
 ) -> Result<(SchemaRef, Vec<RecordBatch>), String> {
-    let mut st = Interner::new();
+    let mut st = Interner::default();
     let fi = st.id(Some("FI"));
     let null = st.id(None);
     let all = st.id(Some("all"));
@@ -284,7 +253,7 @@ pub fn rollup(
             .map(|(j, m)| (j, *m))
             .collect();
         // each interned id's periods (None: a month outside the requested range)
-        let periods_of: Vec<Option<&[u32]>> = (0..st.texts.len() as u32)
+        let periods_of: Vec<Option<&[u32]>> = (0..st.len() as u32)
             .map(|id| month_periods.get(&id).copied())
             .collect();
         for i in 0..b.num_rows() {

@@ -1,4 +1,4 @@
-//! `palaute aggregate`: compute the comparison marts (`sql/`, DESIGN.md §6) with disclosure
+//! `palaute aggregate`: compute the comparison marts (`sql/`, docs/marts.md) with disclosure
 //! control and write them as Delta tables, replacing the years it recomputes.
 //!
 //! A recomputation covers whole calendar years: a year's and a half-year's figures, and the
@@ -25,12 +25,12 @@ use crate::marts::casemix::{
     self, Adjustment, COEFFICIENTS, Settings as CaseMixSettings, coefficient_rows,
 };
 use crate::marts::cells::{Cells, Key, groups, read_keys};
+use crate::marts::disclosure::{Reason, Rules, suppress};
 use crate::marts::periods::{ALL_PERIOD_TYPES, PeriodRow, PeriodType, parse_month, period_rows};
 use crate::marts::{
     GEO_LEVELS, METHOD, MartSpec, SPECS, SQL_CUBE_RESPONSES, SQL_RESPONSE_DIMS, figure_vars, fill,
     rollup_sql,
 };
-use crate::privacy::disclosure::{Reason, Rules, suppress};
 use crate::schema::{Catalog, ScaleKind};
 use crate::warehouse::ledger;
 use crate::warehouse::tables::MART_TABLES;
@@ -286,7 +286,7 @@ pub fn decide(
         return Ok(out);
     };
     // other rows follow their unit (an option its item's '*' row)
-    let by_unit: HashMap<Key, Option<Reason>, foldhash::fast::RandomState> = unit_cells
+    let by_unit: crate::collections::FastMap<Key, Option<Reason>> = unit_cells
         .keys
         .iter()
         .zip(&decided)

@@ -3,7 +3,7 @@
 //! one equation "parent = sum of children" per group and count column, the within-row sums
 //! (n = answered + can't say + not applicable, answered = the distribution, …) and the sums
 //! behind published means (mean × n), then solves every equation with a single unknown until
-//! nothing more follows ([`crate::privacy::disclosure::recover`]). Any suppressed value derived
+//! nothing more follows ([`crate::marts::disclosure::recover`]). Any suppressed value derived
 //! that way is a leak; the command lists each one and exits with status 5.
 //!
 //! The case-mix adjusted figures must be functions of published numbers: every published one is
@@ -20,8 +20,8 @@ use arrow::array::{Array, AsArray, RecordBatch};
 use arrow::datatypes::{DataType, Float64Type, Int64Type};
 
 use crate::marts::cells::{Key, Strings, groups, read_keys};
+use crate::marts::disclosure::{Equation, recover};
 use crate::marts::{MARTS, spec};
-use crate::privacy::disclosure::{Equation, recover};
 use crate::warehouse::Warehouse;
 
 use super::aggregate::AggregateError;
@@ -310,7 +310,7 @@ async fn audit_adjusted(
         let sup = text_column(b, "suppression").map_err(err)?;
         reasons.extend(
             sup.into_iter()
-                .map(|s| s.map(|_| crate::privacy::disclosure::Reason::Primary)),
+                .map(|s| s.map(|_| crate::marts::disclosure::Reason::Primary)),
         );
     }
     let mix = crate::marts::casemix::cell_mix(&counts, &reasons, 0.0).map_err(err)?;

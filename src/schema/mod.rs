@@ -218,6 +218,11 @@ impl Catalog {
     }
 }
 
+/// What LimeSurvey writes (VV export) for a question its conditions did not show; its database
+/// holds NULL there, which the LimeSurvey source reads as this marker. Empty means shown but not
+/// answered.
+pub const NOT_SHOWN: &str = "{question_not_shown}";
+
 /// Where a response belongs: the month it was given (YYYY-MM) and its county's code. The data
 /// tables are partitioned by it, and every stage from mapping to the marts names rows by it.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]

@@ -38,7 +38,7 @@ use sqlx::any::AnyPoolOptions;
 use super::{SourceError, SourceObject};
 use crate::config::{Incomplete, LimesurveyDbSource, LimesurveySchema};
 use crate::format::table::TableObject;
-use crate::normalize::NOT_SHOWN;
+use crate::schema::NOT_SHOWN;
 
 /// Response-table columns that identify a respondent or are of no use: never selected.
 const NEVER_READ: [&str; 4] = ["token", "ipaddr", "refurl", "seed"];
@@ -459,7 +459,7 @@ impl LimesurveyReader {
         let d = self.dialect;
         let (from, to) = obj.range.unwrap_or((0, 0));
         let columns = self.columns().await?;
-        let labels = if self.cfg.answers == "label" {
+        let labels = if self.cfg.answers == crate::config::AnswerText::Label {
             self.labels().await?
         } else {
             HashMap::new()

@@ -64,7 +64,7 @@ pub struct ObjectRecord {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Resume {
     #[serde(flatten)]
-    pub point: crate::format::csv::ResumePoint,
+    pub point: crate::format::ResumePoint,
     pub config: String,
 }
 

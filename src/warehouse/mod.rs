@@ -1,4 +1,4 @@
-//! The warehouse: Delta Lake tables on a local folder or an object store (DESIGN.md §3).
+//! The warehouse: Delta Lake tables on a local folder or an object store (docs/architecture.md, "Rules the code relies on").
 //!
 //! A run commits its data tables one by one and then appends its row to the `runs` ledger; the
 //! ledger row, with the table versions it names, is the run's commit point. Readers
@@ -516,9 +516,9 @@ impl Warehouse {
     }
 
     /// [`Warehouse::recover`] to the ledger's `committed` versions, already read. The tables
-    /// are looked at one after another: done concurrently, the local store's file operations
-    /// started ~9 more blocking threads, which stayed for the load that follows and spread its
-    /// allocations over more allocator arenas (a 1M load peaked ~100 MB higher).
+    /// are looked at one after another, so that the local store's file operations start no
+    /// extra blocking threads, which would stay for the load that follows and spread its
+    /// allocations over more allocator arenas (docs/performance.md).
     pub async fn recover_to(
         &self,
         committed: &BTreeMap<String, u64>,

@@ -48,11 +48,10 @@ pub fn writer_properties() -> WriterProperties {
 /// The largest dictionary page of `answers.response_key` (a file's distinct keys, 36 bytes each).
 const KEY_DICTIONARY_LIMIT: usize = 64 << 20;
 
-/// The columns of the warehouse tables that Snappy shrinks (measured on a load of the
-/// benchmark's 1M responses: free text 2.9 ×, `item_code` 2.0 ×, `source_row` 1.7 ×). Every
-/// other column is stored uncompressed: keys, hashes and timestamps are random to Snappy
-/// (1.0–1.1 ×) and code columns are already dictionary ids in run lengths (0.9–1.4 ×), yet
-/// compressing them was 5 % of a load's CPU and decompressing them 7 % of an aggregation's.
+/// The columns of the warehouse tables that Snappy shrinks: free text, `item_code` and
+/// `source_row`. Every other column is stored uncompressed: keys, hashes and timestamps are
+/// random to Snappy and code columns are already dictionary ids in run lengths, so compressing
+/// them would cost loads and aggregations CPU for no space (docs/performance.md).
 const SNAPPY_COLUMNS: [&str; 5] = ["text", "record", "message", "item_code", "source_row"];
 
 /// Columns whose min/max statistics prune nothing (random keys and hashes spread over every
@@ -118,7 +117,7 @@ pub struct TableWriter {
     pub def: &'static TableDef,
     table_dir: PathBuf,
     load_id: String,
-    parts: HashMap<Partition, Part, foldhash::fast::RandomState>,
+    parts: crate::collections::FastMap<Partition, Part>,
     seq: usize,
     /// approximate bytes buffered since the last spill
     pub buffered: usize,

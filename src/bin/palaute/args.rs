@@ -5,9 +5,9 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand, ValueEnum};
 
 use palaute::marts::casemix;
+use palaute::marts::disclosure::{DEFAULT_MIN_N, DEFAULT_RELIABLE_N, Rules};
 use palaute::marts::periods::PeriodType;
 use palaute::ops::sql::OutputFormat;
-use palaute::privacy::disclosure::{DEFAULT_MIN_N, DEFAULT_RELIABLE_N, Rules};
 
 #[derive(Parser)]
 #[command(

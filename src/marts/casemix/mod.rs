@@ -23,7 +23,7 @@ use std::sync::Arc;
 use arrow::array::{Array, ArrayRef, AsArray, Float64Array, Int64Array, RecordBatch, StringArray};
 use arrow::datatypes::{DataType, Field, Int64Type, Schema, SchemaRef};
 
-use crate::privacy::disclosure::{Reason, Rules};
+use crate::marts::disclosure::{Reason, Rules};
 
 use self::fit::{Estimate, Fit, Obs};
 

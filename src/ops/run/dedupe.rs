@@ -7,7 +7,8 @@ use csv::ByteRecord;
 
 use super::stored::{Existing, Stored};
 use super::writers::Writers;
-use super::{FastMap, FastSet, Mapped, RunError, RunOptions};
+use super::{Mapped, RunError, RunOptions};
+use crate::collections::{FastMap, FastSet};
 use crate::config::Pipeline;
 use crate::normalize::{CONFLICTING_DUPLICATE, Head, IDENTIFYING_VALUE, Normalizer, Problem};
 use crate::privacy::Scrubber;

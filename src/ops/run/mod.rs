@@ -1,22 +1,22 @@
 //! `palaute run`: one pipeline run as one atomic outcome, planned, then executed.
 //!
 //! 1. Tables left ahead of the ledger by a run that died are restored (see `warehouse`).
-//! 2. [`plan`]: the source is listed; objects whose name and fingerprint the ledger already
+//! 2. `plan`: the source is listed; objects whose name and fingerprint the ledger already
 //!    holds for this pipeline are skipped without being read.
-//! 3. [`object`]: the other objects are read newest first ([`read`] reads ahead on a thread of
+//! 3. `object`: the other objects are read newest first (`read` reads ahead on a thread of
 //!    its own). Each row is mapped ([`Normalizer::head`](crate::normalize::Normalizer::head)),
-//!    then deduplicated by its response key ([`dedupe`]): a key already seen in this run is a
-//!    duplicate (the newest object wins); a key already in the warehouse ([`stored`]) with the
+//!    then deduplicated by its response key (`dedupe`): a key already seen in this run is a
+//!    duplicate (the newest object wins); a key already in the warehouse (`stored`) with the
 //!    same hash of its mapped fields is a duplicate; with another hash it is an update. Only the
 //!    partitions the new rows fall into are looked up, so the cost grows with the new data, not
 //!    with the warehouse. A row that cannot be mapped goes to quarantine with its reasons; a row
 //!    quarantined with the same content by an earlier run or from another object counts as a
 //!    duplicate, every broken row of an object as quarantined. Rows to write go to the
-//!    [`writers`]. An object that begins with the bytes of an object whose rows are all still as
+//!    `writers`. An object that begins with the bytes of an object whose rows are all still as
 //!    that object left them (see `plan::resume_points`) is read from the point where those
 //!    bytes end.
 //! 4. If more rows than `quality.max_quarantined_pct` allows were quarantined, the run fails and
-//!    nothing is committed. Otherwise [`commit`]: the files holding updated responses are
+//!    nothing is committed. Otherwise `commit`: the files holding updated responses are
 //!    rewritten without them, every table is committed, and the run's ledger row is appended
 //!    last. If anything fails after the first table commit, the committed tables are restored and
 //!    the failure is recorded.
@@ -30,7 +30,7 @@ mod report;
 mod stored;
 mod writers;
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::IsTerminal;
 use std::time::Instant;
 
@@ -55,9 +55,6 @@ use plan::{History, Plan};
 use stored::Stored;
 
 use super::exit;
-
-type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
-type FastSet<K> = HashSet<K, foldhash::fast::RandomState>;
 
 /// A row's body and its scrubbed open texts (computed in parallel).
 type Mapped = (crate::normalize::Body, Vec<crate::privacy::Scrubbed>);

@@ -13,7 +13,7 @@ use super::read::{date_evidence, not_an_export, open_object, read_ahead, recs_na
 use super::{Mapped, RunError, failpoint, par_map, writers};
 use crate::config::Pipeline;
 use crate::format::FormatError;
-use crate::format::csv::ResumePoint;
+use crate::format::ResumePoint;
 use crate::normalize::time::{Order, TimeFormat};
 use crate::normalize::{CONFLICTING_DUPLICATE, Head, Normalizer, Problem, unmapped_columns};
 use crate::privacy::keys::KeySecret;
@@ -372,7 +372,7 @@ fn object_warnings(
     conflicts: u64,
 ) -> Vec<String> {
     let mut warnings: Vec<String> = norm
-        .always_chosen(crate::privacy::disclosure::DEFAULT_MIN_N)
+        .always_chosen(crate::marts::disclosure::DEFAULT_MIN_N)
         .into_iter()
         .map(|c| format!(
             "every one of its rows counts column '{c}' as chosen: if it writes \"not chosen\" in a way not recognised, say what \"chosen\" is with `selected:`"

@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use super::RunError;
 use crate::config::Pipeline;
-use crate::format::csv::ResumePoint;
+use crate::format::ResumePoint;
 use crate::source::{Source, SourceObject};
 use crate::warehouse::Warehouse;
 use crate::warehouse::ledger::{self, Counts, RunRecord, RunStatus};

@@ -6,7 +6,7 @@ use csv::ByteRecord;
 use super::RunError;
 use crate::config::Pipeline;
 use crate::format::FormatError;
-use crate::format::csv::ResumePoint;
+use crate::format::ResumePoint;
 use crate::normalize::Normalizer;
 use crate::source::{self, SourceError, SourceObject};
 

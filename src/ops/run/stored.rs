@@ -9,7 +9,8 @@ use arrow::datatypes::Int64Type;
 use deltalake_core::DeltaTable;
 
 use super::dedupe::SeenRow;
-use super::{FastMap, FastSet, RunError, key_column, keyed_tables};
+use super::{RunError, key_column, keyed_tables};
+use crate::collections::{FastMap, FastSet};
 use crate::config::Pipeline;
 use crate::schema::Partition;
 use crate::warehouse::tables::{QUARANTINE, parse_key};

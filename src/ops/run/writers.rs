@@ -6,7 +6,8 @@ use std::path::PathBuf;
 
 use csv::ByteRecord;
 
-use super::{FastMap, Mapped, RunError, keyed_tables};
+use super::{Mapped, RunError, keyed_tables};
+use crate::collections::FastMap;
 use crate::config::PipelineKind;
 use crate::normalize::{Body, Head, Normalizer, Problem};
 use crate::schema::Partition;

@@ -5,10 +5,10 @@ use std::path::PathBuf;
 
 use palaute::config::{self, Pipeline, PipelineKind};
 use palaute::marts::casemix;
+use palaute::marts::disclosure::Rules;
 use palaute::ops::aggregate::{AggregateOptions, aggregate};
 use palaute::ops::run::{RunOptions, RunReport, render_summary, run_pipeline};
 use palaute::ops::{check as plan, exit};
-use palaute::privacy::disclosure::Rules;
 use palaute::warehouse::{Warehouse, WarehouseError, owed};
 
 use super::{open, say, writer_lease};

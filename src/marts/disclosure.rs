@@ -1,4 +1,4 @@
-//! Disclosure control of published figures (DESIGN.md §6), configured in one place ([`Rules`]).
+//! Disclosure control of published figures (docs/marts.md), configured in one place ([`Rules`]).
 //!
 //! A *cell* is one published figure set (an item's scores for one period, area and service, say);
 //! a [`Group`] is a parent cell with the cells that partition it (every response of the parent is
