@@ -27,7 +27,7 @@ pub struct ExtractRecord {
 fn err(path: &str, message: String) -> WarehouseError {
     WarehouseError::Write {
         path: path.to_string(),
-        message,
+        source: message.into(),
     }
 }
 

@@ -429,7 +429,9 @@ fn text(s: &StringArray, i: usize) -> Option<&str> {
     (!s.is_null(i)).then(|| s.value(i))
 }
 
-/// One partition's cubes (the hot loop works on borrowed strings and small integer ids).
+/// One partition's cubes (the hot loop works on borrowed strings and small integer ids). One
+/// function on purpose: the responses' and answers' passes share the numbered cells and the
+/// per-row lookups, which splitting would turn into hashing again.
 #[allow(clippy::too_many_arguments)]
 fn partition_cubes(
     period: &str,
@@ -973,7 +975,7 @@ pub async fn build(
             .await
             .map_err(|e| WarehouseError::Read {
                 path: "answers".into(),
-                message: e.to_string(),
+                source: e.into(),
             })?;
             Ok::<_, WarehouseError>((out, [t_r, t_a]))
         }
@@ -1002,7 +1004,7 @@ pub async fn build(
         let mut batches = match c {
             Some(c) => cube_cache::rows_of(c, &reuse).map_err(|e| WarehouseError::Read {
                 path: format!("_cubes/{}", k.name()),
-                message: e,
+                source: e.into(),
             })?,
             None => Vec::new(),
         };

@@ -92,7 +92,7 @@ pub async fn carry_over(
         .await
         .map_err(|e| WarehouseError::Read {
             path: "_cubes".into(),
-            message: e.to_string(),
+            source: e.into(),
         })?;
     let mut n = 0;
     for meta in listed {
@@ -136,7 +136,7 @@ pub async fn carry_over(
             batches.push(RecordBatch::try_new(b.schema(), cols).map_err(|e| {
                 WarehouseError::Write {
                     path: rel.to_string(),
-                    message: e.to_string(),
+                    source: e.into(),
                 }
             })?);
         }
@@ -161,7 +161,7 @@ pub fn remove_temp_files(wh: &Warehouse) -> Result<usize, WarehouseError> {
     };
     let err = |path: &std::path::Path, e: std::io::Error| WarehouseError::Write {
         path: path.display().to_string(),
-        message: e.to_string(),
+        source: e.into(),
     };
     let root = dir.join("_cubes");
     let kinds = match std::fs::read_dir(&root) {
@@ -349,7 +349,7 @@ pub async fn write(
     let rel = path(kind, year);
     let err = |e: String| WarehouseError::Write {
         path: rel.clone(),
-        message: e,
+        source: e.into(),
     };
     let list: Vec<String> = partitions.iter().map(|p| p.to_string()).collect();
     let meta = std::collections::HashMap::from([

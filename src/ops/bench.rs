@@ -207,6 +207,8 @@ fn write_regions(path: &Path) -> Result<(), BenchError> {
     std::fs::write(path, s).map_err(io(path))
 }
 
+/// Run the benchmark's steps in order, each timed in a child process: a script of steps, long
+/// because each step is written out where it is measured.
 pub async fn run(a: &BenchArgs) -> Result<(), BenchError> {
     let duckdb = match (&a.duckdb_python, &a.duckdb_script) {
         (Some(py), Some(script)) => Some((py, script)),

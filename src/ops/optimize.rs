@@ -55,7 +55,7 @@ pub struct OptimizeReport {
 fn failpoint(stage: &str) -> Result<(), WarehouseError> {
     super::failpoint::at(stage).map_err(|fp| WarehouseError::Write {
         path: stage.to_string(),
-        message: format!("failpoint {fp} (PALAUTE_FAILPOINT)"),
+        source: format!("failpoint {fp} (PALAUTE_FAILPOINT)").into(),
     })
 }
 
@@ -73,7 +73,7 @@ async fn compact(
     if let Some(secret) = &rekey {
         let err = |m: String| WarehouseError::Write {
             path: name.to_string(),
-            message: m,
+            source: m.into(),
         };
         batches = batches
             .into_iter()
@@ -88,7 +88,7 @@ async fn compact(
     let rel = format!("{dir}part-{run_id}-opt{n:05}.parquet");
     let err = |e: String| WarehouseError::Write {
         path: format!("{name}/{rel}"),
-        message: e,
+        source: e.into(),
     };
     let mut buf = Vec::new();
     let mut rows = 0i64;

@@ -88,7 +88,9 @@ fn compared(sig: Option<bool>, value: Option<f64>, nation: Option<f64>, l: &Labe
     }
 }
 
-/// The whole page.
+/// The whole page, written top to bottom in the order it reads (its tables and charts are
+/// functions of their own; the headline cards and the notes are written here, in place, so
+/// that the page's markup reads in one pass).
 pub fn render(d: &ReportData, l: &Labels, k: usize) -> String {
     let pct = |v: f64| l.percent(v);
     let npsf = |v: f64| l.signed(v);

@@ -21,7 +21,7 @@ const CHECK: &str = "_keys/response_key.check";
 fn err(path: &str, message: String) -> WarehouseError {
     WarehouseError::Write {
         path: path.to_string(),
-        message,
+        source: message.into(),
     }
 }
 

@@ -123,7 +123,7 @@ fn ttl() -> Duration {
 fn io(path: &Path) -> impl Fn(object_store::Error) -> WarehouseError + '_ {
     move |e| WarehouseError::Write {
         path: path.to_string(),
-        message: e.to_string(),
+        source: e.into(),
     }
 }
 
@@ -161,7 +161,7 @@ async fn newest(wh: &Warehouse) -> Result<Option<(u64, LeaseRecord)>, WarehouseE
         .map_err(io(&path))?;
     let rec: LeaseRecord = serde_json::from_slice(&bytes).map_err(|e| WarehouseError::Write {
         path: path.to_string(),
-        message: format!("not a lease: {e}"),
+        source: format!("not a lease: {e}").into(),
     })?;
     Ok(Some((g, rec)))
 }

@@ -257,7 +257,7 @@ pub async fn append(w: &Warehouse, r: &RunRecord) -> Result<u64, WarehouseError>
         .await
         .map_err(|e| WarehouseError::Write {
             path: format!("{RUNS}/{rel}"),
-            message: e.to_string(),
+            source: e.into(),
         })?;
     let t = w.table(RUNS, None).await?;
     let add = add_action(&WrittenFile {

@@ -37,6 +37,9 @@ use crate::store::{Location, StoreError};
 pub use ledger::{RunRecord, RunStatus};
 use tables::{ALL_TABLES, table_def};
 
+/// The error underneath a read or a write (kept, so that the cause chain is in the logs).
+pub type Cause = Box<dyn std::error::Error + Send + Sync>;
+
 #[derive(Debug, thiserror::Error)]
 pub enum WarehouseError {
     #[error(transparent)]
@@ -46,10 +49,18 @@ pub enum WarehouseError {
         table: String,
         source: Box<DeltaTableError>,
     },
-    #[error("{path}: {message}")]
-    Write { path: String, message: String },
-    #[error("{path}: cannot read: {message}")]
-    Read { path: String, message: String },
+    #[error("{path}: {source}")]
+    Write {
+        path: String,
+        #[source]
+        source: Cause,
+    },
+    #[error("{path}: cannot read: {source}")]
+    Read {
+        path: String,
+        #[source]
+        source: Cause,
+    },
     #[error("the ledger is damaged: {0}")]
     Ledger(String),
     #[error("no warehouse at {0} (run a pipeline first, or check --warehouse / PALAUTE_WAREHOUSE)")]
@@ -201,7 +212,7 @@ impl Warehouse {
                 .try_into_kernel()
                 .map_err(|e| WarehouseError::Write {
                     path: name.to_string(),
-                    message: e.to_string(),
+                    source: e.into(),
                 })?;
             let t = self.builder(name)?.build().map_err(delta(name))?;
             let mut c = t
@@ -239,7 +250,7 @@ impl Warehouse {
                 .try_into_kernel()
                 .map_err(|e| WarehouseError::Write {
                     path: name.to_string(),
-                    message: e.to_string(),
+                    source: e.into(),
                 })?;
         let t = self.builder(name)?.build().map_err(delta(name))?;
         t.create()
@@ -285,7 +296,7 @@ impl Warehouse {
             .try_into_kernel()
             .map_err(|e| WarehouseError::Write {
                 path: name.to_string(),
-                message: e.to_string(),
+                source: e.into(),
             })?;
         self.check_fence().await?;
         t.add_columns()
@@ -374,7 +385,7 @@ impl Warehouse {
             let read = async move {
                 let err = |e: String| WarehouseError::Read {
                     path: path.to_string(),
-                    message: e,
+                    source: e.into(),
                 };
                 #[allow(deprecated)]
                 let mut reader = ParquetObjectReader::new(store, path.clone()).with_file_size(size);
@@ -435,7 +446,7 @@ impl Warehouse {
             async move {
                 tokio::spawn(read).await.map_err(|e| WarehouseError::Read {
                     path: name,
-                    message: e.to_string(),
+                    source: e.into(),
                 })?
             }
         });

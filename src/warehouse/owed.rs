@@ -29,7 +29,7 @@ pub struct Owed {
 fn err(message: String) -> WarehouseError {
     WarehouseError::Write {
         path: PATH.to_string(),
-        message,
+        source: message.into(),
     }
 }
 

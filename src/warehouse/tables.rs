@@ -73,6 +73,8 @@ fn def(name: &'static str, fields: Vec<Field>, partition_by: &'static [&'static 
     }
 }
 
+/// The definition of warehouse table `name`. Long by design: it is the tables' schemas as one
+/// literal, column by column, in the order docs/warehouse.md describes them.
 pub fn table_def(name: &str) -> &'static TableDef {
     static DEFS: OnceLock<Vec<TableDef>> = OnceLock::new();
     let defs = DEFS.get_or_init(|| {

@@ -322,7 +322,7 @@ fn write_one(
 ) -> Result<WrittenFile, WarehouseError> {
     let err = |e: String| WarehouseError::Write {
         path: local.display().to_string(),
-        message: e,
+        source: e.into(),
     };
     if let Some(d) = local.parent() {
         std::fs::create_dir_all(d).map_err(|e| err(e.to_string()))?;
@@ -407,14 +407,14 @@ pub async fn upload(
             .await
             .map_err(|e| WarehouseError::Write {
                 path: f.local_path.display().to_string(),
-                message: e.to_string(),
+                source: e.into(),
             })?;
         loc.store
             .put(&dest, data.into())
             .await
             .map_err(|e| WarehouseError::Write {
                 path: dest.to_string(),
-                message: e.to_string(),
+                source: e.into(),
             })?;
         let _ = tokio::fs::remove_file(&f.local_path).await;
     }

@@ -35,90 +35,12 @@ pub(super) async fn commit_run(
     to_delete: &HashMap<Partition, HashSet<u128>>,
     load_id: &str,
 ) -> Result<Committed, CommitFailure> {
-    let mut removes: BTreeMap<&'static str, Vec<Action>> = BTreeMap::new();
-    let rewrite = async {
-        for name in [RESPONSES, ANSWERS, COMMENTS, FEEDBACK] {
-            let Some(index) = stored.files.get(name) else {
-                continue;
-            };
-            let mut parts: Vec<&Partition> = to_delete.keys().collect();
-            parts.sort();
-            for part in parts {
-                let keys = &to_delete[part];
-                for f in index.get(part).into_iter().flatten() {
-                    let batches = wh.read_files(name, std::slice::from_ref(f), &[]).await?;
-                    let mut removed = 0usize;
-                    let mut kept = Vec::new();
-                    for b in batches {
-                        let k = b.column(0).as_string::<i32>();
-                        let mask: BooleanArray = (0..b.num_rows())
-                            .map(|i| {
-                                Some(!parse_key(k.value(i)).is_some_and(|x| keys.contains(&x)))
-                            })
-                            .collect();
-                        removed += mask.iter().filter(|m| *m == Some(false)).count();
-                        let fb = arrow::compute::filter_record_batch(&b, &mask).map_err(|e| {
-                            WarehouseError::Read {
-                                path: f.path.clone(),
-                                message: e.to_string(),
-                            }
-                        })?;
-                        if fb.num_rows() > 0 {
-                            kept.push(
-                                RecordBatch::try_new(
-                                    table_def(name).file_schema.clone(),
-                                    fb.columns().to_vec(),
-                                )
-                                .map_err(|e| {
-                                    WarehouseError::Read {
-                                        path: f.path.clone(),
-                                        message: e.to_string(),
-                                    }
-                                })?,
-                            );
-                        }
-                    }
-                    if removed == 0 {
-                        continue;
-                    }
-                    let tw = writers.table(name, part);
-                    for b in kept {
-                        tw.push_batch(part, b);
-                    }
-                    removes.entry(name).or_default().push(remove_action(
-                        &f.path,
-                        f.size,
-                        &f.partition_values(),
-                    ));
-                }
-            }
-        }
-        Ok::<(), RunError>(())
-    }
-    .await;
-    let mut written: Written = Vec::new();
-    let mut finish_err = rewrite.err();
-    if let Err(e) = writers.wait() {
-        finish_err.get_or_insert(e.into());
-    }
-    let mut by_table: BTreeMap<&'static str, Vec<WrittenFile>> = BTreeMap::new();
-    for shard in std::mem::take(&mut writers.shards) {
-        for (name, tw) in shard.tables {
-            match tw.finish() {
-                Ok(files) => by_table.entry(name).or_default().extend(files),
-                Err(e) => {
-                    finish_err.get_or_insert(e.into());
-                }
-            }
-        }
-    }
-    for (name, mut files) in by_table {
-        files.sort_by(|a, b| a.rel_path.cmp(&b.rel_path));
-        written.push((name, files));
-    }
-    if let Some(e) = finish_err {
-        return Err((e, written, vec![]));
-    }
+    let rewritten = rewrite_updated(wh, writers, stored, to_delete).await;
+    let (mut written, finish_err) = finish_writers(writers);
+    let mut removes = match (rewritten, finish_err) {
+        (Ok(removes), None) => removes,
+        (Err(e), _) | (Ok(_), Some(e)) => return Err((e, written, vec![])),
+    };
     // commit in the order of DATA_TABLES: responses first, quarantine last
     written.sort_by_key(|(n, _)| {
         crate::warehouse::tables::DATA_TABLES
@@ -135,6 +57,15 @@ pub(super) async fn commit_run(
     }
     let mut versions = BTreeMap::new();
     let mut committed_now: Vec<(&'static str, u64)> = Vec::new();
+    let uncommitted = |written: &Written, committed_now: &[(&str, u64)]| -> Written {
+        // files of tables already committed stay: the versions before the rollback refer to
+        // them (vacuum removes them once the retention has passed)
+        written
+            .iter()
+            .filter(|(n, _)| !committed_now.iter().any(|(c, _)| c == n))
+            .cloned()
+            .collect()
+    };
     for (name, files) in &written {
         let mut actions: Vec<Action> = files.iter().map(add_action).collect();
         actions.extend(removes.remove(name).unwrap_or_default());
@@ -149,23 +80,13 @@ pub(super) async fn commit_run(
                 committed_now.push((name, before));
             }
             Err(e) => {
-                // files of tables already committed stay: the versions before the rollback
-                // refer to them (vacuum removes them once the retention has passed)
-                let uncommitted = written
-                    .iter()
-                    .filter(|(n, _)| !committed_now.iter().any(|(c, _)| c == n))
-                    .cloned()
-                    .collect();
-                return Err((e.into(), uncommitted, committed_now));
+                let left = uncommitted(&written, &committed_now);
+                return Err((e.into(), left, committed_now));
             }
         }
         if let Err(e) = failpoint(&format!("commit:{name}")) {
-            let uncommitted = written
-                .iter()
-                .filter(|(n, _)| !committed_now.iter().any(|(c, _)| c == n))
-                .cloned()
-                .collect();
-            return Err((e, uncommitted, committed_now));
+            let left = uncommitted(&written, &committed_now);
+            return Err((e, left, committed_now));
         }
     }
     let periods = written
@@ -176,6 +97,99 @@ pub(super) async fn commit_run(
         .map(|(_, v)| v.clone())
         .collect();
     Ok((versions, committed_now, periods))
+}
+
+/// The files holding responses this run updates (or a backfill removes), rewritten without
+/// them into the run's writers: the remove actions of the files they replace, by table.
+async fn rewrite_updated(
+    wh: &Warehouse,
+    writers: &mut Writers,
+    stored: &Stored,
+    to_delete: &HashMap<Partition, HashSet<u128>>,
+) -> Result<BTreeMap<&'static str, Vec<Action>>, RunError> {
+    let mut removes: BTreeMap<&'static str, Vec<Action>> = BTreeMap::new();
+    let mut parts: Vec<&Partition> = to_delete.keys().collect();
+    parts.sort();
+    for name in [RESPONSES, ANSWERS, COMMENTS, FEEDBACK] {
+        let Some(index) = stored.files.get(name) else {
+            continue;
+        };
+        for part in &parts {
+            let keys = &to_delete[*part];
+            for f in index.get(*part).into_iter().flatten() {
+                let Some(kept) = without_keys(wh, name, f, keys).await? else {
+                    continue;
+                };
+                let tw = writers.table(name, part);
+                for b in kept {
+                    tw.push_batch(part, b);
+                }
+                removes.entry(name).or_default().push(remove_action(
+                    &f.path,
+                    f.size,
+                    &f.partition_values(),
+                ));
+            }
+        }
+    }
+    Ok(removes)
+}
+
+/// The rows of a stored file without those of `keys`, or `None` when it holds none of them.
+async fn without_keys(
+    wh: &Warehouse,
+    name: &'static str,
+    f: &crate::warehouse::TableFile,
+    keys: &HashSet<u128>,
+) -> Result<Option<Vec<RecordBatch>>, WarehouseError> {
+    let read_err = |e: arrow::error::ArrowError| WarehouseError::Read {
+        path: f.path.clone(),
+        source: e.into(),
+    };
+    let batches = wh.read_files(name, std::slice::from_ref(f), &[]).await?;
+    let mut removed = 0usize;
+    let mut kept = Vec::new();
+    for b in batches {
+        let k = b.column(0).as_string::<i32>();
+        let mask: BooleanArray = (0..b.num_rows())
+            .map(|i| Some(!parse_key(k.value(i)).is_some_and(|x| keys.contains(&x))))
+            .collect();
+        removed += mask.iter().filter(|m| *m == Some(false)).count();
+        let fb = arrow::compute::filter_record_batch(&b, &mask).map_err(read_err)?;
+        if fb.num_rows() > 0 {
+            let schema = table_def(name).file_schema.clone();
+            kept.push(RecordBatch::try_new(schema, fb.columns().to_vec()).map_err(read_err)?);
+        }
+    }
+    Ok((removed > 0).then_some(kept))
+}
+
+/// Wait for the background spill and finish every shard's writers: the files by table, and the
+/// first error (the files written before it are listed all the same, for removal).
+fn finish_writers(writers: &mut Writers) -> (Written, Option<RunError>) {
+    let mut finish_err: Option<RunError> = None;
+    if let Err(e) = writers.wait() {
+        finish_err.get_or_insert(e.into());
+    }
+    let mut by_table: BTreeMap<&'static str, Vec<WrittenFile>> = BTreeMap::new();
+    for shard in std::mem::take(&mut writers.shards) {
+        for (name, tw) in shard.tables {
+            match tw.finish() {
+                Ok(files) => by_table.entry(name).or_default().extend(files),
+                Err(e) => {
+                    finish_err.get_or_insert(e.into());
+                }
+            }
+        }
+    }
+    let written = by_table
+        .into_iter()
+        .map(|(name, mut files)| {
+            files.sort_by(|a, b| a.rel_path.cmp(&b.rel_path));
+            (name, files)
+        })
+        .collect();
+    (written, finish_err)
 }
 
 /// Remove every file a failed run's writers wrote.

@@ -125,59 +125,13 @@ async fn read_object(
     if let Some((from, rows)) = &resumed_from {
         tracing::info!(pipeline = %p.name, object = %obj.name, from = %from, rows_not_read = rows, "resumed where an earlier object's bytes end");
     }
-    let mut oc = Counts::default();
-    let mut date_warning = None;
-    // records are read into reused buffers, a chunk at a time, so that the keys of the
-    // partitions a chunk touches can be loaded together; a thread of its own reads (parses) the
-    // next chunk while this one is processed
-    let reader = read_ahead(opened.records);
-    let mut phase = Phases::default();
-    let point: Option<ResumePoint>;
-    loop {
-        let tick = Instant::now();
-        let (buffer, n, bytes_read, end) = match reader.full.recv() {
-            Ok(Ok(c)) => c,
-            Ok(Err(message)) => {
-                return Err(RunError::Format(FormatError::Unreadable {
-                    object: obj.name.clone(),
-                    message,
-                }));
-            }
-            Err(_) => panic!("the reading thread stopped without a word"),
-        };
-        if n == 0 {
-            point = end;
-            break;
-        }
-        let chunk = &buffer[..n];
-        if oc.read == 0 {
-            date_warning = check_dates(r, obj, &mut norm, chunk, &mut decoded).await?;
-        }
-        phase.read += tick.elapsed().as_secs_f64();
-        process_chunk(r, ctx, &norm, obj, object_no, chunk, &mut oc, &mut phase).await?;
-        if let Some(b) = &r.bar {
-            b.set_position(done_bytes + bytes_read.min(obj.size));
-            b.set_message(format!(
-                "{} object {}/{} rows {}",
-                p.name,
-                object_no + 1,
-                r.plan.to_read.len(),
-                before.read + oc.read
-            ));
-        }
-        failpoint("write")?;
-        // the buffer goes back to the reader (which has gone when the object ended)
-        let _ = reader.empty.send(buffer);
-    }
-    tracing::debug!(
-        read_s = phase.read,
-        head_s = phase.head,
-        existing_s = phase.existing,
-        decide_s = phase.decide,
-        body_s = phase.body,
-        write_s = phase.write,
-        "object phases"
-    );
+    let at = Progress {
+        object_no,
+        done_bytes,
+        rows_before: before.read,
+    };
+    let read = chunks(r, ctx, &mut norm, obj, at, opened.records, &mut decoded).await?;
+    let (oc, date_warning, point) = (read.counts, read.date_warning, read.point);
     tracing::info!(pipeline = %p.name, object = %obj.name, read = oc.read, new = oc.loaded, updated = oc.updated, duplicate = oc.duplicate, quarantined = oc.quarantined, "object done");
     let record = ObjectRecord {
         name: obj.name.clone(),
@@ -204,6 +158,93 @@ async fn read_object(
         warnings: object_warnings(&norm, r.catalog, date_warning, conflicts),
     };
     Ok((plan, record))
+}
+
+/// Where an object is in the run, for the progress bar.
+#[derive(Clone, Copy)]
+struct Progress {
+    object_no: usize,
+    /// bytes of the objects read before it
+    done_bytes: u64,
+    /// rows of the objects read before it
+    rows_before: u64,
+}
+
+/// What reading an object's records gave: its counts, the warning its dates call for, and
+/// where a later object may resume.
+struct Chunks {
+    counts: Counts,
+    date_warning: Option<String>,
+    point: Option<ResumePoint>,
+}
+
+/// Read an object's records a chunk at a time, each through the row's steps. Records are read
+/// into reused buffers, so that the keys of the partitions a chunk touches can be loaded
+/// together; a thread of its own reads (parses) the next chunk while this one is processed.
+async fn chunks(
+    r: &Reading<'_>,
+    ctx: &mut Ctx<'_>,
+    norm: &mut Normalizer,
+    obj: &SourceObject,
+    at: Progress,
+    records: crate::format::Records,
+    decoded: &mut String,
+) -> Result<Chunks, RunError> {
+    let mut oc = Counts::default();
+    let mut date_warning = None;
+    let reader = read_ahead(records);
+    let mut phase = Phases::default();
+    let point: Option<ResumePoint>;
+    loop {
+        let tick = Instant::now();
+        let (buffer, n, bytes_read, end) = match reader.full.recv() {
+            Ok(Ok(c)) => c,
+            Ok(Err(message)) => {
+                return Err(RunError::Format(FormatError::Unreadable {
+                    object: obj.name.clone(),
+                    message,
+                }));
+            }
+            Err(_) => panic!("the reading thread stopped without a word"),
+        };
+        if n == 0 {
+            point = end;
+            break;
+        }
+        let chunk = &buffer[..n];
+        if oc.read == 0 {
+            date_warning = check_dates(r, obj, norm, chunk, decoded).await?;
+        }
+        phase.read += tick.elapsed().as_secs_f64();
+        process_chunk(r, ctx, norm, obj, at.object_no, chunk, &mut oc, &mut phase).await?;
+        if let Some(b) = &r.bar {
+            b.set_position(at.done_bytes + bytes_read.min(obj.size));
+            b.set_message(format!(
+                "{} object {}/{} rows {}",
+                r.p.name,
+                at.object_no + 1,
+                r.plan.to_read.len(),
+                at.rows_before + oc.read
+            ));
+        }
+        failpoint("write")?;
+        // the buffer goes back to the reader (which has gone when the object ended)
+        let _ = reader.empty.send(buffer);
+    }
+    tracing::debug!(
+        read_s = phase.read,
+        head_s = phase.head,
+        existing_s = phase.existing,
+        decide_s = phase.decide,
+        body_s = phase.body,
+        write_s = phase.write,
+        "object phases"
+    );
+    Ok(Chunks {
+        counts: oc,
+        date_warning,
+        point,
+    })
 }
 
 /// The last object read may skip what an earlier object already loaded (a row seen in this run

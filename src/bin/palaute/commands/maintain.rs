@@ -2,42 +2,34 @@
 
 use palaute::ops::rollback::{Target, rollback as roll_back};
 
-use super::{finish, leased, open};
+use super::{open, with_lease};
 use crate::args::{OptimizeArgs, RekeyArgs, RollbackArgs, VacuumArgs};
 
 /// `palaute optimize`: compact each partition into one file.
 pub async fn optimize(a: OptimizeArgs) -> anyhow::Result<i32> {
     let wh = open(&a.w, false)?;
-    let result = match leased(wh, "optimize", async |wh| {
-        palaute::ops::optimize::optimize(wh).await
-    })
+    with_lease(
+        wh,
+        "optimize",
+        async |wh| palaute::ops::optimize::optimize(wh).await,
+        |r| {
+            if a.json {
+                println!("{}", serde_json::to_string(&r)?);
+            } else {
+                print!("{}", palaute::ops::optimize::render(&r));
+            }
+            Ok(())
+        },
+    )
     .await
-    {
-        Ok(r) => r,
-        Err(code) => return Ok(code),
-    };
-    finish("optimize", result, |r| {
-        if a.json {
-            println!("{}", serde_json::to_string(&r)?);
-        } else {
-            print!("{}", palaute::ops::optimize::render(&r));
-        }
-        Ok(())
-    })
 }
 
 /// `palaute rekey`: key the response keys of an old warehouse with its secret.
 pub async fn rekey(a: RekeyArgs) -> anyhow::Result<i32> {
     let wh = open(&a.w, false)?;
-    let result = match leased(wh, "rekey", async |wh| {
+    with_lease(wh, "rekey", async |wh| {
         palaute::ops::optimize::rekey(wh).await
-    })
-    .await
-    {
-        Ok(r) => r,
-        Err(code) => return Ok(code),
-    };
-    finish("rekey", result, |r| {
+    }, |r| {
         match r {
             Some(r) => {
                 let rows: u64 = r.tables.values().map(|t| t.rows_rewritten).sum();
@@ -50,6 +42,7 @@ pub async fn rekey(a: RekeyArgs) -> anyhow::Result<i32> {
         }
         Ok(())
     })
+    .await
 }
 
 /// `palaute rollback`: restore every table to an earlier ledger row's versions.
@@ -60,39 +53,39 @@ pub async fn rollback(a: RollbackArgs) -> anyhow::Result<i32> {
         (None, Some(v)) => Target::Seq(v),
         (None, None) => unreachable!("clap requires one"),
     };
-    let result = match leased(wh, "rollback", async |wh| roll_back(wh, &target).await).await {
-        Ok(r) => r,
-        Err(code) => return Ok(code),
-    };
-    finish("rollback", result, |r| {
-        println!(
-            "rolled back to seq {} (run {}): {} tables restored",
-            r.to_seq,
-            r.to_run,
-            r.restored.len()
-        );
-        Ok(())
-    })
+    with_lease(
+        wh,
+        "rollback",
+        async |wh| roll_back(wh, &target).await,
+        |r| {
+            println!(
+                "rolled back to seq {} (run {}): {} tables restored",
+                r.to_seq,
+                r.to_run,
+                r.restored.len()
+            );
+            Ok(())
+        },
+    )
+    .await
 }
 
 /// `palaute vacuum`: delete files no version within the retention needs.
 pub async fn vacuum(a: VacuumArgs) -> anyhow::Result<i32> {
     let wh = open(&a.w, false)?;
     let (retention, force) = (a.retention, a.force);
-    let result = match leased(wh, "vacuum", async |wh| {
-        palaute::ops::vacuum::vacuum(wh, retention, force).await
-    })
+    with_lease(
+        wh,
+        "vacuum",
+        async |wh| palaute::ops::vacuum::vacuum(wh, retention, force).await,
+        |r| {
+            println!(
+                "vacuum (retention {} h): {} files deleted",
+                r.retention_hours,
+                r.deleted.values().sum::<usize>()
+            );
+            Ok(())
+        },
+    )
     .await
-    {
-        Ok(r) => r,
-        Err(code) => return Ok(code),
-    };
-    finish("vacuum", result, |r| {
-        println!(
-            "vacuum (retention {} h): {} files deleted",
-            r.retention_hours,
-            r.deleted.values().sum::<usize>()
-        );
-        Ok(())
-    })
 }

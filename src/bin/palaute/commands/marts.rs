@@ -3,7 +3,7 @@
 use palaute::ops::aggregate::AggregateOptions;
 use palaute::ops::exit;
 
-use super::{finish, leased, open};
+use super::{open, with_lease};
 use crate::args::{AggregateArgs, AuditDisclosureArgs};
 
 /// `palaute aggregate`: compute the marts under the writer lease.
@@ -20,22 +20,20 @@ pub async fn aggregate(a: AggregateArgs) -> anyhow::Result<i32> {
         marts: a.marts,
         fresh_cubes: a.fresh_cubes,
     };
-    let result = match leased(wh, "aggregate", async |wh| {
-        palaute::ops::aggregate::aggregate(wh, &o).await
-    })
+    with_lease(
+        wh,
+        "aggregate",
+        async |wh| palaute::ops::aggregate::aggregate(wh, &o).await,
+        |r| {
+            if a.json {
+                println!("{}", serde_json::to_string(&r)?);
+            } else {
+                print!("{}", palaute::ops::aggregate::render(&r));
+            }
+            Ok(())
+        },
+    )
     .await
-    {
-        Ok(r) => r,
-        Err(code) => return Ok(code),
-    };
-    finish("aggregate", result, |r| {
-        if a.json {
-            println!("{}", serde_json::to_string(&r)?);
-        } else {
-            print!("{}", palaute::ops::aggregate::render(&r));
-        }
-        Ok(())
-    })
 }
 
 /// `palaute audit-disclosure`: exit 5 when a suppressed value can be recovered.

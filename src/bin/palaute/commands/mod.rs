@@ -45,6 +45,20 @@ async fn leased<T>(
     Ok(result)
 }
 
+/// A command that writes: `op` under the writer lease (exit 6 when another holds it), its
+/// outcome shown or said under the lease's purpose.
+async fn with_lease<T, E: std::error::Error + 'static>(
+    wh: Warehouse,
+    purpose: &str,
+    op: impl AsyncFnOnce(&Warehouse) -> Result<T, E>,
+    show: impl FnOnce(T) -> anyhow::Result<()>,
+) -> anyhow::Result<i32> {
+    match leased(wh, purpose, op).await {
+        Ok(result) => finish(purpose, result, show),
+        Err(code) => Ok(code),
+    }
+}
+
 /// A command's outcome: on success `show` prints the result (exit 0), else the error is said
 /// and its exit code returned.
 fn finish<T, E: std::error::Error + 'static>(

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use palaute::ops::exit;
 use palaute::report::{Area, ReportError, ReportOptions, definition};
 
-use super::{finish, leased, open};
+use super::{finish, open, with_lease};
 use crate::args::{ExtractArgs, ExtractCmd, ReportArgs};
 
 /// `palaute report`: one area's report, every area of a level, or a report definition's.
@@ -79,16 +79,14 @@ pub async fn extract(a: ExtractArgs) -> anyhow::Result<i32> {
     }
     let (spec, out) = (a.spec.expect("required"), a.out.expect("required"));
     let wh = open(&a.w, false)?;
-    let result = match leased(wh, "extract", async |wh| {
-        palaute::extract::run(wh, &spec, &out).await
-    })
+    with_lease(
+        wh,
+        "extract",
+        async |wh| palaute::extract::run(wh, &spec, &out).await,
+        |r| {
+            print!("{}", palaute::extract::summary(&r, &out));
+            Ok(())
+        },
+    )
     .await
-    {
-        Ok(r) => r,
-        Err(code) => return Ok(code),
-    };
-    finish("extract", result, |r| {
-        print!("{}", palaute::extract::summary(&r, &out));
-        Ok(())
-    })
 }

@@ -125,3 +125,24 @@ pub(super) struct Number {
     pub(super) max: i16,
     pub(super) missing: HashSet<String>,
 }
+
+/// The response's background: completion, the feedback's type and contact, times, geography
+/// and the coded dimensions.
+pub(super) struct Dimensions {
+    pub(super) completion: Option<Coded>,
+    pub(super) feedback_type: Option<Coded>,
+    pub(super) contact_requested: Option<Coded>,
+    pub(super) contact_columns: Vec<usize>,
+    pub(super) started: Option<(usize, TimeFormat)>,
+    pub(super) municipality: Option<From>,
+    pub(super) county: Option<From>,
+    pub(super) local_area: Option<Coded>,
+    pub(super) org_unit: Option<Coded>,
+    pub(super) service: Option<Coded>,
+    pub(super) channel: Option<Coded>,
+    pub(super) respondent_role: Option<Coded>,
+    pub(super) language: Option<Coded>,
+    pub(super) age_group: Option<Coded>,
+    pub(super) birth_year: Option<From>,
+    pub(super) gender: Option<Coded>,
+}

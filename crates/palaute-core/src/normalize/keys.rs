@@ -11,7 +11,7 @@ impl Normalizer {
     /// year of birth replaced by a marker (the warehouse never stores one; the reasons name the
     /// column when it was the problem) and every unmapped column left out.
     pub fn quarantine_json(&self, rec: &ByteRecord, scrub: &crate::privacy::Scrubber) -> String {
-        let birth_col = match &self.birth_year {
+        let birth_col = match &self.dims.birth_year {
             Some(From::Column(c, _)) => Some(*c),
             _ => None,
         };

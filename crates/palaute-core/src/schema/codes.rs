@@ -197,22 +197,22 @@ pub struct MunicipalityLists {
 const MUNICIPALITY_FILES: &[(i16, &str)] = &[
     (
         2023,
-        include_str!("../../schemas/codes/municipalities_2023.csv"),
+        include_str!("../../../../schemas/codes/municipalities_2023.csv"),
     ),
     (
         2024,
-        include_str!("../../schemas/codes/municipalities_2024.csv"),
+        include_str!("../../../../schemas/codes/municipalities_2024.csv"),
     ),
     (
         2025,
-        include_str!("../../schemas/codes/municipalities_2025.csv"),
+        include_str!("../../../../schemas/codes/municipalities_2025.csv"),
     ),
     (
         2026,
-        include_str!("../../schemas/codes/municipalities_2026.csv"),
+        include_str!("../../../../schemas/codes/municipalities_2026.csv"),
     ),
 ];
-const COUNTIES: &str = include_str!("../../schemas/codes/counties.csv");
+const COUNTIES: &str = include_str!("../../../../schemas/codes/counties.csv");
 
 fn column(headers: &csv::StringRecord, name: &str) -> Result<usize, String> {
     headers

@@ -49,22 +49,24 @@ impl Normalizer {
                 None
             }
         };
-        body.local_area = take(self.coded(rec, &self.local_area, "local area"));
-        body.org_unit = take(self.coded(rec, &self.org_unit, "org unit"));
-        body.service = take(self.coded(rec, &self.service, "service"));
-        body.channel = take(self.coded(rec, &self.channel, "channel"));
-        body.respondent_role = take(self.coded(rec, &self.respondent_role, "respondent role"));
-        body.language = take(self.coded(rec, &self.language, "language"));
-        body.age_group = take(self.coded(rec, &self.age_group, "age group"));
-        body.gender = take(self.coded(rec, &self.gender, "gender"));
-        body.feedback_type = take(self.coded(rec, &self.feedback_type, "feedback type"));
-        let contact = take(self.coded(rec, &self.contact_requested, "contact requested"));
-        let completion = take(self.coded(rec, &self.completion, "completion"));
+        body.local_area = take(self.coded(rec, &self.dims.local_area, "local area"));
+        body.org_unit = take(self.coded(rec, &self.dims.org_unit, "org unit"));
+        body.service = take(self.coded(rec, &self.dims.service, "service"));
+        body.channel = take(self.coded(rec, &self.dims.channel, "channel"));
+        body.respondent_role = take(self.coded(rec, &self.dims.respondent_role, "respondent role"));
+        body.language = take(self.coded(rec, &self.dims.language, "language"));
+        body.age_group = take(self.coded(rec, &self.dims.age_group, "age group"));
+        body.gender = take(self.coded(rec, &self.dims.gender, "gender"));
+        body.feedback_type = take(self.coded(rec, &self.dims.feedback_type, "feedback type"));
+        let contact = take(self.coded(rec, &self.dims.contact_requested, "contact requested"));
+        let completion = take(self.coded(rec, &self.dims.completion, "completion"));
         body.completion = "complete";
-        if self.feedback_type.is_some() && body.feedback_type.is_none() && problems.is_empty() {
+        if self.dims.feedback_type.is_some() && body.feedback_type.is_none() && problems.is_empty()
+        {
             problems.push(Problem {
                 code: "missing_type",
                 column: self
+                    .dims
                     .feedback_type
                     .as_ref()
                     .and_then(|c| c.from.column_name()),
@@ -80,12 +82,12 @@ impl Normalizer {
                 "no" | "ei" | "nej" | "false" | "0" | "n" | "e" => {}
                 _ => problems.push(Problem {
                     code: "invalid_value",
-                    column: self.contact_requested.as_ref().and_then(|c| c.from.column_name()),
+                    column: self.dims.contact_requested.as_ref().and_then(|c| c.from.column_name()),
                     message: "not a yes or no (allowed: yes, kyllä, ja, true, 1, x; no, ei, nej, false, 0)".into(),
                 }),
             },
         }
-        if self.contact_columns.iter().any(|&c| {
+        if self.dims.contact_columns.iter().any(|&c| {
             rec.get(c)
                 .is_some_and(|v| !v.iter().all(u8::is_ascii_whitespace))
         }) {
@@ -96,7 +98,11 @@ impl Normalizer {
             Some("partial") => body.completion = "partial",
             Some(_) => problems.push(Problem {
                 code: "invalid_code",
-                column: self.completion.as_ref().and_then(|c| c.from.column_name()),
+                column: self
+                    .dims
+                    .completion
+                    .as_ref()
+                    .and_then(|c| c.from.column_name()),
                 message: "completion is neither complete nor partial".into(),
             }),
         }
@@ -104,7 +110,7 @@ impl Normalizer {
 
     /// When the respondent started, if the mapping reads it.
     fn started_at(&self, rec: &ByteRecord, body: &mut Body, problems: &mut Vec<Problem>) {
-        if let Some((c, fmt)) = &self.started {
+        if let Some((c, fmt)) = &self.dims.started {
             match self.field(rec, *c) {
                 Ok("") => {}
                 Ok(s) => match time::parse_time(s, fmt, self.tz) {
@@ -128,7 +134,7 @@ impl Normalizer {
         body: &mut Body,
         problems: &mut Vec<Problem>,
     ) {
-        if let Some(by) = &self.birth_year {
+        if let Some(by) = &self.dims.birth_year {
             match self.value_of(rec, by) {
                 Ok(v) if v.is_empty() => {}
                 Ok(v) => {

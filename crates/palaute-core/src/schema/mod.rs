@@ -133,20 +133,20 @@ pub struct Catalog {
     pub municipalities: MunicipalityLists,
 }
 
-const SCALES: &str = include_str!("../../schemas/scales.yaml");
-const LISTS: &str = include_str!("../../schemas/codes/lists.yaml");
+const SCALES: &str = include_str!("../../../../schemas/scales.yaml");
+const LISTS: &str = include_str!("../../../../schemas/codes/lists.yaml");
 const INSTRUMENTS: &[(&str, &str)] = &[
     (
         "instruments/thl_national.yaml",
-        include_str!("../../schemas/instruments/thl_national.yaml"),
+        include_str!("../../../../schemas/instruments/thl_national.yaml"),
     ),
     (
         "instruments/thl_child.yaml",
-        include_str!("../../schemas/instruments/thl_child.yaml"),
+        include_str!("../../../../schemas/instruments/thl_child.yaml"),
     ),
     (
         "instruments/local_everyday.yaml",
-        include_str!("../../schemas/instruments/local_everyday.yaml"),
+        include_str!("../../../../schemas/instruments/local_everyday.yaml"),
     ),
 ];
 

@@ -181,7 +181,7 @@ impl Normalizer {
     fn geography(&self, rec: &ByteRecord, cyear: i16, problems: &mut Vec<Problem>) -> Geography {
         let munis = &self.catalog.municipalities;
         let mut geo = (None, None, None);
-        if let Some(m) = &self.municipality {
+        if let Some(m) = &self.dims.municipality {
             match self.value_of(rec, m) {
                 Ok(v) if v.is_empty() => {}
                 Ok(v) => match munis.resolve(&v, cyear) {
@@ -204,7 +204,7 @@ impl Normalizer {
             }
         }
         let mut county = geo.1.clone();
-        if let Some(c) = &self.county {
+        if let Some(c) = &self.dims.county {
             match self.value_of(rec, c) {
                 Ok(v) if v.is_empty() => {}
                 Ok(v) => {

@@ -225,7 +225,8 @@ const ENDINGS: [&str; 16] = [
 impl Names {
     pub fn embedded() -> &'static Names {
         static NAMES: std::sync::OnceLock<Names> = std::sync::OnceLock::new();
-        NAMES.get_or_init(|| Names::parse(include_str!("../../schemas/names/first_names.txt")))
+        NAMES
+            .get_or_init(|| Names::parse(include_str!("../../../../schemas/names/first_names.txt")))
     }
 
     fn parse(list: &str) -> Names {

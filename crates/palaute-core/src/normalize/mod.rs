@@ -32,7 +32,7 @@ use chrono_tz::Tz;
 use crate::config::Mapping;
 use crate::privacy::keys::KeySecret;
 use crate::schema::{Catalog, Partition};
-use compiled::{Coded, CompiledItem, From, ItemKind, MultiColumns, Submitted};
+use compiled::{CompiledItem, ItemKind, MultiColumns, Submitted};
 use time::TimeFormat;
 
 /// Why a row cannot be loaded: a reason code, the column, and a message without answer text.
@@ -154,27 +154,13 @@ pub struct Normalizer {
     mixed_dates: Option<time::OrderEvidence>,
     /// read when the submission time is empty (e.g. the last activity of a partial response)
     submitted_fallback: Option<usize>,
-    completion: Option<Coded>,
-    feedback_type: Option<Coded>,
-    contact_requested: Option<Coded>,
-    contact_columns: Vec<usize>,
-    started: Option<(usize, TimeFormat)>,
+    /// the background: completion, feedback, times, geography and the coded dimensions
+    dims: compiled::Dimensions,
     tz: Tz,
     /// what a free dimension (org unit, local area, service) may not hold
     guard: crate::privacy::IdentifierGuard,
     /// submission times outside this window are implausible (quarantined)
     plausible: (DateTime<Utc>, DateTime<Utc>),
-    municipality: Option<From>,
-    county: Option<From>,
-    local_area: Option<Coded>,
-    org_unit: Option<Coded>,
-    service: Option<Coded>,
-    channel: Option<Coded>,
-    respondent_role: Option<Coded>,
-    language: Option<Coded>,
-    age_group: Option<Coded>,
-    birth_year: Option<From>,
-    gender: Option<Coded>,
     items: Vec<CompiledItem>,
     /// age bands of the source that straddle national ones (stored as unknown), with their rows
     wide_bands: std::sync::Mutex<BTreeMap<String, u64>>,

@@ -712,7 +712,8 @@ impl Pipeline {
         self.format.clone().unwrap_or_default()
     }
 
-    /// Checks that need no catalog and no source: shapes and ranges.
+    /// Checks that need no catalog and no source: shapes and ranges. A list of independent
+    /// checks, one per setting, in the order the pipeline file has them (hence its length).
     pub(crate) fn validate(&self) -> Result<(), String> {
         if self.name.is_empty()
             || !self

@@ -9,7 +9,7 @@ use std::collections::{BTreeSet, HashSet};
 use chrono_tz::Tz;
 
 use super::Normalizer;
-use super::compiled::{Coded, CompiledItem, From, ItemKind, Submitted, Text};
+use super::compiled::{CompiledItem, Dimensions, From, ItemKind, Submitted, Text};
 use super::time::{self, TimeFormat};
 use crate::config::{ItemSpec, Mapping, Pipeline, PipelineKind};
 use crate::privacy::keys::KeySecret;
@@ -25,27 +25,6 @@ struct ResponseFields {
     id_col: Result<Option<usize>, ()>,
     submitted: Option<Submitted>,
     submitted_fallback: Option<usize>,
-}
-
-/// The response's background: completion, the feedback's type and contact, times, geography
-/// and the coded dimensions.
-struct Dimensions {
-    completion: Option<Coded>,
-    feedback_type: Option<Coded>,
-    contact_requested: Option<Coded>,
-    contact_columns: Vec<usize>,
-    started: Option<(usize, TimeFormat)>,
-    municipality: Option<From>,
-    county: Option<From>,
-    local_area: Option<Coded>,
-    org_unit: Option<Coded>,
-    service: Option<Coded>,
-    channel: Option<Coded>,
-    respondent_role: Option<Coded>,
-    language: Option<Coded>,
-    age_group: Option<Coded>,
-    birth_year: Option<From>,
-    gender: Option<Coded>,
 }
 
 impl Normalizer {
@@ -72,24 +51,6 @@ impl Normalizer {
             submitted_fallback,
             ..
         } = r;
-        let Dimensions {
-            completion,
-            feedback_type,
-            contact_requested,
-            contact_columns,
-            started,
-            municipality,
-            county,
-            local_area,
-            org_unit,
-            service,
-            channel,
-            respondent_role,
-            language,
-            age_group,
-            birth_year,
-            gender,
-        } = d;
         errors.append(&mut b.errors);
         let (Ok(id_col), Some(submitted)) = (id_col, submitted) else {
             return Err(errors);
@@ -115,25 +76,10 @@ impl Normalizer {
             mixed_dates: None,
             wide_bands: Default::default(),
             submitted_fallback,
-            completion,
-            feedback_type,
-            contact_requested,
-            contact_columns,
-            started,
+            dims: d,
             tz,
             plausible: plausible_window(p),
             guard: Default::default(),
-            municipality,
-            county,
-            local_area,
-            org_unit,
-            service,
-            channel,
-            respondent_role,
-            language,
-            age_group,
-            birth_year,
-            gender,
             items,
             hash_cols: hash_cols.into_iter().collect(),
             text_cols,

@@ -1,0 +1,14 @@
+//! palaute's light half: the stages before the warehouse, which need neither Arrow nor
+//! DataFusion nor Delta Lake — a pipeline's configuration ([`config`]), the national schema and
+//! code lists ([`schema`]), decoding exports into records ([`format`](mod@format)), mapping records to the
+//! national schema ([`normalize`]), privacy at load ([`privacy`]) and the seeded demo and
+//! benchmark data ([`demo`]). The `palaute` crate re-exports these modules under the same names
+//! and adds the sources, the warehouse, the marts, reports, extracts and the operations; this
+//! crate builds and tests in about a minute on its own.
+
+pub mod config;
+pub mod demo;
+pub mod format;
+pub mod normalize;
+pub mod privacy;
+pub mod schema;
