@@ -356,28 +356,26 @@ impl Choice {
             options,
             missing,
         } = self;
-        match norm.field(rec, *col) {
-            Ok("") => {}
-            Ok(s) if missing.contains(&fold(s)) => {}
-            Ok(s) => match options.get(&fold(s)) {
-                Some(&oi) => body.answers.push(Answer {
-                    item: ii,
-                    option: Some(oi),
-                    value: None,
-                    status: Status::Answered,
-                    raw: None,
-                }),
-                None => problems.push(Problem {
-                    code: "invalid_option",
-                    column: Some(norm.names[*col].clone()),
-                    message: format!(
-                        "not an option of {} (options: {})",
-                        item.code,
-                        item.options.join(", ")
-                    ),
-                }),
-            },
-            Err(p) => problems.push(p),
+        let Some(s) = norm.answer_text(rec, *col, missing, problems) else {
+            return;
+        };
+        match options.get(&fold(s)) {
+            Some(&oi) => body.answers.push(Answer {
+                item: ii,
+                option: Some(oi),
+                value: None,
+                status: Status::Answered,
+                raw: None,
+            }),
+            None => problems.push(Problem {
+                code: "invalid_option",
+                column: Some(norm.names[*col].clone()),
+                message: format!(
+                    "not an option of {} (options: {})",
+                    item.code,
+                    item.options.join(", ")
+                ),
+            }),
         }
     }
 }
@@ -399,29 +397,27 @@ impl Number {
             max,
             missing,
         } = self;
-        match norm.field(rec, *col) {
-            Ok("") => {}
-            Ok(s) if missing.contains(&fold(s)) => {}
-            Ok(s) => match parse_integral(s) {
-                Some(v) if (*min as i64..=*max as i64).contains(&v) => body.answers.push(Answer {
-                    item: ii,
-                    option: None,
-                    value: Some(v as i16),
-                    status: Status::Measured,
-                    raw: None,
-                }),
-                Some(_) => problems.push(Problem {
-                    code: "out_of_range",
-                    column: Some(norm.names[*col].clone()),
-                    message: format!("outside {min}–{max} ({})", item.code),
-                }),
-                None => problems.push(Problem {
-                    code: "invalid_value",
-                    column: Some(norm.names[*col].clone()),
-                    message: format!("not a whole number ({})", item.code),
-                }),
-            },
-            Err(p) => problems.push(p),
+        let Some(s) = norm.answer_text(rec, *col, missing, problems) else {
+            return;
+        };
+        match parse_integral(s) {
+            Some(v) if (*min as i64..=*max as i64).contains(&v) => body.answers.push(Answer {
+                item: ii,
+                option: None,
+                value: Some(v as i16),
+                status: Status::Measured,
+                raw: None,
+            }),
+            Some(_) => problems.push(Problem {
+                code: "out_of_range",
+                column: Some(norm.names[*col].clone()),
+                message: format!("outside {min}–{max} ({})", item.code),
+            }),
+            None => problems.push(Problem {
+                code: "invalid_value",
+                column: Some(norm.names[*col].clone()),
+                message: format!("not a whole number ({})", item.code),
+            }),
         }
     }
 }
@@ -437,11 +433,8 @@ impl Text {
         problems: &mut Vec<Problem>,
     ) {
         let Text { col, missing } = self;
-        match norm.field(rec, *col) {
-            Ok("") => {}
-            Ok(s) if !missing.is_empty() && missing.contains(&fold(s)) => {}
-            Ok(s) => body.texts.push((ii, s.to_string())),
-            Err(p) => problems.push(p),
+        if let Some(s) = norm.answer_text(rec, *col, missing, problems) {
+            body.texts.push((ii, s.to_string()));
         }
     }
 }

@@ -1,5 +1,7 @@
 //! Reading a record's fields: text in the file's encoding, constants, coded dimensions.
 
+use std::collections::HashSet;
+
 use csv::ByteRecord;
 
 use super::compiled::{Coded, From};
@@ -8,6 +10,26 @@ use crate::schema::NOT_SHOWN;
 use crate::schema::codes::fold;
 
 impl Normalizer {
+    /// The text of an answer cell, unless it is empty or one of the placeholders `missing`
+    /// (folded) that mean no answer; an unreadable cell's problem goes to `problems`.
+    pub(super) fn answer_text<'r>(
+        &self,
+        rec: &'r ByteRecord,
+        col: usize,
+        missing: &HashSet<String>,
+        problems: &mut Vec<Problem>,
+    ) -> Option<&'r str> {
+        match self.field(rec, col) {
+            Ok("") => None,
+            Ok(s) if !missing.is_empty() && missing.contains(&fold(s)) => None,
+            Ok(s) => Some(s),
+            Err(p) => {
+                problems.push(p);
+                None
+            }
+        }
+    }
+
     /// A field's text; LimeSurvey's "not shown" marker reads as empty.
     pub(super) fn field<'r>(&self, rec: &'r ByteRecord, i: usize) -> Result<&'r str, Problem> {
         self.field_marked(rec, i)
