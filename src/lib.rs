@@ -7,7 +7,7 @@
 //! formats, normalization, privacy at load, demo data) are the `palaute-core` crate, re-exported
 //! here under their names, so that they build and test on their own in about a minute.
 
-pub use palaute_core::{config, demo, format, normalize, privacy, schema};
+pub use palaute_core::{Cause, config, demo, format, normalize, privacy, schema};
 
 pub mod collections;
 pub mod extract;

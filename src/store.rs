@@ -11,10 +11,16 @@ use object_store::ObjectStore;
 use object_store::path::Path;
 use url::Url;
 
+use crate::Cause;
+
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    #[error("{location}: {message}")]
-    Location { location: String, message: String },
+    #[error("{location}: {source}")]
+    Location {
+        location: String,
+        #[source]
+        source: Cause,
+    },
     #[error("{location}: {source}")]
     ObjectStore {
         location: String,
@@ -72,9 +78,9 @@ impl Location {
     /// Resolve `spec` (a path, relative ones against `base`, or `s3://…`). A local folder is
     /// created when `create` is set.
     pub fn parse(spec: &str, base: &FsPath, create: bool) -> Result<Location, StoreError> {
-        let err = |message: String| StoreError::Location {
+        let err = |source: Cause| StoreError::Location {
             location: spec.to_string(),
-            message,
+            source,
         };
         if let Some(rest) = spec.strip_prefix("s3://") {
             let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
@@ -85,10 +91,9 @@ impl Location {
             let store = object_store::aws::AmazonS3Builder::from_env()
                 .with_bucket_name(bucket)
                 .build()
-                .map_err(|e| err(e.to_string()))?;
+                .map_err(|e| err(e.into()))?;
             let prefix = prefix.trim_end_matches('/');
-            let url =
-                Url::parse(&format!("s3://{bucket}/{prefix}")).map_err(|e| err(e.to_string()))?;
+            let url = Url::parse(&format!("s3://{bucket}/{prefix}")).map_err(|e| err(e.into()))?;
             return Ok(Location {
                 store: Arc::new(store),
                 prefix: Path::from(prefix),
@@ -108,12 +113,12 @@ impl Location {
             base.join(p)
         };
         if create {
-            std::fs::create_dir_all(&p).map_err(|e| err(e.to_string()))?;
+            std::fs::create_dir_all(&p).map_err(|e| err(e.into()))?;
         }
-        let abs = std::fs::canonicalize(&p).map_err(|e| err(format!("{e}")))?;
+        let abs = std::fs::canonicalize(&p).map_err(|e| err(e.into()))?;
         let url = Url::from_directory_path(&abs)
             .map_err(|_| err("not an absolute folder path".into()))?;
-        let prefix = Path::from_absolute_path(&abs).map_err(|e| err(e.to_string()))?;
+        let prefix = Path::from_absolute_path(&abs).map_err(|e| err(e.into()))?;
         Ok(Location {
             store: Arc::new(object_store::local::LocalFileSystem::new()),
             prefix,

@@ -17,6 +17,7 @@ pub mod spec;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use crate::Cause;
 use crate::schema::Catalog;
 use crate::warehouse::{Warehouse, WarehouseError};
 use anonymize::{Qi, Record};
@@ -56,9 +57,15 @@ pub enum ExtractError {
     #[error(transparent)]
     Warehouse(#[from] WarehouseError),
     #[error("reading the warehouse: {0}")]
-    Read(String),
+    Read(#[source] Cause),
     #[error("writing the package: {0}")]
-    Write(String),
+    Write(#[source] Cause),
+    #[error("writing the package: {}: {source}", path.display())]
+    WriteFile {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("{dir}: not an extract package: {message}")]
     NotAPackage { dir: PathBuf, message: String },
     #[error("{0}")]
@@ -73,9 +80,10 @@ impl ExtractError {
                 exit::CONFIG
             }
             ExtractError::Unsatisfiable { .. } | ExtractError::Differs(_) => exit::QUALITY,
-            ExtractError::VersionGone { .. } | ExtractError::Read(_) | ExtractError::Write(_) => {
-                exit::ENVIRONMENT
-            }
+            ExtractError::VersionGone { .. }
+            | ExtractError::Read(_)
+            | ExtractError::Write(_)
+            | ExtractError::WriteFile { .. } => exit::ENVIRONMENT,
             ExtractError::Warehouse(e) => e.exit_code(),
         }
     }
@@ -159,7 +167,8 @@ fn list_labels(c: &Catalog, list: &str) -> BTreeMap<String, [String; 3]> {
         .collect()
 }
 
-/// Derive the package of `spec` (its text `spec_text`) at `seq` (the spec's version when `None`).
+/// Derive the package of `spec` (its text `spec_text`) at `seq` (the spec's version when `None`):
+/// the state and the selection, the anonymisation, then the tables and the package's files.
 pub async fn build(
     wh: &Warehouse,
     spec: &ExtractSpec,
@@ -174,7 +183,6 @@ pub async fn build(
     });
     let state = read::state(wh, seq).await?;
     let sel = read::select(wh, spec, &state).await?;
-    let n = sel.records.len();
     // the quasi-identifiers in the spec's order (a BTreeMap: by name)
     let qis: Vec<Qi> = spec
         .quasi_identifiers
@@ -184,8 +192,50 @@ pub async fn build(
             levels: levels.clone(),
         })
         .collect();
-    let sensitive: Vec<(String, Vec<Option<String>>)> = spec
-        .sensitive
+    let outcome = anonymise(spec, &sel, &qis)?;
+
+    let pseudo = pseudonymiser(secret);
+    // the responses kept, by pseudonym
+    let mut kept: Vec<(String, usize)> = (0..sel.records.len())
+        .filter(|&i| !outcome.suppressed[i])
+        .map(|i| (pseudo(&sel.keys[i]), i))
+        .collect();
+    kept.sort();
+    let pseudo_of: BTreeMap<&str, &str> = kept
+        .iter()
+        .map(|(p, i)| (sel.keys[*i].as_str(), p.as_str()))
+        .collect();
+    let mut tables = vec![responses_table(
+        spec,
+        catalog,
+        &qis,
+        &outcome,
+        &sel.records,
+        &kept,
+    )];
+    if spec.answers {
+        tables.push(answers_table(catalog, &sel.answers, &pseudo_of));
+    }
+    if spec.comments {
+        tables.push(comments_table(&sel.comments, &pseudo_of));
+    }
+
+    let report = disclosure_report(spec, &state, &qis, &outcome, sel.records.len(), &tables);
+    let files = package_files(spec, spec_text, catalog, &state, &tables, &report)?;
+    Ok(Built {
+        files,
+        report,
+        state,
+    })
+}
+
+/// Each sensitive attribute's value per selected response: a response field's value, or an
+/// item's answers (its options, value or status, sorted and joined).
+fn sensitive_values(
+    spec: &ExtractSpec,
+    sel: &read::Selected,
+) -> Vec<(String, Vec<Option<String>>)> {
+    spec.sensitive
         .iter()
         .map(|s| {
             let values = match s.strip_prefix("item:") {
@@ -218,10 +268,21 @@ pub async fn build(
             };
             (s.clone(), values)
         })
-        .collect();
+        .collect()
+}
+
+/// The generalisation and local suppression that make the selection k-anonymous and
+/// l-diverse within the spec's suppression budget, or why none does.
+fn anonymise(
+    spec: &ExtractSpec,
+    sel: &read::Selected,
+    qis: &[Qi],
+) -> Result<anonymize::Outcome, ExtractError> {
+    let n = sel.records.len();
+    let sensitive = sensitive_values(spec, sel);
     let allowed = (n as f64 * spec.max_suppressed_pct / 100.0).floor() as usize;
-    let outcome = anonymize::search(&sel.records, &qis, &sensitive, spec.k, spec.l, allowed)
-        .map_err(|u| ExtractError::Unsatisfiable {
+    anonymize::search(&sel.records, qis, &sensitive, spec.k, spec.l, allowed).map_err(|u| {
+        ExtractError::Unsatisfiable {
             k: spec.k,
             l: spec.l,
             allowed: u.allowed,
@@ -233,31 +294,22 @@ pub async fn build(
                 .map(|(q, l)| format!("{} at {l}", q.name))
                 .collect::<Vec<_>>()
                 .join(", "),
-        })?;
-    let pseudo = pseudonymiser(secret);
-    // the responses kept, by pseudonym
-    let mut kept: Vec<(String, usize)> = (0..n)
-        .filter(|&i| !outcome.suppressed[i])
-        .map(|i| (pseudo(&sel.keys[i]), i))
-        .collect();
-    kept.sort();
-    let pseudo_of: BTreeMap<&str, &str> = kept
-        .iter()
-        .map(|(p, i)| (sel.keys[*i].as_str(), p.as_str()))
-        .collect();
+        }
+    })
+}
 
-    let mut tables = Vec::new();
-    let responses = responses_table(spec, catalog, &qis, &outcome, &sel.records, &kept);
-    tables.push(responses);
-    if spec.answers {
-        tables.push(answers_table(catalog, &sel.answers, &pseudo_of));
-    }
-    if spec.comments {
-        tables.push(comments_table(&sel.comments, &pseudo_of));
-    }
-
-    let kept_n = kept.len();
-    let report = Report {
+/// What the package's disclosure document and provenance say: the selection, the levels
+/// chosen, the k and l achieved, what was suppressed and the re-identification risk.
+fn disclosure_report(
+    spec: &ExtractSpec,
+    state: &read::State,
+    qis: &[Qi],
+    outcome: &anonymize::Outcome,
+    n: usize,
+    tables: &[Table],
+) -> Report {
+    let kept_n = tables[0].rows();
+    Report {
         name: spec.name.clone(),
         permit: spec.permit.clone(),
         seq: state.seq,
@@ -293,11 +345,22 @@ pub async fn build(
             1.0 / outcome.k_achieved as f64
         },
         evaluated: outcome.evaluated,
-    };
+    }
+}
 
+/// The package's files by name: a Parquet file per table, the codebook, the disclosure
+/// document and `datapackage.json` (resources with their hashes, and the provenance).
+fn package_files(
+    spec: &ExtractSpec,
+    spec_text: &str,
+    catalog: &Catalog,
+    state: &read::State,
+    tables: &[Table],
+    report: &Report,
+) -> Result<BTreeMap<String, Vec<u8>>, ExtractError> {
     let mut files = BTreeMap::new();
     let mut resources = Vec::new();
-    for t in &tables {
+    for t in tables {
         let bytes = package::parquet_bytes(t)?;
         let missing = vec![package::MissingValue {
             value: String::new(),
@@ -324,10 +387,7 @@ pub async fn build(
         "codebook.md".into(),
         package::codebook(&spec.name, &header, &refs, &items, spec.k).into_bytes(),
     );
-    files.insert(
-        "disclosure.md".into(),
-        disclosure_text(&report).into_bytes(),
-    );
+    files.insert("disclosure.md".into(), disclosure_text(report).into_bytes());
     let documents: BTreeMap<&str, String> = ["codebook.md", "disclosure.md"]
         .into_iter()
         .map(|f| (f, format!("sha256:{}", package::sha256_hex(&files[f]))))
@@ -343,7 +403,7 @@ pub async fn build(
             .map(|t| (t.to_string(), state.versions.get(*t).copied().unwrap_or(0)))
             .collect::<BTreeMap<_, _>>(),
         "pseudonyms": "BLAKE3 keyed hash of the response key under a key derived from the extract's secret (not in the package)",
-        "disclosure": &report,
+        "disclosure": report,
     });
     let dp = package::DataPackage {
         schema: "https://datapackage.org/profiles/2.0/datapackage.json",
@@ -359,15 +419,10 @@ pub async fn build(
         resources,
         provenance,
     };
-    let mut json =
-        serde_json::to_vec_pretty(&dp).map_err(|e| ExtractError::Write(e.to_string()))?;
+    let mut json = serde_json::to_vec_pretty(&dp).map_err(|e| ExtractError::Write(e.into()))?;
     json.push(b'\n');
     files.insert("datapackage.json".into(), json);
-    Ok(Built {
-        files,
-        report,
-        state,
-    })
+    Ok(files)
 }
 
 fn item_labels(c: &Catalog) -> BTreeMap<String, [String; 3]> {
@@ -661,7 +716,10 @@ pub fn disclosure_text(r: &Report) -> String {
 /// Write a built package into `out` (created; an existing package there is replaced), through a
 /// folder of its own renamed into place.
 pub fn write(out: &Path, built: &Built) -> Result<(), ExtractError> {
-    let err = |e: std::io::Error| ExtractError::Write(format!("{}: {e}", out.display()));
+    let err = |source| ExtractError::WriteFile {
+        path: out.to_path_buf(),
+        source,
+    };
     let parent = out
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
@@ -677,10 +735,13 @@ pub fn write(out: &Path, built: &Built) -> Result<(), ExtractError> {
                     .contains_key(&e.file_name().to_string_lossy().to_string())
             });
         if foreign {
-            return Err(ExtractError::Write(format!(
-                "{}: the folder holds files that are not this package's; give an empty or new folder",
-                out.display()
-            )));
+            return Err(ExtractError::Write(
+                format!(
+                    "{}: the folder holds files that are not this package's; give an empty or new folder",
+                    out.display()
+                )
+                .into(),
+            ));
         }
     }
     let tmp = parent.join(format!(

@@ -75,8 +75,8 @@ pub fn parquet_bytes(t: &Table) -> Result<Vec<u8>, ExtractError> {
             }
         })
         .collect();
-    let batch = RecordBatch::try_new(schema.clone(), arrays)
-        .map_err(|e| ExtractError::Write(e.to_string()))?;
+    let batch =
+        RecordBatch::try_new(schema.clone(), arrays).map_err(|e| ExtractError::Write(e.into()))?;
     let props = WriterProperties::builder()
         .set_compression(Compression::ZSTD(
             ZstdLevel::try_new(3).expect("a valid level"),
@@ -86,10 +86,9 @@ pub fn parquet_bytes(t: &Table) -> Result<Vec<u8>, ExtractError> {
         .build();
     let mut buf = Vec::new();
     let mut w = ArrowWriter::try_new(&mut buf, schema, Some(props))
-        .map_err(|e| ExtractError::Write(e.to_string()))?;
-    w.write(&batch)
-        .map_err(|e| ExtractError::Write(e.to_string()))?;
-    w.close().map_err(|e| ExtractError::Write(e.to_string()))?;
+        .map_err(|e| ExtractError::Write(e.into()))?;
+    w.write(&batch).map_err(|e| ExtractError::Write(e.into()))?;
+    w.close().map_err(|e| ExtractError::Write(e.into()))?;
     Ok(buf)
 }
 

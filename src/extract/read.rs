@@ -109,7 +109,7 @@ fn strings(batches: &[RecordBatch]) -> Result<HashMap<String, Vec<Option<String>
     for b in batches {
         for (i, f) in b.schema().fields().iter().enumerate() {
             let col = arrow::compute::cast(b.column(i), &DataType::Utf8)
-                .map_err(|e| ExtractError::Read(e.to_string()))?;
+                .map_err(|e| ExtractError::Read(e.into()))?;
             let s = col.as_string::<i32>();
             let v = out.entry(f.name().clone()).or_default();
             v.extend((0..s.len()).map(|j| (!s.is_null(j)).then(|| s.value(j).to_string())));
@@ -144,17 +144,15 @@ pub async fn select(
     }
     let ctx = crate::ops::sql::session_of(&tables)
         .await
-        .map_err(|e| ExtractError::Read(e.to_string()))?;
+        .map_err(|e| ExtractError::Read(e.into()))?;
     let run = |sql: String| {
         let ctx = ctx.clone();
         async move {
             let df = ctx
                 .sql(&sql)
                 .await
-                .map_err(|e| ExtractError::Read(e.to_string()))?;
-            df.collect()
-                .await
-                .map_err(|e| ExtractError::Read(e.to_string()))
+                .map_err(|e| ExtractError::Read(e.into()))?;
+            df.collect().await.map_err(|e| ExtractError::Read(e.into()))
         }
     };
     let wher = filter(&spec.filters);

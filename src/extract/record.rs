@@ -24,10 +24,10 @@ pub struct ExtractRecord {
     pub files: BTreeMap<String, BTreeSet<String>>,
 }
 
-fn err(path: &str, message: String) -> WarehouseError {
+fn err(path: &str, source: impl Into<crate::Cause>) -> WarehouseError {
     WarehouseError::Write {
         path: path.to_string(),
-        source: message.into(),
+        source: source.into(),
     }
 }
 
@@ -39,7 +39,7 @@ pub async fn record(wh: &Warehouse, rec: &ExtractRecord) -> Result<(), Warehouse
         .store
         .put(&wh.loc.child(&rel), body.into())
         .await
-        .map_err(|e| err(&rel, e.to_string()))?;
+        .map_err(|e| err(&rel, e))?;
     let committed = ledger::committed_versions(wh).await?;
     ledger::append_operation(
         wh,
@@ -67,7 +67,7 @@ pub async fn all(wh: &Warehouse) -> Result<Vec<ExtractRecord>, WarehouseError> {
         .list(Some(&prefix))
         .try_collect()
         .await
-        .map_err(|e| err(PREFIX, e.to_string()))?;
+        .map_err(|e| err(PREFIX, e))?;
     let mut out = Vec::new();
     for m in metas {
         let bytes = wh
@@ -75,10 +75,10 @@ pub async fn all(wh: &Warehouse) -> Result<Vec<ExtractRecord>, WarehouseError> {
             .store
             .get(&m.location)
             .await
-            .map_err(|e| err(PREFIX, e.to_string()))?
+            .map_err(|e| err(PREFIX, e))?
             .bytes()
             .await
-            .map_err(|e| err(PREFIX, e.to_string()))?;
+            .map_err(|e| err(PREFIX, e))?;
         let rec: ExtractRecord = serde_json::from_slice(&bytes)
             .map_err(|e| err(m.location.as_ref(), format!("not an extract record: {e}")))?;
         out.push(rec);

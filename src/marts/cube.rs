@@ -853,72 +853,18 @@ pub fn prefetch(wh: &Warehouse, year: &str, need: Needs) -> Prefetch {
     }
 }
 
-/// The cubes of the months `from`..=`to` (YYYY-MM) of the committed tables. For a whole year,
-/// partitions unchanged since an earlier aggregation are taken from the cube cache
-/// ([`cube_cache`]) unless `fresh`, and the cache is brought up to date.
-#[allow(clippy::too_many_arguments)]
-pub async fn build(
+/// A partition to compute: (period, county), its responses' files and its answers' files.
+type Part = ((String, String), Vec<TableFile>, Vec<TableFile>);
+
+/// The cubes of `parts` (each with its fingerprint), four partitions at a time: each reads its
+/// two tables' files at once and computes on a blocking thread.
+async fn compute(
     wh: &Warehouse,
-    responses: &deltalake_core::DeltaTable,
-    answers: &deltalake_core::DeltaTable,
-    from: &str,
-    to: &str,
-    top_low: HashMap<(String, String), i64>,
+    parts: Vec<(Part, i64)>,
+    top_low: &Arc<HashMap<(String, String), i64>>,
+    schemas: &Arc<Schemas>,
     need: Needs,
-    fresh: bool,
-    prefetched: Option<Prefetch>,
-) -> Result<Built, WarehouseError> {
-    let schemas = Arc::new(schemas());
-    let top_low = Arc::new(top_low);
-    let clock = std::time::Instant::now();
-    let rfiles = by_period_county(wh.files(responses).await?);
-    let mut afiles = by_period_county(wh.files(answers).await?);
-    type Part = ((String, String), Vec<TableFile>, Vec<TableFile>);
-    let parts: Vec<Part> = rfiles
-        .into_iter()
-        .filter(|((p, _), _)| p.as_str() >= from && p.as_str() <= to)
-        .map(|(k, r)| {
-            let a = afiles.remove(&k).unwrap_or_default();
-            (k, r, a)
-        })
-        .collect();
-    // the cache holds whole years
-    let year = (from.len() == 7
-        && to.len() == 7
-        && from[..4] == to[..4]
-        && from.ends_with("-01")
-        && to.ends_with("-12"))
-    .then(|| from[..4].to_string());
-    let kinds = kinds(need);
-    let fps: Vec<i64> = parts
-        .iter()
-        .map(|((p, c), rf, af)| cube_cache::fingerprint(p, c, rf, af))
-        .collect();
-    let cached: Vec<Option<Cached>> = match (&year, fresh, prefetched) {
-        (Some(y), false, Some(p)) if p.year == *y && p.kinds == kinds => p.read.await,
-        (Some(y), false, _) => prefetch(wh, y, need).read.await,
-        _ => kinds.iter().map(|_| None).collect(),
-    };
-    tracing::debug!(
-        seconds = clock.elapsed().as_secs_f64(),
-        "cube files listed and cache read"
-    );
-    let reuse: HashSet<i64> = fps
-        .iter()
-        .copied()
-        .filter(|fp| {
-            cached
-                .iter()
-                .all(|c| c.as_ref().is_some_and(|c| c.partitions.contains(fp)))
-        })
-        .collect();
-    let reused = reuse.len();
-    let parts: Vec<(Part, i64)> = parts
-        .into_iter()
-        .zip(fps.iter().copied())
-        .filter(|(_, fp)| !reuse.contains(fp))
-        .collect();
-    let computed = parts.len();
+) -> Result<Vec<PartCubes>, WarehouseError> {
     // the profile columns only for response_counts (a column not read reads as unknown)
     let mut rcols = vec![
         "response_key",
@@ -997,6 +943,75 @@ pub async fn build(
         compute_s = spent[2],
         "cube phases (summed over partitions)"
     );
+    Ok(parts)
+}
+
+/// The cubes of the months `from`..=`to` (YYYY-MM) of the committed tables. For a whole year,
+/// partitions unchanged since an earlier aggregation are taken from the cube cache
+/// ([`cube_cache`]) unless `fresh`, and the cache is brought up to date.
+#[allow(clippy::too_many_arguments)]
+pub async fn build(
+    wh: &Warehouse,
+    responses: &deltalake_core::DeltaTable,
+    answers: &deltalake_core::DeltaTable,
+    from: &str,
+    to: &str,
+    top_low: HashMap<(String, String), i64>,
+    need: Needs,
+    fresh: bool,
+    prefetched: Option<Prefetch>,
+) -> Result<Built, WarehouseError> {
+    let schemas = Arc::new(schemas());
+    let top_low = Arc::new(top_low);
+    let clock = std::time::Instant::now();
+    let rfiles = by_period_county(wh.files(responses).await?);
+    let mut afiles = by_period_county(wh.files(answers).await?);
+    let parts: Vec<Part> = rfiles
+        .into_iter()
+        .filter(|((p, _), _)| p.as_str() >= from && p.as_str() <= to)
+        .map(|(k, r)| {
+            let a = afiles.remove(&k).unwrap_or_default();
+            (k, r, a)
+        })
+        .collect();
+    // the cache holds whole years
+    let year = (from.len() == 7
+        && to.len() == 7
+        && from[..4] == to[..4]
+        && from.ends_with("-01")
+        && to.ends_with("-12"))
+    .then(|| from[..4].to_string());
+    let kinds = kinds(need);
+    let fps: Vec<i64> = parts
+        .iter()
+        .map(|((p, c), rf, af)| cube_cache::fingerprint(p, c, rf, af))
+        .collect();
+    let cached: Vec<Option<Cached>> = match (&year, fresh, prefetched) {
+        (Some(y), false, Some(p)) if p.year == *y && p.kinds == kinds => p.read.await,
+        (Some(y), false, _) => prefetch(wh, y, need).read.await,
+        _ => kinds.iter().map(|_| None).collect(),
+    };
+    tracing::debug!(
+        seconds = clock.elapsed().as_secs_f64(),
+        "cube files listed and cache read"
+    );
+    let reuse: HashSet<i64> = fps
+        .iter()
+        .copied()
+        .filter(|fp| {
+            cached
+                .iter()
+                .all(|c| c.as_ref().is_some_and(|c| c.partitions.contains(fp)))
+        })
+        .collect();
+    let reused = reuse.len();
+    let parts: Vec<(Part, i64)> = parts
+        .into_iter()
+        .zip(fps.iter().copied())
+        .filter(|(_, fp)| !reuse.contains(fp))
+        .collect();
+    let computed = parts.len();
+    let parts = compute(wh, parts, &top_low, &schemas, need).await?;
     // each kind: the cached rows of the partitions reused, then the rows computed
     let mut out: HashMap<Kind, Vec<RecordBatch>> = HashMap::new();
     let mut cache_writes = Vec::new();
@@ -1004,7 +1019,7 @@ pub async fn build(
         let mut batches = match c {
             Some(c) => cube_cache::rows_of(c, &reuse).map_err(|e| WarehouseError::Read {
                 path: format!("_cubes/{}", k.name()),
-                source: e.into(),
+                source: e,
             })?,
             None => Vec::new(),
         };

@@ -23,7 +23,7 @@ use arrow::ipc::reader::StreamDecoder;
 use arrow::ipc::writer::{IpcWriteOptions, StreamWriter};
 use object_store::{ObjectStoreExt, PutPayload};
 
-use crate::warehouse::{TableFile, Warehouse, WarehouseError};
+use crate::warehouse::{Cause, TableFile, Warehouse, WarehouseError};
 
 /// Bumped whenever the cube's rows or this format change.
 const FORMAT: &str = "1";
@@ -279,12 +279,12 @@ fn map(file: &std::path::Path) -> std::io::Result<Buffer> {
 
 /// Decode a cache file. Its bytes become the batches' buffers as they are (no copy), when the
 /// file is uncompressed as a local warehouse's are.
-fn decode(mut buf: Buffer) -> Result<Option<Cached>, String> {
+fn decode(mut buf: Buffer) -> Result<Option<Cached>, Cause> {
     let mut decoder = StreamDecoder::new();
     let mut batches = Vec::new();
     let mut checked = false;
     while !buf.is_empty() {
-        let batch = decoder.decode(&mut buf).map_err(|e| e.to_string())?;
+        let batch = decoder.decode(&mut buf)?;
         if !checked && let Some(schema) = decoder.schema() {
             // a file of another format is not decoded further
             if schema.metadata().get(FORMAT_KEY).map(String::as_str) != Some(FORMAT) {
@@ -294,7 +294,7 @@ fn decode(mut buf: Buffer) -> Result<Option<Cached>, String> {
         }
         batches.extend(batch);
     }
-    decoder.finish().map_err(|e| e.to_string())?;
+    decoder.finish()?;
     // the schema comes first in a stream: it has been checked above
     let schema = decoder.schema().ok_or("no schema in the file")?;
     let partitions = schema
@@ -313,7 +313,7 @@ fn decode(mut buf: Buffer) -> Result<Option<Cached>, String> {
 }
 
 /// The rows of `cached` whose partition is in `keep`.
-pub fn rows_of(cached: &Cached, keep: &HashSet<i64>) -> Result<Vec<RecordBatch>, String> {
+pub fn rows_of(cached: &Cached, keep: &HashSet<i64>) -> Result<Vec<RecordBatch>, Cause> {
     let mut out = Vec::new();
     for b in &cached.batches {
         let fp = b
@@ -329,9 +329,7 @@ pub fn rows_of(cached: &Cached, keep: &HashSet<i64>) -> Result<Vec<RecordBatch>,
         match mask.true_count() {
             0 => {}
             n if n == b.num_rows() => out.push(b.clone()),
-            _ => {
-                out.push(arrow::compute::filter_record_batch(b, &mask).map_err(|e| e.to_string())?)
-            }
+            _ => out.push(arrow::compute::filter_record_batch(b, &mask)?),
         }
     }
     Ok(out)
@@ -347,9 +345,9 @@ pub async fn write(
     partitions: &[i64],
 ) -> Result<(), WarehouseError> {
     let rel = path(kind, year);
-    let err = |e: String| WarehouseError::Write {
+    let err = |e: Cause| WarehouseError::Write {
         path: rel.clone(),
-        source: e.into(),
+        source: e,
     };
     let list: Vec<String> = partitions.iter().map(|p| p.to_string()).collect();
     let meta = std::collections::HashMap::from([
@@ -367,7 +365,7 @@ pub async fn write(
         .then_some(CompressionType::LZ4_FRAME);
     let opts = IpcWriteOptions::default()
         .try_with_compression(compression)
-        .map_err(|e| err(e.to_string()))?;
+        .map_err(|e| err(e.into()))?;
     // one batch: a dictionary and a buffer per column (per-partition batches made thousands of
     // small messages, whose decoding dominated reading the file back); the cached rows' fields
     // carry the dictionary ids of the file they were read from, hence the rebuild
@@ -375,23 +373,23 @@ pub async fn write(
         .iter()
         .map(|b| RecordBatch::try_new(schema.clone(), b.columns().to_vec()))
         .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| err(e.to_string()))?;
-    let one = arrow::compute::concat_batches(&schema, &rebuilt).map_err(|e| err(e.to_string()))?;
+        .map_err(|e| err(e.into()))?;
+    let one = arrow::compute::concat_batches(&schema, &rebuilt).map_err(|e| err(e.into()))?;
     drop(rebuilt);
     let location = wh.loc.child(&rel);
     if let Some(file) = wh.loc.local_file(&location) {
         // a local file is written as it is encoded (no copy of it in memory), beside the
         // cache file, and renamed over it: a reader that mapped the old file keeps it whole
         let tmp = temp_file(&file);
-        let written = (|| -> Result<(), String> {
+        let written = (|| -> Result<(), Cause> {
             if let Some(dir) = file.parent() {
-                std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
+                std::fs::create_dir_all(dir)?;
             }
-            let f = std::fs::File::create(&tmp).map_err(|e| e.to_string())?;
+            let f = std::fs::File::create(&tmp)?;
             encode(std::io::BufWriter::new(f), &schema, opts, &one)?
                 .into_inner()
-                .map_err(|e| e.to_string())?;
-            std::fs::rename(&tmp, &file).map_err(|e| e.to_string())
+                .map_err(|e| e.into_error())?;
+            Ok(std::fs::rename(&tmp, &file)?)
         })();
         if written.is_err() {
             let _ = std::fs::remove_file(&tmp);
@@ -403,7 +401,7 @@ pub async fn write(
         .store
         .put(&location, PutPayload::from(buf))
         .await
-        .map_err(|e| err(e.to_string()))?;
+        .map_err(|e| err(e.into()))?;
     Ok(())
 }
 
@@ -413,11 +411,11 @@ fn encode<W: std::io::Write>(
     schema: &SchemaRef,
     opts: IpcWriteOptions,
     batch: &RecordBatch,
-) -> Result<W, String> {
-    let mut w = StreamWriter::try_new_with_options(out, schema, opts).map_err(|e| e.to_string())?;
-    w.write(batch).map_err(|e| e.to_string())?;
-    w.finish().map_err(|e| e.to_string())?;
-    w.into_inner().map_err(|e| e.to_string())
+) -> Result<W, Cause> {
+    let mut w = StreamWriter::try_new_with_options(out, schema, opts)?;
+    w.write(batch)?;
+    w.finish()?;
+    Ok(w.into_inner()?)
 }
 
 #[cfg(test)]

@@ -170,6 +170,15 @@ fn text_column(b: &RecordBatch, name: &str) -> Result<ArrayRef, String> {
     }
 }
 
+/// The geography levels of a rolled-up cell, in the order their indexes name them.
+const LEVELS: [&str; 5] = [
+    "municipality",
+    "county",
+    "cooperation_area",
+    "local_area",
+    "nation",
+];
+
 /// The rollup of `cube` (the mart's fine cube) over `periods` (the requested period types of
 /// the year) and `levels`; the same columns, types and rows as rollup.sql gives.
 pub fn rollup(
@@ -192,16 +201,9 @@ pub fn rollup(
             .or_insert(i as u32);
         months.entry(p.month.clone()).or_default().push(id);
     }
-    // (level index in GEO order, its name) for the requested levels
-    const GEO: [&str; 5] = [
-        "municipality",
-        "county",
-        "cooperation_area",
-        "local_area",
-        "nation",
-    ];
-    let wanted: Vec<u8> = (0..GEO.len() as u8)
-        .filter(|&l| levels.contains(&GEO[l as usize]))
+    // the requested levels, as indexes into LEVELS
+    let wanted: Vec<u8> = (0..LEVELS.len() as u8)
+        .filter(|&l| levels.contains(&LEVELS[l as usize]))
         .collect();
     let nm = spec.measures.len();
     let mut acc: Acc<Cell> = Acc::new(nm);
@@ -300,8 +302,19 @@ pub fn rollup(
             fine.seen[j],
         );
     }
+    cells_batch(&acc, &st, spec, periods)
+}
+
+/// The rolled-up cells as the columns rollup.sql gives: every string plain Utf8, every sum
+/// Int64.
+fn cells_batch(
+    acc: &Acc<Cell>,
+    st: &Interner,
+    spec: &MartSpec,
+    periods: &[PeriodRow],
+) -> Result<(SchemaRef, Vec<RecordBatch>), String> {
     let cells = &acc.cells;
-    // the columns rollup.sql gives, every string plain Utf8, every sum Int64
+    let nm = spec.measures.len();
     let mut fields: Vec<Field> = [
         "period_type",
         "period",
@@ -334,7 +347,7 @@ pub fn rollup(
         column_of(cells, |c| Some(period(c).period_start.as_str())),
         column_of(cells, |c| Some(period(c).period_end.as_str())),
         column_of(cells, |c| Some(years[c.period as usize].as_str())),
-        column_of(cells, |c| Some(GEO[c.level as usize])),
+        column_of(cells, |c| Some(LEVELS[c.level as usize])),
         column_of(cells, |c| st.text(c.parent)),
         column_of(cells, |c| st.text(c.code)),
         column_of(cells, |c| st.text(c.service)),

@@ -19,6 +19,7 @@ use std::collections::HashMap;
 use arrow::array::{Array, AsArray, RecordBatch};
 use arrow::datatypes::{DataType, Float64Type, Int64Type};
 
+use crate::Cause;
 use crate::marts::cells::{Key, Strings, groups, read_keys};
 use crate::marts::disclosure::{Equation, recover};
 use crate::marts::{MARTS, spec};
@@ -211,7 +212,7 @@ pub async fn audit(wh: &Warehouse) -> Result<AuditReport, AggregateError> {
             .await?;
         audit_batches(name, &batches, &mut report).map_err(|m| AggregateError::Mart {
             mart: name.to_string(),
-            message: m,
+            source: m.into(),
         })?;
     }
     audit_adjusted(&ctx, &mut report).await?;
@@ -226,16 +227,58 @@ async fn rows(
     Ok(ctx.sql(sql).await?.collect().await?)
 }
 
+/// A case-mix model: (window end, instrument, mart, outcome).
+type ModelKey = (String, String, String, String);
+
+/// The published β of each model: its (adjuster, level, β) of the estimated levels.
+async fn published_betas(
+    ctx: &datafusion::prelude::SessionContext,
+) -> Result<HashMap<ModelKey, Vec<(usize, String, f64)>>, AggregateError> {
+    use crate::marts::casemix::{ADJUSTERS, COEFFICIENTS};
+    let err = |m: Cause| AggregateError::Mart {
+        mart: COEFFICIENTS.to_string(),
+        source: m,
+    };
+    let mut beta: HashMap<ModelKey, Vec<(usize, String, f64)>> = HashMap::new();
+    if ctx.table_exist(COEFFICIENTS)? {
+        for b in rows(
+            ctx,
+            "SELECT window_end, instrument, mart, outcome, adjuster, level, beta              FROM casemix_coefficients WHERE estimate = 'estimated'",
+        )
+        .await?
+        {
+            let t = |c: &str| text_column(&b, c);
+            let cols: Vec<Vec<Option<String>>> =
+                ["window_end", "instrument", "mart", "outcome", "adjuster", "level"]
+                    .iter()
+                    .map(|c| t(c))
+                    .collect::<Result<_, _>>()
+                    .map_err(|m| err(m.into()))?;
+            let bs = floats(&b, "beta").map_err(|m| err(m.into()))?;
+            for i in 0..b.num_rows() {
+                let v = |c: usize| cols[c][i].clone().unwrap_or_default();
+                let (Some(a), Some(x)) = (ADJUSTERS.iter().position(|a| *a == v(4)), bs[i]) else {
+                    continue;
+                };
+                beta.entry((v(0), v(1), v(2), v(3)))
+                    .or_default()
+                    .push((a, v(5), x));
+            }
+        }
+    }
+    Ok(beta)
+}
+
 /// Recompute every published adjusted figure from published numbers only (see the module
 /// documentation).
 async fn audit_adjusted(
     ctx: &datafusion::prelude::SessionContext,
     report: &mut AuditReport,
 ) -> Result<(), AggregateError> {
-    use crate::marts::casemix::{ADJUSTERS, COEFFICIENTS, NPS_SCORE, RECOMMEND_VALUE, cell_key};
-    let err = |m: String| AggregateError::Mart {
+    use crate::marts::casemix::{COEFFICIENTS, NPS_SCORE, RECOMMEND_VALUE};
+    let err = |m: Cause| AggregateError::Mart {
         mart: COEFFICIENTS.to_string(),
-        message: m,
+        source: m,
     };
     let adjusted_marts = [
         (
@@ -274,153 +317,150 @@ async fn audit_adjusted(
     if !any {
         return Ok(());
     }
-    // the published β of each model: (window end, instrument, mart, outcome) → (adjuster, level, β)
-    type ModelKey = (String, String, String, String);
-    let mut beta: HashMap<ModelKey, Vec<(usize, String, f64)>> = HashMap::new();
-    if ctx.table_exist(COEFFICIENTS)? {
-        for b in rows(
-            ctx,
-            "SELECT window_end, instrument, mart, outcome, adjuster, level, beta              FROM casemix_coefficients WHERE estimate = 'estimated'",
-        )
-        .await?
-        {
-            let t = |c: &str| text_column(&b, c);
-            let cols: Vec<Vec<Option<String>>> =
-                ["window_end", "instrument", "mart", "outcome", "adjuster", "level"]
-                    .iter()
-                    .map(|c| t(c))
-                    .collect::<Result<_, _>>()
-                    .map_err(err)?;
-            let bs = floats(&b, "beta").map_err(err)?;
-            for i in 0..b.num_rows() {
-                let v = |c: usize| cols[c][i].clone().unwrap_or_default();
-                let (Some(a), Some(x)) = (ADJUSTERS.iter().position(|a| *a == v(4)), bs[i]) else {
-                    continue;
-                };
-                beta.entry((v(0), v(1), v(2), v(3)))
-                    .or_default()
-                    .push((a, v(5), x));
-            }
-        }
-    }
+    let beta = published_betas(ctx).await?;
     // the published respondent mix of every cell
     let counts = rows(ctx, "SELECT * FROM response_counts").await?;
     let mut reasons = Vec::new();
     for b in &counts {
-        let sup = text_column(b, "suppression").map_err(err)?;
+        let sup = text_column(b, "suppression").map_err(|m| err(m.into()))?;
         reasons.extend(
             sup.into_iter()
                 .map(|s| s.map(|_| crate::marts::disclosure::Reason::Primary)),
         );
     }
-    let mix = crate::marts::casemix::cell_mix(&counts, &reasons, 0.0).map_err(err)?;
-    let keys = crate::marts::casemix::CELL_COLUMNS;
-    for (mart, column, raw, outcome, scale) in adjusted_marts {
-        if !ctx.table_exist(mart)? {
-            continue;
+    let mix = crate::marts::casemix::cell_mix(&counts, &reasons, 0.0).map_err(|m| err(m.into()))?;
+    for m in adjusted_marts {
+        if ctx.table_exist(m.0)? {
+            check_mart(ctx, report, m, &beta, &mix).await?;
         }
-        let item = if mart == crate::marts::ITEM_SCORES {
-            ", item_code"
+    }
+    Ok(())
+}
+
+/// Check the adjusted figures of one mart's column against its raw figure, the published
+/// coefficients and the published mixes of its cell and the nation.
+async fn check_mart(
+    ctx: &datafusion::prelude::SessionContext,
+    report: &mut AuditReport,
+    (mart, column, raw, outcome, scale): AdjustedColumn,
+    beta: &HashMap<ModelKey, Vec<(usize, String, f64)>>,
+    mix: &crate::marts::casemix::CellMix,
+) -> Result<(), AggregateError> {
+    use crate::marts::casemix::{COEFFICIENTS, cell_key};
+    let err = |m: Cause| AggregateError::Mart {
+        mart: COEFFICIENTS.to_string(),
+        source: m,
+    };
+    let keys = crate::marts::casemix::CELL_COLUMNS;
+    let item = if mart == crate::marts::ITEM_SCORES {
+        ", item_code"
+    } else {
+        ""
+    };
+    let batches = rows(
+        ctx,
+        &format!(
+            "SELECT {}, period_end{item}, {raw} AS raw, {column} AS adjusted FROM {mart}                  WHERE {column} IS NOT NULL",
+            keys.join(", ")
+        ),
+    )
+    .await?;
+    for b in &batches {
+        let cols: Vec<Vec<Option<String>>> = keys
+            .iter()
+            .chain(["period_end"].iter())
+            .map(|c| text_column(b, c))
+            .collect::<Result<_, _>>()
+            .map_err(|m| err(m.into()))?;
+        let items = if item.is_empty() {
+            None
         } else {
-            ""
+            Some(text_column(b, "item_code").map_err(|m| err(m.into()))?)
         };
-        let batches = rows(
-            ctx,
-            &format!(
-                "SELECT {}, period_end{item}, {raw} AS raw, {column} AS adjusted FROM {mart}                  WHERE {column} IS NOT NULL",
-                keys.join(", ")
-            ),
-        )
-        .await?;
-        for b in &batches {
-            let cols: Vec<Vec<Option<String>>> = keys
-                .iter()
-                .chain(["period_end"].iter())
-                .map(|c| text_column(b, c))
-                .collect::<Result<_, _>>()
-                .map_err(err)?;
-            let items = if item.is_empty() {
-                None
-            } else {
-                Some(text_column(b, "item_code").map_err(err)?)
-            };
-            let (raw_v, adj_v) = (
-                floats(b, "raw").map_err(err)?,
-                floats(b, "adjusted").map_err(err)?,
+        let (raw_v, adj_v) = (
+            floats(b, "raw").map_err(|m| err(m.into()))?,
+            floats(b, "adjusted").map_err(|m| err(m.into()))?,
+        );
+        for i in 0..b.num_rows() {
+            report.adjusted_checked += 1;
+            let v = |c: usize| cols[c][i].clone().unwrap_or_default();
+            let key: [String; 7] = std::array::from_fn(v);
+            let what = format!(
+                "{mart} {column} {} {} {}={} service={} {}{}",
+                key[0],
+                key[1],
+                key[2],
+                key[4],
+                key[5],
+                key[6],
+                items
+                    .as_ref()
+                    .map(|it| format!(" item={}", it[i].clone().unwrap_or_default()))
+                    .unwrap_or_default()
             );
-            for i in 0..b.num_rows() {
-                report.adjusted_checked += 1;
-                let v = |c: usize| cols[c][i].clone().unwrap_or_default();
-                let key: [String; 7] = std::array::from_fn(v);
-                let what = format!(
-                    "{mart} {column} {} {} {}={} service={} {}{}",
-                    key[0],
-                    key[1],
-                    key[2],
-                    key[4],
-                    key[5],
-                    key[6],
-                    items
-                        .as_ref()
-                        .map(|it| format!(" item={}", it[i].clone().unwrap_or_default()))
-                        .unwrap_or_default()
-                );
-                let outcome = match (outcome, &items) {
-                    (Some(o), _) => o.to_string(),
-                    (None, Some(it)) => it[i].clone().unwrap_or_default(),
-                    (None, None) => String::new(),
-                };
-                let model = beta
-                    .get(&(v(7), key[6].clone(), mart.to_string(), outcome))
-                    .cloned()
-                    .unwrap_or_default();
-                let refs: [&str; 7] = std::array::from_fn(|c| key[c].as_str());
-                let nation = [refs[0], refs[1], "nation", "", "FI", refs[5], refs[6]];
-                let cell = mix.cells.get(&cell_key(refs));
-                let nat = mix.cells.get(&cell_key(nation));
-                let shares =
-                    |m: Option<&crate::marts::casemix::Mix>,
-                     like: Option<&crate::marts::casemix::Mix>| {
-                        let m = m?;
-                        let c = m.counts(like)?;
-                        let t = m.total?;
-                        Some((c, t))
-                    };
-                let (Some((cc, ct)), Some((nc, nt))) = (shares(cell, nat), shares(nat, None))
-                else {
-                    report
-                        .adjusted_unexplained
-                        .push(format!("{what}: its respondent mix is not published"));
-                    continue;
-                };
-                let share = |c: &HashMap<(usize, String), f64>, t: f64, a: usize, l: &str| {
-                    c.get(&(a, l.to_string())).copied().unwrap_or(0.0) / t
-                };
-                let term: f64 = if key[2] == "nation" {
-                    0.0
-                } else {
-                    model
-                        .iter()
-                        .map(|(a, l, b)| b * (share(&cc, ct, *a, l) - share(&nc, nt, *a, l)))
-                        .sum()
-                };
-                let (Some(raw), Some(adj)) = (raw_v[i], adj_v[i]) else {
-                    report
-                        .adjusted_unexplained
-                        .push(format!("{what}: published without its raw figure"));
-                    continue;
-                };
-                let expected = raw - scale * term;
-                if (expected - adj).abs() > 1e-6 * scale.max(1.0) {
-                    report.adjusted_unexplained.push(format!(
-                        "{what}: published {adj}, published numbers give {expected}"
-                    ));
-                }
+            let outcome = match (outcome, &items) {
+                (Some(o), _) => o.to_string(),
+                (None, Some(it)) => it[i].clone().unwrap_or_default(),
+                (None, None) => String::new(),
+            };
+            let model = beta
+                .get(&(v(7), key[6].clone(), mart.to_string(), outcome))
+                .cloned()
+                .unwrap_or_default();
+            let refs: [&str; 7] = std::array::from_fn(|c| key[c].as_str());
+            let nation = [refs[0], refs[1], "nation", "", "FI", refs[5], refs[6]];
+            let cell = mix.cells.get(&cell_key(refs));
+            let nat = mix.cells.get(&cell_key(nation));
+            let shares = |m: Option<&crate::marts::casemix::Mix>,
+                          like: Option<&crate::marts::casemix::Mix>| {
+                let m = m?;
+                let c = m.counts(like)?;
+                let t = m.total?;
+                Some((c, t))
+            };
+            let (Some((cc, ct)), Some((nc, nt))) = (shares(cell, nat), shares(nat, None)) else {
+                report
+                    .adjusted_unexplained
+                    .push(format!("{what}: its respondent mix is not published"));
+                continue;
+            };
+            let share = |c: &HashMap<(usize, String), f64>, t: f64, a: usize, l: &str| {
+                c.get(&(a, l.to_string())).copied().unwrap_or(0.0) / t
+            };
+            let term: f64 = if key[2] == "nation" {
+                0.0
+            } else {
+                model
+                    .iter()
+                    .map(|(a, l, b)| b * (share(&cc, ct, *a, l) - share(&nc, nt, *a, l)))
+                    .sum()
+            };
+            let (Some(raw), Some(adj)) = (raw_v[i], adj_v[i]) else {
+                report
+                    .adjusted_unexplained
+                    .push(format!("{what}: published without its raw figure"));
+                continue;
+            };
+            let expected = raw - scale * term;
+            if (expected - adj).abs() > 1e-6 * scale.max(1.0) {
+                report.adjusted_unexplained.push(format!(
+                    "{what}: published {adj}, published numbers give {expected}"
+                ));
             }
         }
     }
     Ok(())
 }
+
+/// An adjusted column: (mart, adjusted column, raw column, the outcome of its model when fixed
+/// (else the item), the scale of the figure).
+type AdjustedColumn = (
+    &'static str,
+    &'static str,
+    &'static str,
+    Option<&'static str>,
+    f64,
+);
 
 /// A column as optional strings (any string type).
 fn text_column(b: &RecordBatch, name: &str) -> Result<Vec<Option<String>>, String> {

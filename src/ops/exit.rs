@@ -41,6 +41,13 @@ fn of_one(e: &(dyn Error + 'static)) -> Option<i32> {
             RollbackError::Warehouse(w) => w.exit_code(),
         });
     }
+    if let Some(e) = e.downcast_ref::<super::template::TemplateError>() {
+        use super::template::TemplateError;
+        return Some(match e {
+            TemplateError::Write { .. } => ENVIRONMENT,
+            TemplateError::Schema(_) | TemplateError::Language(_) => CONFIG,
+        });
+    }
     if let Some(super::bench::BenchError::Usage(_)) = e.downcast_ref() {
         return Some(CONFIG);
     }

@@ -23,6 +23,7 @@ use parquet::arrow::ArrowWriter;
 use arrow::array::{Array, ArrayRef, AsArray, RecordBatch, StringBuilder};
 use arrow::datatypes::DataType;
 
+use crate::Cause;
 use crate::privacy::keys::KeySecret;
 use crate::warehouse::tables::{DATA_TABLES, hex32, parse_key, table_def};
 use crate::warehouse::writer::{WrittenFile, add_action, remove_action, table_writer_properties};
@@ -71,9 +72,9 @@ async fn compact(
     let def = table_def(name);
     let mut batches = wh.read_files(name, &files, &[]).await?;
     if let Some(secret) = &rekey {
-        let err = |m: String| WarehouseError::Write {
+        let err = |m: Cause| WarehouseError::Write {
             path: name.to_string(),
-            source: m.into(),
+            source: m,
         };
         batches = batches
             .into_iter()
@@ -86,9 +87,9 @@ async fn compact(
         .map(|(k, v)| format!("{k}={v}/"))
         .collect();
     let rel = format!("{dir}part-{run_id}-opt{n:05}.parquet");
-    let err = |e: String| WarehouseError::Write {
+    let err = |e: Cause| WarehouseError::Write {
         path: format!("{name}/{rel}"),
-        source: e.into(),
+        source: e,
     };
     let mut buf = Vec::new();
     let mut rows = 0i64;
@@ -98,22 +99,22 @@ async fn compact(
             def.file_schema.clone(),
             Some(table_writer_properties(def)),
         )
-        .map_err(|e| err(e.to_string()))?;
+        .map_err(|e| err(e.into()))?;
         for b in &batches {
             rows += b.num_rows() as i64;
             let b =
                 arrow::array::RecordBatch::try_new(def.file_schema.clone(), b.columns().to_vec())
-                    .map_err(|e| err(e.to_string()))?;
-            w.write(&b).map_err(|e| err(e.to_string()))?;
+                    .map_err(|e| err(e.into()))?;
+            w.write(&b).map_err(|e| err(e.into()))?;
         }
-        w.close().map_err(|e| err(e.to_string()))?;
+        w.close().map_err(|e| err(e.into()))?;
     }
     let size = buf.len() as i64;
     wh.loc
         .store
         .put(&wh.loc.child(&format!("{name}/{rel}")), buf.into())
         .await
-        .map_err(|e| err(e.to_string()))?;
+        .map_err(|e| err(e.into()))?;
     Ok(WrittenFile {
         rel_path: rel,
         local_path: Default::default(),
@@ -125,13 +126,13 @@ async fn compact(
 
 /// The key columns of a batch (`response_key`, `feedback_key`; NULLs stay NULL) mapped
 /// through the secret: the migration of keys made without one.
-fn rekey_batch(b: &RecordBatch, secret: &KeySecret) -> Result<RecordBatch, String> {
+fn rekey_batch(b: &RecordBatch, secret: &KeySecret) -> Result<RecordBatch, Cause> {
     let mut cols = b.columns().to_vec();
     for (i, f) in b.schema().fields().iter().enumerate() {
         if f.name() != "response_key" && f.name() != "feedback_key" {
             continue;
         }
-        let text = arrow::compute::cast(&cols[i], &DataType::Utf8).map_err(|e| e.to_string())?;
+        let text = arrow::compute::cast(&cols[i], &DataType::Utf8)?;
         let text = text.as_string::<i32>();
         let mut out = StringBuilder::with_capacity(text.len(), text.len() * 32);
         for v in text.iter() {
@@ -144,9 +145,9 @@ fn rekey_batch(b: &RecordBatch, secret: &KeySecret) -> Result<RecordBatch, Strin
             }
         }
         let mapped: ArrayRef = std::sync::Arc::new(out.finish());
-        cols[i] = arrow::compute::cast(&mapped, f.data_type()).map_err(|e| e.to_string())?;
+        cols[i] = arrow::compute::cast(&mapped, f.data_type())?;
     }
-    RecordBatch::try_new(b.schema(), cols).map_err(|e| e.to_string())
+    Ok(RecordBatch::try_new(b.schema(), cols)?)
 }
 
 pub async fn optimize(wh: &Warehouse) -> Result<OptimizeReport, WarehouseError> {
@@ -187,6 +188,75 @@ pub async fn rekey(wh: &Warehouse) -> Result<Option<OptimizeReport>, WarehouseEr
     Ok(Some(r))
 }
 
+/// Rewrite one table's partitions (every partition of several files; under a migration every
+/// partition): the new files written, the remove actions of the files they replace.
+async fn compact_table(
+    wh: &Warehouse,
+    name: &'static str,
+    run_id: &str,
+    rekey: &Option<KeySecret>,
+) -> Result<(TableReport, Vec<WrittenFile>, Vec<Action>), WarehouseError> {
+    let t = wh.table(name, None).await?;
+    let files = wh.files(&t).await?;
+    let mut tr = TableReport {
+        files_before: files.len() as u64,
+        ..TableReport::default()
+    };
+    let mut parts: BTreeMap<Vec<(String, String)>, Vec<TableFile>> = BTreeMap::new();
+    for f in files {
+        parts.entry(f.partition_values()).or_default().push(f);
+    }
+    let mut removes = Vec::new();
+    let mut jobs = Vec::new();
+    for (i, (_, fs)) in parts.into_iter().enumerate() {
+        // a migration rewrites every file; compaction only partitions of several
+        if fs.len() < 2 && rekey.is_none() {
+            tr.files_after += fs.len() as u64;
+            continue;
+        }
+        for f in &fs {
+            removes.push(remove_action(&f.path, f.size, &f.partition_values()));
+        }
+        jobs.push(compact(wh, name, fs, run_id, i, rekey.clone()));
+    }
+    let mut new_files = Vec::new();
+    let mut stream = futures::stream::iter(jobs).buffer_unordered(2);
+    while let Some(f) = stream.next().await {
+        let f = f?;
+        tr.rows_rewritten += f.rows as u64;
+        tr.partitions_compacted += 1;
+        tr.files_after += 1;
+        new_files.push(f);
+    }
+    Ok((tr, new_files, removes))
+}
+
+/// Carry the cached cubes of the compacted partitions over to their new files (their rows are
+/// the same); returns how many cache files were carried. A failure only costs the next
+/// aggregation the compacted partitions' cubes.
+async fn carry_cube_cache(wh: &Warehouse, fps_before: &BTreeMap<(String, String), i64>) -> u64 {
+    let carried = async {
+        let after = crate::marts::cube_cache::partition_fingerprints(wh).await?;
+        let moved: std::collections::HashMap<i64, i64> = fps_before
+            .iter()
+            .filter_map(|(k, old)| {
+                after
+                    .get(k)
+                    .filter(|new| *new != old)
+                    .map(|new| (*old, *new))
+            })
+            .collect();
+        crate::marts::cube_cache::carry_over(wh, &moved).await
+    };
+    match carried.await {
+        Ok(n) => n as u64,
+        Err(e) => {
+            tracing::warn!(error = %e, "cube cache not carried over (the next aggregation computes the compacted partitions again)");
+            0
+        }
+    }
+}
+
 async fn rewrite(
     wh: &Warehouse,
     rekey: Option<KeySecret>,
@@ -215,38 +285,7 @@ async fn rewrite(
     let mut committed_now: Vec<(&'static str, u64)> = Vec::new();
     let result = async {
         for name in DATA_TABLES {
-            let t = wh.table(name, None).await?;
-            let files = wh.files(&t).await?;
-            let mut tr = TableReport {
-                files_before: files.len() as u64,
-                ..TableReport::default()
-            };
-            let mut parts: BTreeMap<Vec<(String, String)>, Vec<TableFile>> = BTreeMap::new();
-            for f in files {
-                parts.entry(f.partition_values()).or_default().push(f);
-            }
-            let mut removes = Vec::new();
-            let mut jobs = Vec::new();
-            for (i, (_, fs)) in parts.into_iter().enumerate() {
-                // a migration rewrites every file; compaction only partitions of several
-                if fs.len() < 2 && rekey.is_none() {
-                    tr.files_after += fs.len() as u64;
-                    continue;
-                }
-                for f in &fs {
-                    removes.push(remove_action(&f.path, f.size, &f.partition_values()));
-                }
-                jobs.push(compact(wh, name, fs, &run_id, i, rekey.clone()));
-            }
-            let mut new_files = Vec::new();
-            let mut stream = futures::stream::iter(jobs).buffer_unordered(2);
-            while let Some(f) = stream.next().await {
-                let f = f?;
-                tr.rows_rewritten += f.rows as u64;
-                tr.partitions_compacted += 1;
-                tr.files_after += 1;
-                new_files.push(f);
-            }
+            let (tr, new_files, removes) = compact_table(wh, name, &run_id, &rekey).await?;
             report.tables.insert(name.to_string(), tr);
             written.push((name, new_files, removes));
         }
@@ -312,25 +351,7 @@ async fn rewrite(
         }
     }
     if let (false, Some(fps_before)) = (written.is_empty(), fps_before) {
-        let carried = async {
-            let after = crate::marts::cube_cache::partition_fingerprints(wh).await?;
-            let moved: std::collections::HashMap<i64, i64> = fps_before
-                .iter()
-                .filter_map(|(k, old)| {
-                    after
-                        .get(k)
-                        .filter(|new| *new != old)
-                        .map(|new| (*old, *new))
-                })
-                .collect();
-            crate::marts::cube_cache::carry_over(wh, &moved).await
-        };
-        match carried.await {
-            Ok(n) => report.cube_cache_files_carried = n as u64,
-            Err(e) => {
-                tracing::warn!(error = %e, "cube cache not carried over (the next aggregation computes the compacted partitions again)")
-            }
-        }
+        report.cube_cache_files_carried = carry_cube_cache(wh, &fps_before).await;
     }
     report.seconds = clock.elapsed().as_secs_f64();
     Ok(report)

@@ -112,7 +112,8 @@ fn transient(code: i32) -> bool {
     code == exit::ENVIRONMENT || code == exit::LEASE
 }
 
-/// Run the scheduler until SIGTERM or SIGINT.
+/// Run the scheduler until SIGTERM or SIGINT: every tick, take in the changed pipeline files,
+/// settle the finished runs, start the most overdue one; on a signal, wait for the running ones.
 pub async fn schedule(o: &ScheduleOptions) -> std::io::Result<()> {
     let exe = std::env::current_exe()?;
     let mut entries: HashMap<String, Entry> = HashMap::new();
@@ -127,111 +128,12 @@ pub async fn schedule(o: &ScheduleOptions) -> std::io::Result<()> {
             _ = term.recv() => break,
         }
         let now = Utc::now();
-        // pick up added, changed and removed pipelines
-        let found = scan(&o.pipelines);
-        entries.retain(|name, _| {
-            let keep = found.contains_key(name);
-            if !keep {
-                tracing::info!(pipeline = %name, "pipeline removed: no longer scheduled");
-            }
-            keep
-        });
-        for (name, (p, text)) in found {
-            let changed = entries.get(&name).is_none_or(|e| e.text != text);
-            if changed {
-                tracing::info!(pipeline = %name, "pipeline scheduled");
-                let due = next_due(&p, now);
-                entries.insert(
-                    name,
-                    Entry {
-                        job: p,
-                        text,
-                        next_due: due,
-                        retries: 0,
-                    },
-                );
-            }
-        }
-        // finished runs
-        let mut still = Vec::new();
-        for mut r in running.drain(..) {
-            match r.child.try_wait()? {
-                None => still.push(r),
-                Some(status) => {
-                    let code = status.code().unwrap_or(exit::FAILURE);
-                    let Some(e) = entries.get_mut(&r.name) else {
-                        continue;
-                    };
-                    if code == 0 {
-                        tracing::info!(pipeline = %r.name, "run succeeded");
-                        e.retries = 0;
-                    } else if transient(code) && e.retries < o.max_retries {
-                        e.retries += 1;
-                        let base = o.backoff.as_secs_f64() * 2f64.powi(e.retries as i32 - 1);
-                        let wait = base * (1.0 + rand::rng().random_range(0.0..0.5));
-                        tracing::warn!(
-                            pipeline = %r.name, exit = code, retry = e.retries,
-                            seconds = wait, "transient failure: retrying"
-                        );
-                        e.next_due = Some(
-                            Utc::now() + chrono::Duration::milliseconds((wait * 1000.0) as i64),
-                        );
-                    } else {
-                        tracing::error!(
-                            pipeline = %r.name, exit = code,
-                            "run failed: not retried, waiting for the next due time"
-                        );
-                        e.retries = 0;
-                    }
-                }
-            }
-        }
-        running = still;
-        // start the most overdue load, one run at a time (the warehouse has one writer); a
-        // report waits while a load it names was due before it, so that it shows what that
-        // load brings (a load due again later does not hold it back)
-        let due_loads: HashMap<String, DateTime<Utc>> = entries
-            .iter()
-            .filter(|(_, e)| matches!(e.job, Job::Load(_)))
-            .filter_map(|(n, e)| e.next_due.filter(|d| *d <= now).map(|d| (n.clone(), d)))
-            .collect();
+        rescan(o, &mut entries, now);
+        running = settle(o, &mut entries, running)?;
         if running.is_empty()
-            && let Some((name, e)) = entries
-                .iter_mut()
-                .filter(|(_, e)| e.next_due.is_some_and(|d| d <= now))
-                .filter(|(_, e)| match &e.job {
-                    Job::Load(_) => true,
-                    Job::Report(d) => !d.after.iter().any(|a| {
-                        due_loads
-                            .get(a)
-                            .is_some_and(|load_due| Some(*load_due) <= e.next_due)
-                    }),
-                })
-                .min_by_key(|(n, e)| (e.next_due, matches!(e.job, Job::Report(_)), (*n).clone()))
+            && let Some(r) = start_due(o, &exe, &mut entries, now)?
         {
-            let mut cmd = tokio::process::Command::new(&exe);
-            match &e.job {
-                Job::Load(p) => cmd
-                    .args(["run", "--json", "--warehouse", &o.warehouse])
-                    .arg(&p.file),
-                Job::Report(d) => cmd
-                    .args(["report", "--warehouse", &o.warehouse, "--definition"])
-                    .arg(&d.file),
-            };
-            let child = cmd
-                .stdout(std::process::Stdio::null())
-                // its own process group: a Ctrl-C or a service manager's SIGTERM to the
-                // scheduler's group does not kill the run; the scheduler gives it the grace period
-                .process_group(0)
-                .kill_on_drop(false)
-                .spawn()?;
-            tracing::info!(pipeline = %name, "run started");
-            running.push(Running {
-                child,
-                name: name.clone(),
-            });
-            // the next regular due time (a transient failure sets an earlier retry)
-            e.next_due = next_due(&e.job, now);
+            running.push(r);
         }
     }
     tracing::info!(
@@ -251,4 +153,129 @@ pub async fn schedule(o: &ScheduleOptions) -> std::io::Result<()> {
     }
     tracing::info!("scheduler stopped");
     Ok(())
+}
+
+/// Start the most overdue load, one run at a time (the warehouse has one writer); a report
+/// waits while a load it names was due before it, so that it shows what that load brings (a
+/// load due again later does not hold it back).
+fn start_due(
+    o: &ScheduleOptions,
+    exe: &std::path::Path,
+    entries: &mut HashMap<String, Entry>,
+    now: DateTime<Utc>,
+) -> std::io::Result<Option<Running>> {
+    let due_loads: HashMap<String, DateTime<Utc>> = entries
+        .iter()
+        .filter(|(_, e)| matches!(e.job, Job::Load(_)))
+        .filter_map(|(n, e)| e.next_due.filter(|d| *d <= now).map(|d| (n.clone(), d)))
+        .collect();
+    let Some((name, e)) = entries
+        .iter_mut()
+        .filter(|(_, e)| e.next_due.is_some_and(|d| d <= now))
+        .filter(|(_, e)| match &e.job {
+            Job::Load(_) => true,
+            Job::Report(d) => !d.after.iter().any(|a| {
+                due_loads
+                    .get(a)
+                    .is_some_and(|load_due| Some(*load_due) <= e.next_due)
+            }),
+        })
+        .min_by_key(|(n, e)| (e.next_due, matches!(e.job, Job::Report(_)), (*n).clone()))
+    else {
+        return Ok(None);
+    };
+    let mut cmd = tokio::process::Command::new(exe);
+    match &e.job {
+        Job::Load(p) => cmd
+            .args(["run", "--json", "--warehouse", &o.warehouse])
+            .arg(&p.file),
+        Job::Report(d) => cmd
+            .args(["report", "--warehouse", &o.warehouse, "--definition"])
+            .arg(&d.file),
+    };
+    let child = cmd
+        .stdout(std::process::Stdio::null())
+        // its own process group: a Ctrl-C or a service manager's SIGTERM to the
+        // scheduler's group does not kill the run; the scheduler gives it the grace period
+        .process_group(0)
+        .kill_on_drop(false)
+        .spawn()?;
+    tracing::info!(pipeline = %name, "run started");
+    // the next regular due time (a transient failure sets an earlier retry)
+    e.next_due = next_due(&e.job, now);
+    Ok(Some(Running {
+        child,
+        name: name.clone(),
+    }))
+}
+
+/// Pick up added, changed and removed pipelines.
+fn rescan(o: &ScheduleOptions, entries: &mut HashMap<String, Entry>, now: DateTime<Utc>) {
+    let found = scan(&o.pipelines);
+    entries.retain(|name, _| {
+        let keep = found.contains_key(name);
+        if !keep {
+            tracing::info!(pipeline = %name, "pipeline removed: no longer scheduled");
+        }
+        keep
+    });
+    for (name, (p, text)) in found {
+        let changed = entries.get(&name).is_none_or(|e| e.text != text);
+        if changed {
+            tracing::info!(pipeline = %name, "pipeline scheduled");
+            let due = next_due(&p, now);
+            entries.insert(
+                name,
+                Entry {
+                    job: p,
+                    text,
+                    next_due: due,
+                    retries: 0,
+                },
+            );
+        }
+    }
+}
+
+/// Settle the runs that finished: a success resets the retries, a transient failure is retried
+/// after a backoff with jitter, any other waits for the next due time. Returns the runs still
+/// running.
+fn settle(
+    o: &ScheduleOptions,
+    entries: &mut HashMap<String, Entry>,
+    running: Vec<Running>,
+) -> std::io::Result<Vec<Running>> {
+    let mut still = Vec::new();
+    for mut r in running {
+        match r.child.try_wait()? {
+            None => still.push(r),
+            Some(status) => {
+                let code = status.code().unwrap_or(exit::FAILURE);
+                let Some(e) = entries.get_mut(&r.name) else {
+                    continue;
+                };
+                if code == 0 {
+                    tracing::info!(pipeline = %r.name, "run succeeded");
+                    e.retries = 0;
+                } else if transient(code) && e.retries < o.max_retries {
+                    e.retries += 1;
+                    let base = o.backoff.as_secs_f64() * 2f64.powi(e.retries as i32 - 1);
+                    let wait = base * (1.0 + rand::rng().random_range(0.0..0.5));
+                    tracing::warn!(
+                        pipeline = %r.name, exit = code, retry = e.retries,
+                        seconds = wait, "transient failure: retrying"
+                    );
+                    e.next_due =
+                        Some(Utc::now() + chrono::Duration::milliseconds((wait * 1000.0) as i64));
+                } else {
+                    tracing::error!(
+                        pipeline = %r.name, exit = code,
+                        "run failed: not retried, waiting for the next due time"
+                    );
+                    e.retries = 0;
+                }
+            }
+        }
+    }
+    Ok(still)
 }

@@ -15,6 +15,7 @@ use datafusion::logical_expr::{Expr, TableProviderFilterPushDown};
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion::prelude::{SQLOptions, SessionContext};
 
+use crate::Cause;
 use crate::warehouse::{Warehouse, WarehouseError};
 
 #[derive(Debug, thiserror::Error)]
@@ -28,7 +29,7 @@ pub enum SqlError {
     )]
     NotAQuery(String),
     #[error("{0}")]
-    Output(String),
+    Output(#[source] Cause),
     #[error("--as-of {seq}: the ledger has no row {seq} (rows 1–{last})")]
     NoSuchRow { seq: i64, last: i64 },
 }
@@ -121,7 +122,7 @@ pub async fn session_of(
     let ctx = SessionContext::new();
     for (name, t) in tables {
         t.update_datafusion_session(&ctx.state())
-            .map_err(|e| SqlError::Output(e.to_string()))?;
+            .map_err(|e| SqlError::Output(e.into()))?;
         let provider = t.table_provider().await?;
         ctx.register_table(name.as_str(), Arc::new(ReadOnly(provider)))?;
     }
@@ -187,7 +188,7 @@ pub fn rows_as_strings(
         let cols: Vec<_> = (0..b.num_columns())
             .map(|i| arrow::compute::cast(b.column(i), &arrow::datatypes::DataType::Utf8))
             .collect::<Result<_, _>>()
-            .map_err(|e| SqlError::Output(e.to_string()))?;
+            .map_err(|e| SqlError::Output(e.into()))?;
         for r in 0..b.num_rows() {
             out.push(
                 b.schema()
@@ -214,25 +215,26 @@ pub fn write_result(
     format: OutputFormat,
     output: Option<&Path>,
 ) -> Result<(), SqlError> {
-    let err = |e: &dyn std::fmt::Display| SqlError::Output(e.to_string());
+    let err = |e: Cause| SqlError::Output(e);
     let mut sink: Box<dyn Write + Send> = match output {
         Some(p) => Box::new(
             std::fs::File::create(p)
-                .map_err(|e| SqlError::Output(format!("{}: {e}", p.display())))?,
+                .map_err(|e| SqlError::Output(format!("{}: {e}", p.display()).into()))?,
         ),
         None => Box::new(std::io::stdout()),
     };
     match format {
         OutputFormat::Table => {
-            let s = arrow::util::pretty::pretty_format_batches(batches).map_err(|e| err(&e))?;
-            writeln!(sink, "{s}").map_err(|e| err(&e))?;
+            let s =
+                arrow::util::pretty::pretty_format_batches(batches).map_err(|e| err(e.into()))?;
+            writeln!(sink, "{s}").map_err(|e| err(e.into()))?;
         }
         OutputFormat::Csv => {
             let mut w = arrow::csv::WriterBuilder::new()
                 .with_header(true)
                 .build(sink);
             for b in batches {
-                w.write(b).map_err(|e| err(&e))?;
+                w.write(b).map_err(|e| err(e.into()))?;
             }
         }
         OutputFormat::Json => {
@@ -240,10 +242,10 @@ pub fn write_result(
                 .with_explicit_nulls(true)
                 .build::<_, arrow::json::writer::JsonArray>(sink);
             let refs: Vec<&RecordBatch> = batches.iter().collect();
-            w.write_batches(&refs).map_err(|e| err(&e))?;
-            w.finish().map_err(|e| err(&e))?;
+            w.write_batches(&refs).map_err(|e| err(e.into()))?;
+            w.finish().map_err(|e| err(e.into()))?;
             let mut inner = w.into_inner();
-            writeln!(inner).map_err(|e| err(&e))?;
+            writeln!(inner).map_err(|e| err(e.into()))?;
         }
         OutputFormat::Parquet => {
             if output.is_none() {
@@ -260,11 +262,11 @@ pub fn write_result(
                 schema,
                 Some(crate::warehouse::writer::writer_properties()),
             )
-            .map_err(|e| err(&e))?;
+            .map_err(|e| err(e.into()))?;
             for b in batches {
-                w.write(b).map_err(|e| err(&e))?;
+                w.write(b).map_err(|e| err(e.into()))?;
             }
-            w.close().map_err(|e| err(&e))?;
+            w.close().map_err(|e| err(e.into()))?;
         }
     }
     Ok(())

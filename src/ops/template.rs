@@ -9,6 +9,7 @@
 
 use std::path::Path;
 
+use crate::Cause;
 use crate::normalize::{STRICT_MARK, STRICT_STATUSES};
 use crate::schema::{Catalog, Labels, ScaleKind, SchemaError};
 
@@ -16,8 +17,12 @@ use crate::schema::{Catalog, Labels, ScaleKind, SchemaError};
 pub enum TemplateError {
     #[error(transparent)]
     Schema(#[from] SchemaError),
-    #[error("{path}: {message}")]
-    Write { path: String, message: String },
+    #[error("{path}: {source}")]
+    Write {
+        path: String,
+        #[source]
+        source: Cause,
+    },
     #[error("--language {0}: use fi, sv or en")]
     Language(String),
 }
@@ -58,18 +63,8 @@ fn t(fi: &str, sv: &str, en: &str, lang: &str) -> String {
     .to_string()
 }
 
-/// The template's columns for an instrument version.
-pub fn columns(
-    catalog: &Catalog,
-    instrument: &str,
-    version: &str,
-    lang: &str,
-) -> Result<Vec<TemplateColumn>, TemplateError> {
-    if !matches!(lang, "fi" | "sv" | "en") {
-        return Err(TemplateError::Language(lang.to_string()));
-    }
-    let ins = catalog.instrument(instrument)?;
-    let ver = ins.version(version)?;
+/// The columns of the response's own fields: the form number, the date, where and by whom.
+fn response_columns(catalog: &Catalog, lang: &str) -> Vec<TemplateColumn> {
     let free = |code: &str, label: String, hint: String, maps_to: &str| TemplateColumn {
         code: code.to_string(),
         label,
@@ -92,7 +87,7 @@ pub fn columns(
             maps_to: list.to_string(),
         }
     };
-    let mut cols = vec![
+    vec![
         free(
             "form_id",
             t(
@@ -143,7 +138,22 @@ pub fn columns(
             t("Kieli", "Språk", "Language", lang),
             "language",
         ),
-    ];
+    ]
+}
+
+/// The template's columns for an instrument version.
+pub fn columns(
+    catalog: &Catalog,
+    instrument: &str,
+    version: &str,
+    lang: &str,
+) -> Result<Vec<TemplateColumn>, TemplateError> {
+    if !matches!(lang, "fi" | "sv" | "en") {
+        return Err(TemplateError::Language(lang.to_string()));
+    }
+    let ins = catalog.instrument(instrument)?;
+    let ver = ins.version(version)?;
+    let mut cols = response_columns(catalog, lang);
     for code in &ver.items {
         let item = &ins.items[code];
         let scale = catalog.scales.get(&item.scale);
@@ -201,70 +211,70 @@ fn header(c: &TemplateColumn) -> String {
 }
 
 pub fn write_csv(path: &Path, cols: &[TemplateColumn]) -> Result<(), TemplateError> {
-    let err = |e: String| TemplateError::Write {
-        path: path.display().to_string(),
-        message: e,
-    };
+    csv_bytes(cols)
+        .and_then(|bytes| Ok(std::fs::write(path, bytes)?))
+        .map_err(|source| TemplateError::Write {
+            path: path.display().to_string(),
+            source,
+        })
+}
+
+/// The CSV template: a byte order mark (Excel then reads UTF-8), the headers, the codes.
+fn csv_bytes(cols: &[TemplateColumn]) -> Result<Vec<u8>, Cause> {
     let mut w = csv::WriterBuilder::new()
         .delimiter(b';')
         .from_writer(Vec::new());
-    w.write_record(cols.iter().map(header))
-        .map_err(|e| err(e.to_string()))?;
-    w.write_record(cols.iter().map(|c| c.code.as_str()))
-        .map_err(|e| err(e.to_string()))?;
+    w.write_record(cols.iter().map(header))?;
+    w.write_record(cols.iter().map(|c| c.code.as_str()))?;
     let mut bytes = "\u{feff}".as_bytes().to_vec();
-    bytes.extend(w.into_inner().map_err(|e| err(e.to_string()))?);
-    std::fs::write(path, bytes).map_err(|e| err(e.to_string()))
+    bytes.extend(w.into_inner().map_err(|e| e.into_error())?);
+    Ok(bytes)
 }
 
 pub fn write_xlsx(path: &Path, cols: &[TemplateColumn], lang: &str) -> Result<(), TemplateError> {
+    workbook(cols, lang)
+        .and_then(|mut wb| Ok(wb.save(path)?))
+        .map_err(|source| TemplateError::Write {
+            path: path.display().to_string(),
+            source,
+        })
+}
+
+/// The XLSX template: the form sheet (headers, codes, a drop-down of the allowed values under
+/// each column) and a sheet of the allowed values.
+fn workbook(cols: &[TemplateColumn], lang: &str) -> Result<rust_xlsxwriter::Workbook, Cause> {
     use rust_xlsxwriter::{DataValidation, Format, Workbook};
-    let err = |e: String| TemplateError::Write {
-        path: path.display().to_string(),
-        message: e,
-    };
     let mut wb = Workbook::new();
     let bold = Format::new().set_bold().set_text_wrap();
     let ws = wb.add_worksheet();
-    ws.set_name(t("Lomakkeet", "Blanketter", "Forms", lang))
-        .map_err(|e| err(e.to_string()))?;
+    ws.set_name(t("Lomakkeet", "Blanketter", "Forms", lang))?;
     for (i, c) in cols.iter().enumerate() {
         let col = i as u16;
-        ws.write_string_with_format(0, col, header(c), &bold)
-            .map_err(|e| err(e.to_string()))?;
-        ws.write_string(1, col, &c.code)
-            .map_err(|e| err(e.to_string()))?;
-        ws.set_column_width(col, 18)
-            .map_err(|e| err(e.to_string()))?;
+        ws.write_string_with_format(0, col, header(c), &bold)?;
+        ws.write_string(1, col, &c.code)?;
+        ws.set_column_width(col, 18)?;
         if !c.allowed.is_empty() {
             let dv = DataValidation::new()
-                .allow_list_strings(&c.allowed)
-                .map_err(|e| err(e.to_string()))?
-                .set_error_message(format!("{}: {}", c.code, c.allowed.join(", ")))
-                .map_err(|e| err(e.to_string()))?;
-            ws.add_data_validation(2, col, 10_000, col, &dv)
-                .map_err(|e| err(e.to_string()))?;
+                .allow_list_strings(&c.allowed)?
+                .set_error_message(format!("{}: {}", c.code, c.allowed.join(", ")))?;
+            ws.add_data_validation(2, col, 10_000, col, &dv)?;
         }
     }
-    ws.set_freeze_panes(2, 0).map_err(|e| err(e.to_string()))?;
+    ws.set_freeze_panes(2, 0)?;
     let help = wb.add_worksheet();
     help.set_name(t(
         "Sallitut arvot",
         "Tillåtna värden",
         "Allowed values",
         lang,
-    ))
-    .map_err(|e| err(e.to_string()))?;
+    ))?;
     for (i, c) in cols.iter().enumerate() {
         let r = i as u32;
-        help.write_string(r, 0, &c.code)
-            .map_err(|e| err(e.to_string()))?;
-        help.write_string(r, 1, &c.label)
-            .map_err(|e| err(e.to_string()))?;
-        help.write_string(r, 2, &c.hint)
-            .map_err(|e| err(e.to_string()))?;
+        help.write_string(r, 0, &c.code)?;
+        help.write_string(r, 1, &c.label)?;
+        help.write_string(r, 2, &c.hint)?;
     }
-    wb.save(path).map_err(|e| err(e.to_string()))
+    Ok(wb)
 }
 
 /// A pipeline that loads keyed templates from `location`, strictly.

@@ -154,7 +154,8 @@ pub fn is_period_of(t: PeriodType, period: &str) -> bool {
     (1..=12).any(|m| t.label(y, m) == period)
 }
 
-/// Read what the report of `area` for `period` shows.
+/// Read what the report of `area` for `period` shows: the ledger row it is as of, then each
+/// part of the page from its mart.
 pub async fn read(
     wh: &Warehouse,
     area: &Area,
@@ -169,156 +170,18 @@ pub async fn read(
         .find(|r| r.pipeline != "extract")
         .ok_or_else(|| ReportError::Empty("the warehouse has no committed run".into()))?;
     let (seq, as_of) = (last.seq, last.finished_at);
-    let pt = quote(period_type.as_str());
-    let key = |table: &str, extra: &str| {
-        format!(
-            "SELECT * FROM {table} WHERE period_type = {pt} AND period = {} AND instrument = {} AND service = 'all' \
-             AND ((geo_level = {} AND geo_code = {}) OR geo_level = 'nation') {extra}",
-            quote(period),
-            quote(instrument),
-            quote(&area.level),
-            quote(&area.code)
-        )
+    let q = Query {
+        wh,
+        area,
+        instrument,
+        period_type,
+        period,
     };
-    let is_area = |r: &Row| s(r, "geo_level").as_deref() == Some(area.level.as_str());
-    // responses
-    let counts = rows(wh, &key("response_counts", "AND breakdown = 'total'")).await?;
-    if !counts.iter().any(is_area) {
-        return Err(ReportError::Empty(format!(
-            "the marts have no {} {} of {instrument} for {} {period} (is the area's code right, and the period aggregated?)",
-            area.level,
-            area.code,
-            period_type.as_str()
-        )));
-    }
-    let mut responses = Figure::default();
-    for r in &counts {
-        if is_area(r) {
-            responses.value = f(r, "n_responses");
-            responses.n = i(r, "n_responses");
-            responses.low_reliability = b(r, "low_reliability").unwrap_or(false);
-            responses.suppression = s(r, "suppression");
-        } else {
-            responses.nation = f(r, "n_responses");
-        }
-    }
-    // recommendation
-    let rec = rows(wh, &key("recommendation", "")).await?;
-    let (mut nps, mut mean_recommend) = (Figure::default(), Figure::default());
-    for r in &rec {
-        if is_area(r) {
-            nps = nps_figure(r);
-            mean_recommend = Figure {
-                value: f(r, "mean_recommend"),
-                low: None,
-                high: None,
-                nation: f(r, "national_mean_recommend"),
-                diff_significant: b(r, "mean_recommend_diff_significant"),
-                adjusted: f(r, "mean_recommend_adjusted"),
-                adjusted_diff_significant: b(r, "mean_recommend_adjusted_diff_significant"),
-                ..nps.clone()
-            };
-        }
-    }
-    // statements
-    let mut statements = Vec::new();
-    for r in rows(wh, &key("item_scores", "ORDER BY item_code"))
-        .await?
-        .iter()
-        .filter(|r| is_area(r))
-    {
-        statements.push(Statement {
-            item: s(r, "item_code").unwrap_or_default(),
-            figure: Figure {
-                value: f(r, "share_agree"),
-                low: f(r, "share_agree_ci_low"),
-                high: f(r, "share_agree_ci_high"),
-                nation: f(r, "national_share_agree"),
-                diff_significant: b(r, "share_agree_diff_significant"),
-                n: i(r, "n_answered"),
-                low_reliability: b(r, "low_reliability").unwrap_or(false),
-                suppression: s(r, "suppression"),
-                adjusted: f(r, "share_agree_adjusted"),
-                adjusted_diff_significant: b(r, "share_agree_adjusted_diff_significant"),
-            },
-        });
-    }
-    // trend: the last six periods of the type, up to this one
-    let trend_rows = rows(
-        wh,
-        &format!(
-            "SELECT * FROM recommendation WHERE period_type = {pt} AND period <= {} AND instrument = {} AND service = 'all' \
-             AND ((geo_level = {} AND geo_code = {}) OR geo_level = 'nation') ORDER BY period",
-            quote(period),
-            quote(instrument),
-            quote(&area.level),
-            quote(&area.code)
-        ),
-    )
-    .await?;
-    let mut by_period: BTreeMap<String, (Figure, Figure)> = BTreeMap::new();
-    for r in &trend_rows {
-        let fig = nps_figure(r);
-        let e = by_period
-            .entry(s(r, "period").unwrap_or_default())
-            .or_default();
-        if is_area(r) {
-            e.0 = fig;
-        } else {
-            e.1 = fig;
-        }
-    }
-    let mut trend: Vec<TrendPoint> = by_period
-        .into_iter()
-        .map(|(period, (area, nation))| TrendPoint {
-            period,
-            area,
-            nation,
-        })
-        .collect();
-    let skip = trend.len().saturating_sub(6);
-    trend.drain(..skip);
-    // coverage and multi-select shares
-    let share_of = |r: &Row, group: &str, category: &str, n: &str, share: &str| Share {
-        group: s(r, group).unwrap_or_default(),
-        category: s(r, category).unwrap_or_default(),
-        n: i(r, n),
-        share: f(r, share),
-        low_reliability: b(r, "low_reliability").unwrap_or(false),
-        suppression: s(r, "suppression"),
-    };
-    let coverage = rows(
-        wh,
-        &key(
-            "response_counts",
-            "AND breakdown IN ('channel', 'respondent_role') ORDER BY breakdown, category",
-        ),
-    )
-    .await?
-    .iter()
-    .filter(|r| is_area(r))
-    .map(|r| share_of(r, "breakdown", "category", "n_responses", "share"))
-    .collect();
-    let selections = rows(
-        wh,
-        &key(
-            "selections",
-            "AND option_code <> '*' ORDER BY item_code, option_code",
-        ),
-    )
-    .await?
-    .iter()
-    .filter(|r| is_area(r))
-    .map(|r| {
-        share_of(
-            r,
-            "item_code",
-            "option_code",
-            "n_selected",
-            "share_selected",
-        )
-    })
-    .collect();
+    let responses = q.responses().await?;
+    let (nps, mean_recommend) = q.recommendation().await?;
+    let statements = q.statements().await?;
+    let trend = q.trend().await?;
+    let (coverage, selections) = q.shares().await?;
     Ok(ReportData {
         area: area.clone(),
         instrument: instrument.to_string(),
@@ -334,6 +197,196 @@ pub async fn read(
         seq,
         as_of,
     })
+}
+
+/// The rows one report reads: an area's and the nation's, of one instrument and period, all
+/// services.
+struct Query<'a> {
+    wh: &'a Warehouse,
+    area: &'a Area,
+    instrument: &'a str,
+    period_type: PeriodType,
+    period: &'a str,
+}
+
+impl Query<'_> {
+    /// The SQL selecting the area's and the nation's rows of `table` for the period.
+    fn key(&self, table: &str, extra: &str) -> String {
+        format!(
+            "SELECT * FROM {table} WHERE period_type = {} AND period = {} AND instrument = {} AND service = 'all' \
+             AND ((geo_level = {} AND geo_code = {}) OR geo_level = 'nation') {extra}",
+            quote(self.period_type.as_str()),
+            quote(self.period),
+            quote(self.instrument),
+            quote(&self.area.level),
+            quote(&self.area.code)
+        )
+    }
+
+    /// Whether a row is the area's (the others are the nation's).
+    fn is_area(&self, r: &Row) -> bool {
+        s(r, "geo_level").as_deref() == Some(self.area.level.as_str())
+    }
+
+    /// The number of responses; no row of the area is an error naming what was looked for.
+    async fn responses(&self) -> Result<Figure, ReportError> {
+        let counts = rows(
+            self.wh,
+            &self.key("response_counts", "AND breakdown = 'total'"),
+        )
+        .await?;
+        if !counts.iter().any(|r| self.is_area(r)) {
+            return Err(ReportError::Empty(format!(
+                "the marts have no {} {} of {} for {} {} (is the area's code right, and the period aggregated?)",
+                self.area.level,
+                self.area.code,
+                self.instrument,
+                self.period_type.as_str(),
+                self.period
+            )));
+        }
+        let mut responses = Figure::default();
+        for r in &counts {
+            if self.is_area(r) {
+                responses.value = f(r, "n_responses");
+                responses.n = i(r, "n_responses");
+                responses.low_reliability = b(r, "low_reliability").unwrap_or(false);
+                responses.suppression = s(r, "suppression");
+            } else {
+                responses.nation = f(r, "n_responses");
+            }
+        }
+        Ok(responses)
+    }
+
+    /// The NPS and the mean 0–10 of the area, each with the nation's.
+    async fn recommendation(&self) -> Result<(Figure, Figure), ReportError> {
+        let rec = rows(self.wh, &self.key("recommendation", "")).await?;
+        let (mut nps, mut mean_recommend) = (Figure::default(), Figure::default());
+        for r in rec.iter().filter(|r| self.is_area(r)) {
+            nps = nps_figure(r);
+            mean_recommend = Figure {
+                value: f(r, "mean_recommend"),
+                low: None,
+                high: None,
+                nation: f(r, "national_mean_recommend"),
+                diff_significant: b(r, "mean_recommend_diff_significant"),
+                adjusted: f(r, "mean_recommend_adjusted"),
+                adjusted_diff_significant: b(r, "mean_recommend_adjusted_diff_significant"),
+                ..nps.clone()
+            };
+        }
+        Ok((nps, mean_recommend))
+    }
+
+    /// The share agreeing with each statement, by item code.
+    async fn statements(&self) -> Result<Vec<Statement>, ReportError> {
+        let rows = rows(self.wh, &self.key("item_scores", "ORDER BY item_code")).await?;
+        Ok(rows
+            .iter()
+            .filter(|r| self.is_area(r))
+            .map(|r| Statement {
+                item: s(r, "item_code").unwrap_or_default(),
+                figure: Figure {
+                    value: f(r, "share_agree"),
+                    low: f(r, "share_agree_ci_low"),
+                    high: f(r, "share_agree_ci_high"),
+                    nation: f(r, "national_share_agree"),
+                    diff_significant: b(r, "share_agree_diff_significant"),
+                    n: i(r, "n_answered"),
+                    low_reliability: b(r, "low_reliability").unwrap_or(false),
+                    suppression: s(r, "suppression"),
+                    adjusted: f(r, "share_agree_adjusted"),
+                    adjusted_diff_significant: b(r, "share_agree_adjusted_diff_significant"),
+                },
+            })
+            .collect())
+    }
+
+    /// The NPS of the last six periods of the type, up to this one, the area's and the nation's.
+    async fn trend(&self) -> Result<Vec<TrendPoint>, ReportError> {
+        let trend_rows = rows(
+            self.wh,
+            &format!(
+                "SELECT * FROM recommendation WHERE period_type = {} AND period <= {} AND instrument = {} AND service = 'all' \
+                 AND ((geo_level = {} AND geo_code = {}) OR geo_level = 'nation') ORDER BY period",
+                quote(self.period_type.as_str()),
+                quote(self.period),
+                quote(self.instrument),
+                quote(&self.area.level),
+                quote(&self.area.code)
+            ),
+        )
+        .await?;
+        let mut by_period: BTreeMap<String, (Figure, Figure)> = BTreeMap::new();
+        for r in &trend_rows {
+            let fig = nps_figure(r);
+            let e = by_period
+                .entry(s(r, "period").unwrap_or_default())
+                .or_default();
+            if self.is_area(r) {
+                e.0 = fig;
+            } else {
+                e.1 = fig;
+            }
+        }
+        let mut trend: Vec<TrendPoint> = by_period
+            .into_iter()
+            .map(|(period, (area, nation))| TrendPoint {
+                period,
+                area,
+                nation,
+            })
+            .collect();
+        let skip = trend.len().saturating_sub(6);
+        trend.drain(..skip);
+        Ok(trend)
+    }
+
+    /// The coverage shares (channel, respondent role) and the multi-select items' shares.
+    async fn shares(&self) -> Result<(Vec<Share>, Vec<Share>), ReportError> {
+        let share_of = |r: &Row, group: &str, category: &str, n: &str, share: &str| Share {
+            group: s(r, group).unwrap_or_default(),
+            category: s(r, category).unwrap_or_default(),
+            n: i(r, n),
+            share: f(r, share),
+            low_reliability: b(r, "low_reliability").unwrap_or(false),
+            suppression: s(r, "suppression"),
+        };
+        let coverage = rows(
+            self.wh,
+            &self.key(
+                "response_counts",
+                "AND breakdown IN ('channel', 'respondent_role') ORDER BY breakdown, category",
+            ),
+        )
+        .await?
+        .iter()
+        .filter(|r| self.is_area(r))
+        .map(|r| share_of(r, "breakdown", "category", "n_responses", "share"))
+        .collect();
+        let selections = rows(
+            self.wh,
+            &self.key(
+                "selections",
+                "AND option_code <> '*' ORDER BY item_code, option_code",
+            ),
+        )
+        .await?
+        .iter()
+        .filter(|r| self.is_area(r))
+        .map(|r| {
+            share_of(
+                r,
+                "item_code",
+                "option_code",
+                "n_selected",
+                "share_selected",
+            )
+        })
+        .collect();
+        Ok((coverage, selections))
+    }
 }
 
 /// The areas of a level that the marts hold for a period (for `--all LEVEL`).

@@ -166,6 +166,6 @@ async fn put(loc: &crate::store::Location, name: &str, bytes: Vec<u8>) -> Result
         .map(|_| ())
         .map_err(|e| ReportError::Write {
             path: PathBuf::from(loc.display()).join(name),
-            message: e.to_string(),
+            source: e.into(),
         })
 }

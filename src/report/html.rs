@@ -88,14 +88,25 @@ fn compared(sig: Option<bool>, value: Option<f64>, nation: Option<f64>, l: &Labe
     }
 }
 
-/// The whole page, written top to bottom in the order it reads (its tables and charts are
-/// functions of their own; the headline cards and the notes are written here, in place, so
-/// that the page's markup reads in one pass).
+/// The whole page, top to bottom in the order it reads: the title, the headline cards, the
+/// statements, the trend, coverage and multi-select shares, the legend and the method.
 pub fn render(d: &ReportData, l: &Labels, k: usize) -> String {
-    let pct = |v: f64| l.percent(v);
-    let npsf = |v: f64| l.signed(v);
-    let mean = |v: f64| l.decimal(v, 1);
-    let count = |v: f64| l.integer(v);
+    let mut h = String::new();
+    h.push_str(&heading(d, l));
+    h.push_str(&headline(d, l));
+    h.push_str(&statements(d, l));
+    h.push_str(&trend(d, l));
+    h.push_str(&coverage(d, l));
+    h.push_str(&legend_and_method(d, l, k));
+    h.push_str(&format!(
+        "</main>\n<footer><p>{}</p></footer>\n</body>\n</html>\n",
+        esc(&l.t("footer"))
+    ));
+    h
+}
+
+/// The document's head (title, the inline style) and the page's title.
+fn heading(d: &ReportData, l: &Labels) -> String {
     let area = l.area_name(&d.area);
     let mut h = String::new();
     h.push_str(&format!(
@@ -112,7 +123,15 @@ pub fn render(d: &ReportData, l: &Labels, k: usize) -> String {
         esc(&l.t("compared_with_nation"))
     ));
 
-    // headline
+    h
+}
+
+/// The headline cards: responses, NPS with its interval and adjusted figure, the mean 0–10, each beside the nation's.
+fn headline(d: &ReportData, l: &Labels) -> String {
+    let npsf = |v: f64| l.signed(v);
+    let mean = |v: f64| l.decimal(v, 1);
+    let count = |v: f64| l.integer(v);
+    let mut h = String::new();
     h.push_str(&format!(
         "<h2>{}</h2>\n<div class=\"cards\">\n",
         l.t("summary")
@@ -159,7 +178,13 @@ pub fn render(d: &ReportData, l: &Labels, k: usize) -> String {
     ));
     h.push_str(&format!("<p>{}</p>\n", esc(&l.t("nps_explained"))));
 
-    // statements
+    h
+}
+
+/// The statements as a dot-and-whisker chart and a table, with the adjusted figures.
+fn statements(d: &ReportData, l: &Labels) -> String {
+    let pct = |v: f64| l.percent(v);
+    let mut h = String::new();
     h.push_str(&format!("<h2>{}</h2>\n", l.t("statements")));
     if d.statements.is_empty() {
         h.push_str(&format!("<p>{}</p>\n", l.t("no_statements")));
@@ -205,7 +230,14 @@ pub fn render(d: &ReportData, l: &Labels, k: usize) -> String {
         h.push_str(&format!("<p>{}</p>\n", esc(&l.t("adjusted_explained"))));
     }
 
-    // trend
+    h
+}
+
+/// The NPS over the last periods, the area's beside the nation's, as a chart and a table.
+fn trend(d: &ReportData, l: &Labels) -> String {
+    let npsf = |v: f64| l.signed(v);
+    let area = l.area_name(&d.area);
+    let mut h = String::new();
     h.push_str(&format!("<h2>{}</h2>\n", l.t("trend")));
     h.push_str(&trend_chart(d, l));
     h.push_str(&format!(
@@ -230,7 +262,13 @@ pub fn render(d: &ReportData, l: &Labels, k: usize) -> String {
     }
     h.push_str("</tbody>\n</table>\n");
 
-    // coverage
+    h
+}
+
+/// Who answered (channel, respondent role) and the multi-select items' shares.
+fn coverage(d: &ReportData, l: &Labels) -> String {
+    let pct = |v: f64| l.percent(v);
+    let mut h = String::new();
     h.push_str(&format!("<h2>{}</h2>\n", l.t("coverage")));
     for group in ["channel", "respondent_role"] {
         let rows: Vec<&Share> = d.coverage.iter().filter(|s| s.group == group).collect();
@@ -262,7 +300,12 @@ pub fn render(d: &ReportData, l: &Labels, k: usize) -> String {
         }
     }
 
-    // legend and method
+    h
+}
+
+/// The legend of the marks and how the figures were made (with the ledger row they come from).
+fn legend_and_method(d: &ReportData, l: &Labels, k: usize) -> String {
+    let mut h = String::new();
     h.push_str(&format!(
         "<h2>{}</h2>\n<div class=\"legend\">\n<p><strong>{}</strong><sup>a</sup>: {}</p>\n<p><strong>{}</strong><sup>b</sup>: {}</p>\n<p><sup class=\"flag\">*</sup> {}</p>\n<p>▲ / ▼: {}</p>\n</div>\n",
         l.t("legend"),
@@ -283,10 +326,6 @@ pub fn render(d: &ReportData, l: &Labels, k: usize) -> String {
         esc(&l.t("method_version")
             .replace("{seq}", &d.seq.to_string())
             .replace("{as_of}", &d.as_of.format("%Y-%m-%d %H:%M UTC").to_string()))
-    ));
-    h.push_str(&format!(
-        "</main>\n<footer><p>{}</p></footer>\n</body>\n</html>\n",
-        esc(&l.t("footer"))
     ));
     h
 }

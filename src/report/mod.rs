@@ -30,8 +30,12 @@ pub enum ReportError {
     Warehouse(#[from] WarehouseError),
     #[error(transparent)]
     Sql(#[from] crate::ops::sql::SqlError),
-    #[error("{path}: {message}")]
-    Write { path: PathBuf, message: String },
+    #[error("{}: {source}", path.display())]
+    Write {
+        path: PathBuf,
+        #[source]
+        source: crate::Cause,
+    },
 }
 
 impl ReportError {
@@ -91,9 +95,9 @@ pub async fn render(
     let period = resolve_period(o)?;
     let d = data::read(wh, area, &o.instrument, o.period_type, &period).await?;
     let html = html::render(&d, &l, o.k);
-    let xlsx = xlsx::workbook(&d, &l).map_err(|message| ReportError::Write {
+    let xlsx = xlsx::workbook(&d, &l).map_err(|e| ReportError::Write {
         path: PathBuf::from("(workbook)"),
-        message,
+        source: e.into(),
     })?;
     Ok(Rendered {
         html,
@@ -105,7 +109,7 @@ pub async fn render(
 fn write(path: &Path, bytes: &[u8]) -> Result<(), ReportError> {
     let err = |e: std::io::Error| ReportError::Write {
         path: path.to_path_buf(),
-        message: e.to_string(),
+        source: e.into(),
     };
     if let Some(p) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
         std::fs::create_dir_all(p).map_err(err)?;

@@ -9,6 +9,7 @@ use object_store::ObjectStoreExt;
 use tokio::io::AsyncWriteExt;
 
 use super::{LocalCopy, SourceError, SourceObject, tempfile_lite::TempFile};
+use crate::Cause;
 use crate::config::FilesSource;
 use crate::store::Location;
 
@@ -31,7 +32,7 @@ impl FilesReader {
         let glob = Glob::new(&cfg.glob)
             .map_err(|e| SourceError::Glob {
                 glob: cfg.glob.clone(),
-                message: e.to_string(),
+                source: e,
             })?
             .compile_matcher();
         Ok(FilesReader { location, glob })
@@ -79,9 +80,9 @@ impl FilesReader {
                 _temp: None,
             });
         }
-        let err = |message: String| SourceError::Read {
+        let err = |source: Cause| SourceError::Read {
             object: obj.name.clone(),
-            message,
+            source,
         };
         let tmp = std::env::temp_dir().join(format!("palaute-src-{}", uuid::Uuid::new_v4()));
         let guard = TempFile(tmp.clone());
@@ -90,17 +91,15 @@ impl FilesReader {
             .store
             .get(&path)
             .await
-            .map_err(|e| err(e.to_string()))?;
+            .map_err(|e| err(e.into()))?;
         let mut stream = res.into_stream();
         let mut file = tokio::fs::File::create(&tmp)
             .await
-            .map_err(|e| err(e.to_string()))?;
-        while let Some(chunk) = stream.try_next().await.map_err(|e| err(e.to_string()))? {
-            file.write_all(&chunk)
-                .await
-                .map_err(|e| err(e.to_string()))?;
+            .map_err(|e| err(e.into()))?;
+        while let Some(chunk) = stream.try_next().await.map_err(|e| err(e.into()))? {
+            file.write_all(&chunk).await.map_err(|e| err(e.into()))?;
         }
-        file.flush().await.map_err(|e| err(e.to_string()))?;
+        file.flush().await.map_err(|e| err(e.into()))?;
         Ok(LocalCopy {
             path: tmp,
             _temp: Some(guard),

@@ -10,6 +10,7 @@ pub use limesurvey::LimesurveyReader;
 
 use std::path::PathBuf;
 
+use crate::Cause;
 use crate::config::{FormatConfig, Pipeline, SourceConfig};
 use crate::format::{FormatError, Records};
 use crate::store::StoreError;
@@ -23,10 +24,18 @@ pub enum SourceError {
         location: String,
         source: object_store::Error,
     },
-    #[error("{object}: cannot read: {message}")]
-    Read { object: String, message: String },
-    #[error("source.glob '{glob}': {message}")]
-    Glob { glob: String, message: String },
+    #[error("{object}: cannot read: {source}")]
+    Read {
+        object: String,
+        #[source]
+        source: Cause,
+    },
+    #[error("source.glob '{glob}': {source}")]
+    Glob {
+        glob: String,
+        #[source]
+        source: globset::Error,
+    },
     #[error(
         "source.location: {location} is not a folder (a location is relative to the pipeline file's folder)"
     )]

@@ -11,28 +11,28 @@ use std::collections::BTreeMap;
 use object_store::{ObjectStoreExt, PutMode, PutOptions};
 
 use super::tables::{FEEDBACK, QUARANTINE, RESPONSES};
-use super::{Warehouse, WarehouseError};
+use super::{Cause, Warehouse, WarehouseError};
 use crate::privacy::keys::KeySecret;
 
 pub const ENV: &str = "PALAUTE_KEY_SECRET";
 const SECRET: &str = "_keys/response_key.secret";
 const CHECK: &str = "_keys/response_key.check";
 
-fn err(path: &str, message: String) -> WarehouseError {
+fn err(path: &str, source: impl Into<Cause>) -> WarehouseError {
     WarehouseError::Write {
         path: path.to_string(),
-        source: message.into(),
+        source: source.into(),
     }
 }
 
 async fn read(wh: &Warehouse, rel: &str) -> Result<Option<String>, WarehouseError> {
     match wh.loc.store.get(&wh.loc.child(rel)).await {
         Ok(r) => {
-            let b = r.bytes().await.map_err(|e| err(rel, e.to_string()))?;
+            let b = r.bytes().await.map_err(|e| err(rel, e))?;
             Ok(Some(String::from_utf8_lossy(&b).trim().to_string()))
         }
         Err(object_store::Error::NotFound { .. }) => Ok(None),
-        Err(e) => Err(err(rel, e.to_string())),
+        Err(e) => Err(err(rel, e)),
     }
 }
 
@@ -66,7 +66,7 @@ async fn store(wh: &Warehouse, s: &KeySecret) -> Result<(), WarehouseError> {
     if let Some(local) = wh.loc.local_file(&path) {
         use std::io::Write;
         use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
-        let e = |e: std::io::Error| err(SECRET, e.to_string());
+        let e = |e: std::io::Error| err(SECRET, e);
         if let Some(dir) = local.parent() {
             std::fs::DirBuilder::new()
                 .recursive(true)
@@ -92,7 +92,7 @@ async fn store(wh: &Warehouse, s: &KeySecret) -> Result<(), WarehouseError> {
         .put_opts(&path, body.into(), opts)
         .await
         .map(|_| ())
-        .map_err(|e| err(SECRET, e.to_string()))
+        .map_err(|e| err(SECRET, e))
 }
 
 async fn mark(wh: &Warehouse, s: &KeySecret) -> Result<(), WarehouseError> {
@@ -101,7 +101,7 @@ async fn mark(wh: &Warehouse, s: &KeySecret) -> Result<(), WarehouseError> {
         .put(&wh.loc.child(CHECK), format!("{}\n", s.check()).into())
         .await
         .map(|_| ())
-        .map_err(|e| err(CHECK, e.to_string()))
+        .map_err(|e| err(CHECK, e))
 }
 
 /// Whether the warehouse holds keyed rows of an earlier version without a secret.

@@ -168,10 +168,10 @@ pub async fn read_runs(w: &Warehouse) -> Result<Vec<RunRecord>, WarehouseError> 
         for i in 0..b.num_rows() {
             let objects: Vec<ObjectRecord> =
                 serde_json::from_str(&col_str(b, "objects", i).unwrap_or_default())
-                    .map_err(|e| WarehouseError::Ledger(e.to_string()))?;
+                    .map_err(|e| WarehouseError::Ledger(e.into()))?;
             let table_versions: BTreeMap<String, u64> =
                 serde_json::from_str(&col_str(b, "table_versions", i).unwrap_or_default())
-                    .map_err(|e| WarehouseError::Ledger(e.to_string()))?;
+                    .map_err(|e| WarehouseError::Ledger(e.into()))?;
             out.push(RunRecord {
                 run_id: col_str(b, "run_id", i).unwrap_or_default(),
                 seq: col_i64(b, "seq", i),
@@ -238,16 +238,15 @@ pub async fn append(w: &Warehouse, r: &RunRecord) -> Result<u64, WarehouseError>
         st(&r.palaute_version),
     ];
     let batch = RecordBatch::try_new(def.file_schema.clone(), cols)
-        .map_err(|e| WarehouseError::Ledger(e.to_string()))?;
+        .map_err(|e| WarehouseError::Ledger(e.into()))?;
     let mut buf = Vec::new();
     {
         let mut wr =
             ArrowWriter::try_new(&mut buf, def.file_schema.clone(), Some(writer_properties()))
-                .map_err(|e| WarehouseError::Ledger(e.to_string()))?;
+                .map_err(|e| WarehouseError::Ledger(e.into()))?;
         wr.write(&batch)
-            .map_err(|e| WarehouseError::Ledger(e.to_string()))?;
-        wr.close()
-            .map_err(|e| WarehouseError::Ledger(e.to_string()))?;
+            .map_err(|e| WarehouseError::Ledger(e.into()))?;
+        wr.close().map_err(|e| WarehouseError::Ledger(e.into()))?;
     }
     let rel = format!("part-{}-{:08}.snappy.parquet", r.run_id, r.seq);
     let size = buf.len() as i64;

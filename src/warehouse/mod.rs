@@ -37,8 +37,7 @@ use crate::store::{Location, StoreError};
 pub use ledger::{RunRecord, RunStatus};
 use tables::{ALL_TABLES, table_def};
 
-/// The error underneath a read or a write (kept, so that the cause chain is in the logs).
-pub type Cause = Box<dyn std::error::Error + Send + Sync>;
+pub use crate::Cause;
 
 #[derive(Debug, thiserror::Error)]
 pub enum WarehouseError {
@@ -62,7 +61,7 @@ pub enum WarehouseError {
         source: Cause,
     },
     #[error("the ledger is damaged: {0}")]
-    Ledger(String),
+    Ledger(#[source] Cause),
     #[error("no warehouse at {0} (run a pipeline first, or check --warehouse / PALAUTE_WAREHOUSE)")]
     Missing(String),
     #[error("this writer lost the warehouse's writer lease: {0}; nothing more was committed")]
@@ -383,15 +382,15 @@ impl Warehouse {
             // each file is decoded in a task of its own, so that files are decoded on every
             // worker thread (a future polled here would decode them all on this one)
             let read = async move {
-                let err = |e: String| WarehouseError::Read {
+                let err = |e: Cause| WarehouseError::Read {
                     path: path.to_string(),
-                    source: e.into(),
+                    source: e,
                 };
                 #[allow(deprecated)]
                 let mut reader = ParquetObjectReader::new(store, path.clone()).with_file_size(size);
                 let meta = ArrowReaderMetadata::load_async(&mut reader, Default::default())
                     .await
-                    .map_err(|e| err(e.to_string()))?;
+                    .map_err(|e| err(e.into()))?;
                 let meta = if dict.is_empty() {
                     meta
                 } else {
@@ -420,7 +419,7 @@ impl Warehouse {
                         meta.metadata().clone(),
                         ArrowReaderOptions::new().with_schema(Arc::new(Schema::new(fields))),
                     )
-                    .map_err(|e| err(e.to_string()))?
+                    .map_err(|e| err(e.into()))?
                 };
                 let b = ParquetRecordBatchStreamBuilder::new_with_metadata(reader, meta);
                 let b = if cols.is_empty() {
@@ -435,12 +434,12 @@ impl Warehouse {
                 let stream = b
                     .with_batch_size(65536)
                     .build()
-                    .map_err(|e| err(e.to_string()))?;
+                    .map_err(|e| err(e.into()))?;
                 stream
                     .try_collect::<Vec<_>>()
                     .await
                     .map(then)
-                    .map_err(|e| err(e.to_string()))
+                    .map_err(|e| err(e.into()))
             };
             let name = name.to_string();
             async move {

@@ -15,7 +15,7 @@ use chrono::{DateTime, Utc};
 use object_store::ObjectStoreExt;
 use serde::{Deserialize, Serialize};
 
-use super::{Warehouse, WarehouseError};
+use super::{Cause, Warehouse, WarehouseError};
 
 const PATH: &str = "_state/marts_owed.json";
 
@@ -26,10 +26,10 @@ pub struct Owed {
     pub since: Option<DateTime<Utc>>,
 }
 
-fn err(message: String) -> WarehouseError {
+fn err(source: impl Into<Cause>) -> WarehouseError {
     WarehouseError::Write {
         path: PATH.to_string(),
-        source: message.into(),
+        source: source.into(),
     }
 }
 
@@ -38,11 +38,11 @@ pub async fn read(wh: &Warehouse) -> Result<Owed, WarehouseError> {
     let path = wh.loc.child(PATH);
     match wh.loc.store.get(&path).await {
         Ok(r) => {
-            let bytes = r.bytes().await.map_err(|e| err(e.to_string()))?;
+            let bytes = r.bytes().await.map_err(err)?;
             serde_json::from_slice(&bytes).map_err(|e| err(format!("not a marts record: {e}")))
         }
         Err(object_store::Error::NotFound { .. }) => Ok(Owed::default()),
-        Err(e) => Err(err(e.to_string())),
+        Err(e) => Err(err(e)),
     }
 }
 
@@ -51,7 +51,7 @@ async fn write(wh: &Warehouse, owed: &Owed) -> Result<(), WarehouseError> {
     if owed.years.is_empty() {
         return match wh.loc.store.delete(&path).await {
             Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
-            Err(e) => Err(err(e.to_string())),
+            Err(e) => Err(err(e)),
         };
     }
     let body = serde_json::to_vec(owed).expect("serializable");
@@ -60,7 +60,7 @@ async fn write(wh: &Warehouse, owed: &Owed) -> Result<(), WarehouseError> {
         .put(&path, body.into())
         .await
         .map(|_| ())
-        .map_err(|e| err(e.to_string()))
+        .map_err(err)
 }
 
 /// Record `years` as owed.

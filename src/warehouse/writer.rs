@@ -21,9 +21,9 @@ use parquet::arrow::ArrowWriter;
 use parquet::basic::Compression;
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
 
-use super::WarehouseError;
 use super::rows::Rows;
 use super::tables::TableDef;
+use super::{Cause, WarehouseError};
 use crate::schema::Partition;
 use crate::store::Location;
 
@@ -320,25 +320,23 @@ fn write_one(
     pv: &[(String, String)],
     batches: &[RecordBatch],
 ) -> Result<WrittenFile, WarehouseError> {
-    let err = |e: String| WarehouseError::Write {
+    let err = |e: Cause| WarehouseError::Write {
         path: local.display().to_string(),
-        source: e.into(),
+        source: e,
     };
     if let Some(d) = local.parent() {
-        std::fs::create_dir_all(d).map_err(|e| err(e.to_string()))?;
+        std::fs::create_dir_all(d).map_err(|e| err(e.into()))?;
     }
-    let f = File::create(local).map_err(|e| err(e.to_string()))?;
+    let f = File::create(local).map_err(|e| err(e.into()))?;
     let mut w = ArrowWriter::try_new(f, def.file_schema.clone(), Some(props.clone()))
-        .map_err(|e| err(e.to_string()))?;
+        .map_err(|e| err(e.into()))?;
     let mut rows = 0i64;
     for b in batches {
         rows += b.num_rows() as i64;
-        w.write(b).map_err(|e| err(e.to_string()))?;
+        w.write(b).map_err(|e| err(e.into()))?;
     }
-    w.close().map_err(|e| err(e.to_string()))?;
-    let size = std::fs::metadata(local)
-        .map_err(|e| err(e.to_string()))?
-        .len() as i64;
+    w.close().map_err(|e| err(e.into()))?;
+    let size = std::fs::metadata(local).map_err(|e| err(e.into()))?.len() as i64;
     Ok(WrittenFile {
         rel_path: rel.to_string(),
         local_path: local.clone(),

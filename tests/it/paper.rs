@@ -258,3 +258,33 @@ fn an_unknown_instrument_or_language_is_a_configuration_error() {
     assert_eq!(r.code, 2);
     assert!(r.stderr.contains("use fi, sv or en"), "{}", r.stderr);
 }
+
+#[test]
+fn a_template_that_cannot_be_written_is_an_environment_error_naming_the_file_and_its_cause() {
+    let dir = tempfile::tempdir().unwrap();
+    // a file where the template's folder should be
+    std::fs::write(dir.path().join("taken"), "").unwrap();
+    for (format, name) in [("csv", "t.csv"), ("xlsx", "t.xlsx")] {
+        let out = dir.path().join("taken").join(name);
+        let r = palaute(
+            &[
+                "template",
+                "thl_national",
+                "--format",
+                format,
+                "--output",
+                out.to_str().unwrap(),
+            ],
+            &[],
+        );
+        assert_eq!(r.code, 4, "{format}: {}{}", r.stdout, r.stderr);
+        assert!(
+            r.stderr.contains(&out.display().to_string()),
+            "{format}: {}",
+            r.stderr
+        );
+        // the cause underneath, kept as the error's source
+        assert!(r.stderr.contains("os error"), "{format}: {}", r.stderr);
+        assert!(!out.exists());
+    }
+}

@@ -12,3 +12,7 @@ pub mod format;
 pub mod normalize;
 pub mod privacy;
 pub mod schema;
+
+/// The error underneath another: an error variant that wraps a library's failure keeps it as its
+/// `#[source]`, so that `--log-format json` and `RUST_LOG=debug` show the whole cause chain.
+pub type Cause = Box<dyn std::error::Error + Send + Sync>;

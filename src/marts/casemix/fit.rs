@@ -117,6 +117,87 @@ pub fn fit(
     if n_total <= 0.0 {
         return None;
     }
+    let Design {
+        mut levels,
+        mut notes,
+        columns,
+        col_of,
+    } = design(obs, adjusters, adjuster_name, level_name, min_level_n);
+    let k = columns.len();
+    let active = |o: &Obs| -> Vec<usize> {
+        o.levels
+            .iter()
+            .enumerate()
+            .filter_map(|(a, l)| col_of[a].get(l).copied())
+            .collect()
+    };
+    let areas = area_sums(obs, k, &active);
+    let (a_m, b_v) = within_area(&areas, k);
+    let kept = well_conditioned(&a_m, k);
+    for lv in levels.iter_mut() {
+        if lv.estimate == Estimate::Estimated {
+            let cand = col_of[lv.adjuster][&lv.level];
+            match kept.iter().position(|c| *c == cand) {
+                Some(p) => lv.column = Some(p),
+                None => {
+                    lv.estimate = Estimate::NotEstimable;
+                    notes.push(format!(
+                        "{} '{}' not estimable: it does not vary within areas apart from the other levels",
+                        adjuster_name(lv.adjuster),
+                        level_name(lv.adjuster, lv.level)
+                    ));
+                }
+            }
+        }
+    }
+    let kk = kept.len();
+    let a_s = DMatrix::from_fn(kk, kk, |r, c| a_m[(kept[r], kept[c])]);
+    let b_s = DVector::from_fn(kk, |r, _| b_v[kept[r]]);
+    let (beta, a_inv) = if kk == 0 {
+        (DVector::zeros(0), DMatrix::zeros(0, 0))
+    } else {
+        let ch = a_s.clone().cholesky()?;
+        (ch.solve(&b_s), ch.inverse())
+    };
+    // robust covariance: A⁻¹ (Σ_cells x̃ x̃' Σ e²) A⁻¹ · N / (N − areas − k)
+    let meat = meat(obs, &areas, &kept, k, &beta, &active);
+    let df = n_total - areas.len() as f64 - kk as f64;
+    let cov = if df > 0.0 {
+        (&a_inv * meat * &a_inv) * (n_total / df)
+    } else {
+        DMatrix::from_element(kk, kk, f64::NAN)
+    };
+    let cols: Vec<(usize, u32)> = kept.iter().map(|c| columns[*c]).collect();
+    Some(Fit {
+        n: n_total,
+        areas: areas.len(),
+        levels,
+        columns: cols,
+        beta: beta.iter().copied().collect(),
+        cov: (0..kk * kk).map(|i| cov[(i / kk, i % kk)]).collect(),
+        notes,
+    })
+}
+
+/// The design of a fit: each adjuster's levels with how they are estimated, the notes on
+/// what was dropped, the candidate columns (adjuster, level) and, per adjuster, each estimated
+/// level's column.
+struct Design {
+    levels: Vec<Level>,
+    notes: Vec<String>,
+    columns: Vec<(usize, u32)>,
+    col_of: Vec<std::collections::HashMap<u32, usize>>,
+}
+
+/// Each adjuster's reference (its most common level), the levels estimated against it (those
+/// with `min_level_n` respondents), pooled with it or dropped.
+fn design(
+    obs: &[Obs],
+    adjusters: usize,
+    adjuster_name: &dyn Fn(usize) -> String,
+    level_name: &dyn Fn(usize, u32) -> String,
+    min_level_n: f64,
+) -> Design {
     // respondents per level of each adjuster
     let mut counts: Vec<std::collections::BTreeMap<u32, f64>> = vec![Default::default(); adjusters];
     for o in obs {
@@ -193,24 +274,31 @@ pub fn fit(
             });
         }
     }
-    let k = columns.len();
-    // per area: n, Σy, Σy², Σx, Σxx', Σxy
-    struct AreaSums {
-        n: f64,
-        sy: f64,
-        syy: f64,
-        sx: Vec<f64>,
-        sxx: Vec<f64>,
-        sxy: Vec<f64>,
+    Design {
+        levels,
+        notes,
+        columns,
+        col_of,
     }
+}
+
+/// Per area: n, Σy, Σy², Σx, Σxx', Σxy.
+struct AreaSums {
+    n: f64,
+    sy: f64,
+    syy: f64,
+    sx: Vec<f64>,
+    sxx: Vec<f64>,
+    sxy: Vec<f64>,
+}
+
+/// The sums of each area over the pool, `active(o)` being the columns a cell's levels set.
+fn area_sums(
+    obs: &[Obs],
+    k: usize,
+    active: &dyn Fn(&Obs) -> Vec<usize>,
+) -> std::collections::BTreeMap<u32, AreaSums> {
     let mut areas: std::collections::BTreeMap<u32, AreaSums> = Default::default();
-    let active = |o: &Obs| -> Vec<usize> {
-        o.levels
-            .iter()
-            .enumerate()
-            .filter_map(|(a, l)| col_of[a].get(l).copied())
-            .collect()
-    };
     for o in obs {
         let s = areas.entry(o.area).or_insert_with(|| AreaSums {
             n: 0.0,
@@ -232,7 +320,14 @@ pub fn fit(
             }
         }
     }
-    // the within-area cross products
+    areas
+}
+
+/// The within-area cross products A = Σ (Σxx' − Σx Σx' / n) and b = Σ (Σxy − Σx Σy / n).
+fn within_area(
+    areas: &std::collections::BTreeMap<u32, AreaSums>,
+    k: usize,
+) -> (DMatrix<f64>, DVector<f64>) {
     let mut a_m = DMatrix::<f64>::zeros(k, k);
     let mut b_v = DVector::<f64>::zeros(k);
     for s in areas.values() {
@@ -246,7 +341,12 @@ pub fn fit(
             }
         }
     }
-    // columns kept one at a time while the kept set stays well conditioned
+    (a_m, b_v)
+}
+
+/// The columns kept one at a time while the kept set stays well conditioned (a column whose
+/// pivot is under `PIVOT_TOLERANCE` of its diagonal is left out).
+fn well_conditioned(a_m: &DMatrix<f64>, k: usize) -> Vec<usize> {
     let mut kept: Vec<usize> = Vec::new();
     for j in 0..k {
         let ajj = a_m[(j, j)];
@@ -265,32 +365,20 @@ pub fn fit(
             }
         }
     }
-    for lv in levels.iter_mut() {
-        if lv.estimate == Estimate::Estimated {
-            let cand = col_of[lv.adjuster][&lv.level];
-            match kept.iter().position(|c| *c == cand) {
-                Some(p) => lv.column = Some(p),
-                None => {
-                    lv.estimate = Estimate::NotEstimable;
-                    notes.push(format!(
-                        "{} '{}' not estimable: it does not vary within areas apart from the other levels",
-                        adjuster_name(lv.adjuster),
-                        level_name(lv.adjuster, lv.level)
-                    ));
-                }
-            }
-        }
-    }
+    kept
+}
+
+/// The middle of the cluster-robust sandwich: Σ over cells of e² x̃ x̃', x̃ the kept columns
+/// centred on the area's means.
+fn meat(
+    obs: &[Obs],
+    areas: &std::collections::BTreeMap<u32, AreaSums>,
+    kept: &[usize],
+    k: usize,
+    beta: &DVector<f64>,
+    active: &dyn Fn(&Obs) -> Vec<usize>,
+) -> DMatrix<f64> {
     let kk = kept.len();
-    let a_s = DMatrix::from_fn(kk, kk, |r, c| a_m[(kept[r], kept[c])]);
-    let b_s = DVector::from_fn(kk, |r, _| b_v[kept[r]]);
-    let (beta, a_inv) = if kk == 0 {
-        (DVector::zeros(0), DMatrix::zeros(0, 0))
-    } else {
-        let ch = a_s.clone().cholesky()?;
-        (ch.solve(&b_s), ch.inverse())
-    };
-    // robust covariance: A⁻¹ (Σ_cells x̃ x̃' Σ e²) A⁻¹ · N / (N − areas − k)
     let mut meat = DMatrix::<f64>::zeros(kk, kk);
     let pos: Vec<Option<usize>> = (0..k).map(|c| kept.iter().position(|x| *x == c)).collect();
     for o in obs {
@@ -315,22 +403,7 @@ pub fn fit(
             }
         }
     }
-    let df = n_total - areas.len() as f64 - kk as f64;
-    let cov = if df > 0.0 {
-        (&a_inv * meat * &a_inv) * (n_total / df)
-    } else {
-        DMatrix::from_element(kk, kk, f64::NAN)
-    };
-    let cols: Vec<(usize, u32)> = kept.iter().map(|c| columns[*c]).collect();
-    Some(Fit {
-        n: n_total,
-        areas: areas.len(),
-        levels,
-        columns: cols,
-        beta: beta.iter().copied().collect(),
-        cov: (0..kk * kk).map(|i| cov[(i / kk, i % kk)]).collect(),
-        notes,
-    })
+    meat
 }
 
 #[cfg(test)]

@@ -199,11 +199,61 @@ pub fn fit_models(
     settings: &Settings,
     rules: &Rules,
 ) -> Result<Models, String> {
+    let Pools {
+        mut pools,
+        mut levels,
+        counties,
+    } = read_pools(cube, settings, rules)?;
+    canonicalise(&mut pools, &mut levels, &counties);
+    let ends: Vec<i32> = window_ends.iter().filter_map(|e| month_index(e)).collect();
+    let window = settings.window_months as i32;
+    let adjuster_name = |a: usize| ADJUSTERS[a].to_string();
+    let mut models = BTreeMap::new();
+    for (key, months) in &pools {
+        for &end in &ends {
+            let start = end - window + 1;
+            let obs = window_obs(months, start, end);
+            if obs.is_empty() {
+                continue;
+            }
+            let level_name = |a: usize, l: u32| levels[a].text(l).to_string();
+            if let Some(f) = fit::fit(
+                &obs,
+                ADJUSTERS.len(),
+                &adjuster_name,
+                &level_name,
+                rules.reliable_n as f64,
+            ) {
+                models.insert(
+                    (month_text(end), key.0.clone(), key.1.clone(), key.2.clone()),
+                    Model {
+                        window_start: month_text(start),
+                        window_end: month_text(end),
+                        fit: f,
+                    },
+                );
+            }
+        }
+    }
+    Ok(Models { models, levels })
+}
+
+/// A cell of the casemix cube in a pool: (county, levels, n, Σy, Σy²).
+type PoolRow = (u32, [u32; 4], f64, f64, f64);
+
+/// The cube's rows by outcome and month, with the names of their counties and levels.
+struct Pools {
+    pools: BTreeMap<OutcomeKey, BTreeMap<i32, Vec<PoolRow>>>,
+    levels: Vec<Names>,
+    counties: Names,
+}
+
+/// Read the cube into pools: the channels left out of the fit skipped, the denominator as
+/// the rules count it (can't say as 0 under the FFT convention), empty cells dropped.
+fn read_pools(cube: &[RecordBatch], settings: &Settings, rules: &Rules) -> Result<Pools, String> {
     let mut levels: Vec<Names> = vec![Names::default(); ADJUSTERS.len()];
     let mut counties = Names::default();
-    // per outcome: month → rows (county, levels, n, Σy, Σy²)
-    type Row = (u32, [u32; 4], f64, f64, f64);
-    let mut pools: BTreeMap<OutcomeKey, BTreeMap<i32, Vec<Row>>> = BTreeMap::new();
+    let mut pools: BTreeMap<OutcomeKey, BTreeMap<i32, Vec<PoolRow>>> = BTreeMap::new();
     let exclude: BTreeSet<&str> = settings
         .fit_exclude_channels
         .iter()
@@ -260,9 +310,21 @@ pub fn fit_models(
                 ));
         }
     }
-    // number the counties and levels in the order of their names, so that the models' columns
-    // and sums do not depend on the order the cube's rows came in (the partition-wise and the
-    // SQL cubes give the same β to the last bit)
+    Ok(Pools {
+        pools,
+        levels,
+        counties,
+    })
+}
+
+/// Number the counties and levels in the order of their names, so that the models' columns
+/// and sums do not depend on the order the cube's rows came in (the partition-wise and the SQL
+/// cubes give the same β to the last bit).
+fn canonicalise(
+    pools: &mut BTreeMap<OutcomeKey, BTreeMap<i32, Vec<PoolRow>>>,
+    levels: &mut [Names],
+    counties: &Names,
+) {
     let canonical = |names: &Names| -> (Names, Vec<u32>) {
         let mut sorted = names.names.clone();
         sorted.sort();
@@ -273,7 +335,7 @@ pub fn fit_models(
         let map = names.names.iter().map(|n| out.ids[n]).collect();
         (out, map)
     };
-    let (_, county_map) = canonical(&counties);
+    let (_, county_map) = canonical(counties);
     let mut level_maps = Vec::new();
     for l in levels.iter_mut() {
         let (sorted, map) = canonical(l);
@@ -290,57 +352,32 @@ pub fn fit_models(
             }
         }
     }
-    let ends: Vec<i32> = window_ends.iter().filter_map(|e| month_index(e)).collect();
-    let window = settings.window_months as i32;
-    let adjuster_name = |a: usize| ADJUSTERS[a].to_string();
-    let mut models = BTreeMap::new();
-    for (key, months) in &pools {
-        for &end in &ends {
-            let start = end - window + 1;
-            let mut cells: HashMap<(u32, [u32; 4]), (f64, f64, f64)> = HashMap::new();
-            for (_, rows) in months.range(start..=end) {
-                for (county, lv, n, sy, syy) in rows {
-                    let c = cells.entry((*county, *lv)).or_default();
-                    c.0 += n;
-                    c.1 += sy;
-                    c.2 += syy;
-                }
-            }
-            if cells.is_empty() {
-                continue;
-            }
-            let mut obs: Vec<Obs> = cells
-                .into_iter()
-                .map(|((area, lv), (n, sy, syy))| Obs {
-                    area,
-                    levels: lv.to_vec(),
-                    n,
-                    sy,
-                    syy,
-                })
-                .collect();
-            // a fixed order, so that the sums (and the published β) do not depend on hashing
-            obs.sort_by(|a, b| (a.area, &a.levels).cmp(&(b.area, &b.levels)));
-            let level_name = |a: usize, l: u32| levels[a].text(l).to_string();
-            if let Some(f) = fit::fit(
-                &obs,
-                ADJUSTERS.len(),
-                &adjuster_name,
-                &level_name,
-                rules.reliable_n as f64,
-            ) {
-                models.insert(
-                    (month_text(end), key.0.clone(), key.1.clone(), key.2.clone()),
-                    Model {
-                        window_start: month_text(start),
-                        window_end: month_text(end),
-                        fit: f,
-                    },
-                );
-            }
+}
+
+/// The observations of one window: the cells of the months `start..=end` summed by county and
+/// levels, in a fixed order (the sums, and so the published β, then do not depend on hashing).
+fn window_obs(months: &BTreeMap<i32, Vec<PoolRow>>, start: i32, end: i32) -> Vec<Obs> {
+    let mut cells: HashMap<(u32, [u32; 4]), (f64, f64, f64)> = HashMap::new();
+    for (_, rows) in months.range(start..=end) {
+        for (county, lv, n, sy, syy) in rows {
+            let c = cells.entry((*county, *lv)).or_default();
+            c.0 += n;
+            c.1 += sy;
+            c.2 += syy;
         }
     }
-    Ok(Models { models, levels })
+    let mut obs: Vec<Obs> = cells
+        .into_iter()
+        .map(|((area, lv), (n, sy, syy))| Obs {
+            area,
+            levels: lv.to_vec(),
+            n,
+            sy,
+            syy,
+        })
+        .collect();
+    obs.sort_by(|a, b| (a.area, &a.levels).cmp(&(b.area, &b.levels)));
+    obs
 }
 
 /// The coefficients table's columns (after which `period_type` and `year`, its partitions).

@@ -51,7 +51,7 @@ pub(super) async fn adjustment(
     .map_err(|e| invalid(e.to_string()))?
     .map_err(|m| AggregateError::Mart {
         mart: COEFFICIENTS.to_string(),
-        message: m,
+        source: m.into(),
     })
 }
 
@@ -65,7 +65,7 @@ pub(super) type AdjustFuture = futures::future::Shared<
 pub(super) fn coefficients_of(a: &Adjustment, year: i32) -> Result<Computed, AggregateError> {
     let b = coefficient_rows(&a.models, year).map_err(|m| AggregateError::Mart {
         mart: COEFFICIENTS.to_string(),
-        message: m,
+        source: m.into(),
     })?;
     let report = MartReport {
         rows: b.num_rows() as u64,

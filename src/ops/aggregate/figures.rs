@@ -11,6 +11,7 @@ use datafusion::prelude::SessionContext;
 use super::adjust::AdjustFuture;
 use super::sql_path::{collect, register};
 use super::{AggregateError, MartReport};
+use crate::Cause;
 use crate::marts::casemix::{self, Adjustment};
 use crate::marts::cells::{Cells, Key, groups, read_keys};
 use crate::marts::disclosure::{Reason, Rules, suppress};
@@ -177,9 +178,9 @@ pub(super) async fn compute_mart(
     periods: Vec<PeriodRow>,
     adjust: Option<AdjustFuture>,
 ) -> Result<Computed, AggregateError> {
-    let mart_err = |m: String| AggregateError::Mart {
+    let mart_err = |m: Cause| AggregateError::Mart {
         mart: spec.name.to_string(),
-        message: m,
+        source: m,
     };
     let t = Instant::now();
     let cube_rows: usize = cube.iter().map(|b| b.num_rows()).sum();
@@ -191,8 +192,8 @@ pub(super) async fn compute_mart(
         Ok::<_, String>((schema, rolled, reasons, t_rollup))
     })
     .await
-    .map_err(|e| mart_err(e.to_string()))?
-    .map_err(mart_err)?;
+    .map_err(|e| mart_err(e.into()))?
+    .map_err(|m| mart_err(m.into()))?;
     tracing::debug!(
         mart = spec.name,
         cube_rows,
@@ -202,7 +203,7 @@ pub(super) async fn compute_mart(
     );
     // the models and the cells' respondent mix (computed beside this mart's rollup)
     let adjust = match adjust {
-        Some(waiting) => Some(waiting.await.map_err(mart_err)?.0),
+        Some(waiting) => Some(waiting.await.map_err(|m| mart_err(m.into()))?.0),
         None => None,
     };
     let tf = Instant::now();
@@ -231,9 +232,9 @@ pub(super) async fn figures(
     (schema, rolled, reasons): (&SchemaRef, &[RecordBatch], &[Option<Reason>]),
     adjust: Option<&Adjustment>,
 ) -> Result<Computed, AggregateError> {
-    let mart_err = |m: String| AggregateError::Mart {
+    let mart_err = |m: Cause| AggregateError::Mart {
         mart: spec.name.to_string(),
-        message: m,
+        source: m,
     };
     let mut report = MartReport::default();
     for r in reasons.iter().flatten() {
@@ -243,8 +244,7 @@ pub(super) async fn figures(
             Reason::Cascade => report.suppressed_cascade += 1,
         }
     }
-    let cells =
-        arrow::compute::concat_batches(schema, rolled).map_err(|e| mart_err(e.to_string()))?;
+    let cells = arrow::compute::concat_batches(schema, rolled).map_err(|e| mart_err(e.into()))?;
     let suppression: ArrayRef = Arc::new(StringArray::from(
         reasons
             .iter()
@@ -260,12 +260,14 @@ pub(super) async fn figures(
         fields.extend(casemix::term_fields(prefix));
     }
     match adjust {
-        Some(a) => cols.extend(a.columns(spec.name, &cells, reasons).map_err(mart_err)?),
+        Some(a) => cols.extend(
+            a.columns(spec.name, &cells, reasons)
+                .map_err(|m| mart_err(m.into()))?,
+        ),
         None => cols.extend(casemix::null_columns(spec.name, cells.num_rows())),
     }
     let cells_schema = Arc::new(Schema::new(fields));
-    let cells =
-        RecordBatch::try_new(cells_schema.clone(), cols).map_err(|e| mart_err(e.to_string()))?;
+    let cells = RecordBatch::try_new(cells_schema.clone(), cols).map_err(|e| mart_err(e.into()))?;
     register(ctx, "cells", vec![cells], cells_schema);
     let sql = fill(spec.figures_sql, &figure_vars(rules));
     let (schema, out) = collect(ctx, &sql).await?;

@@ -32,6 +32,7 @@ use chrono::Utc;
 pub use figures::decide;
 pub use report::render;
 
+use crate::Cause;
 use crate::marts::casemix::{COEFFICIENTS, Settings as CaseMixSettings};
 use crate::marts::disclosure::Rules;
 use crate::marts::periods::PeriodType;
@@ -57,8 +58,12 @@ pub enum AggregateError {
     Query(#[from] datafusion::error::DataFusionError),
     #[error("{0}")]
     Invalid(String),
-    #[error("{mart}: {message}")]
-    Mart { mart: String, message: String },
+    #[error("{mart}: {source}")]
+    Mart {
+        mart: String,
+        #[source]
+        source: Cause,
+    },
     #[error("failpoint {0} (PALAUTE_FAILPOINT): the aggregation stopped on purpose")]
     Failpoint(String),
 }

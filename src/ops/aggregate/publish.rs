@@ -12,6 +12,7 @@ use parquet::arrow::ArrowWriter;
 
 use super::figures::Computed;
 use super::{AggregateError, AggregateReport, MartReport, failpoint};
+use crate::Cause;
 use crate::marts::METHOD;
 use crate::warehouse::Warehouse;
 use crate::warehouse::writer::{WrittenFile, writer_properties};
@@ -24,14 +25,12 @@ pub(super) fn encode_mart(
     batches: &[RecordBatch],
     run_id: &str,
 ) -> Result<Vec<(WrittenFile, Vec<u8>)>, AggregateError> {
-    let err = |m: String| AggregateError::Mart {
+    let err = |m: Cause| AggregateError::Mart {
         mart: name.to_string(),
-        message: m,
+        source: m,
     };
-    let pt_i = schema
-        .index_of("period_type")
-        .map_err(|e| err(e.to_string()))?;
-    let year_i = schema.index_of("year").map_err(|e| err(e.to_string()))?;
+    let pt_i = schema.index_of("period_type").map_err(|e| err(e.into()))?;
+    let year_i = schema.index_of("year").map_err(|e| err(e.into()))?;
     let file_fields: Vec<Field> = schema
         .fields()
         .iter()
@@ -60,23 +59,24 @@ pub(super) fn encode_mart(
                 .filter(|(i, _)| *i != pt_i && *i != year_i)
                 .map(|(_, c)| arrow::compute::take(c, &take, None))
                 .collect::<Result<_, _>>()
-                .map_err(|e| err(e.to_string()))?;
-            parts.entry(k).or_default().push(
-                RecordBatch::try_new(file_schema.clone(), cols).map_err(|e| err(e.to_string()))?,
-            );
+                .map_err(|e| err(e.into()))?;
+            parts
+                .entry(k)
+                .or_default()
+                .push(RecordBatch::try_new(file_schema.clone(), cols).map_err(|e| err(e.into()))?);
         }
     }
     let mut files = Vec::new();
     for ((pt, year), bs) in parts {
         let mut buf = Vec::new();
         let mut w = ArrowWriter::try_new(&mut buf, file_schema.clone(), Some(writer_properties()))
-            .map_err(|e| err(e.to_string()))?;
+            .map_err(|e| err(e.into()))?;
         let mut rows = 0i64;
         for b in &bs {
             rows += b.num_rows() as i64;
-            w.write(b).map_err(|e| err(e.to_string()))?;
+            w.write(b).map_err(|e| err(e.into()))?;
         }
-        w.close().map_err(|e| err(e.to_string()))?;
+        w.close().map_err(|e| err(e.into()))?;
         let rel = format!("period_type={pt}/year={year}/part-{run_id}.snappy.parquet");
         let size = buf.len() as i64;
         files.push((
@@ -108,7 +108,7 @@ pub(super) async fn publish(
         .await
         .map_err(|e| AggregateError::Mart {
             mart: name.to_string(),
-            message: e.to_string(),
+            source: e.into(),
         })??;
     failpoint(&format!("publish:{name}"))?;
     let mut files = Vec::new();
@@ -122,7 +122,7 @@ pub(super) async fn publish(
             crate::warehouse::writer::delete_uploaded(&wh.loc, name, &files).await;
             return Err(AggregateError::Mart {
                 mart: name.to_string(),
-                message: e.to_string(),
+                source: e.into(),
             });
         }
         files.push(f);
@@ -162,7 +162,7 @@ pub(super) async fn write_marts<'a>(
     for (year, name, t, handle) in done {
         let r = handle.await.map_err(|e| AggregateError::Mart {
             mart: name.to_string(),
-            message: e.to_string(),
+            source: e.into(),
         });
         results.push((year, name, t, r.and_then(|r| r)));
     }

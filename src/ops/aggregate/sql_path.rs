@@ -9,6 +9,7 @@ use datafusion::prelude::SessionContext;
 
 use super::figures::{Rolled, decide, plain};
 use super::{AggregateError, AggregateOptions, invalid};
+use crate::Cause;
 use crate::marts::periods::{PeriodType, period_rows};
 use crate::marts::{MartSpec, SQL_CUBE_RESPONSES, SQL_RESPONSE_DIMS, fill, rollup_sql};
 use crate::schema::{Catalog, ScaleKind};
@@ -116,9 +117,9 @@ pub(super) async fn rolled_sql(
     range: &[(&str, String)],
     levels: &[&str],
 ) -> Result<Rolled, AggregateError> {
-    let mart_err = |m: String| AggregateError::Mart {
+    let mart_err = |m: Cause| AggregateError::Mart {
         mart: spec.name.to_string(),
-        message: m,
+        source: m,
     };
     let (schema, cube) = collect(ctx, &fill(spec.cube_sql, range)).await?;
     // each mart's cube replaces the one before
@@ -126,7 +127,7 @@ pub(super) async fn rolled_sql(
     register(ctx, "cube", cube, schema);
     let (schema, rolled) = collect(ctx, &rollup_sql(spec, levels)).await?;
     let (schema, rolled) = plain(&schema, rolled);
-    let reasons = decide(&rolled, spec, &opts.rules).map_err(mart_err)?;
+    let reasons = decide(&rolled, spec, &opts.rules).map_err(|m| mart_err(m.into()))?;
     Ok((schema, rolled, reasons))
 }
 

@@ -311,7 +311,7 @@ impl<'a> Execution<'a> {
         self.spawn_publish(year, COEFFICIENTS, Instant::now(), async move {
             let (a, _) = waiting.await.map_err(|m| AggregateError::Mart {
                 mart: COEFFICIENTS.to_string(),
-                message: m,
+                source: m.into(),
             })?;
             coefficients_of(&a, year)
         });
@@ -335,7 +335,7 @@ impl<'a> Execution<'a> {
                 Some(waiting) if spec.name == RESPONSE_COUNTS => {
                     let (_, rolled) = waiting.await.map_err(|m| AggregateError::Mart {
                         mart: spec.name.to_string(),
-                        message: m,
+                        source: m.into(),
                     })?;
                     let rolled = (&rolled.0, &rolled.1[..], &rolled.2[..]);
                     figures(&SessionContext::new(), spec, &rules, rolled, None).await
