@@ -1,6 +1,6 @@
 //! palaute: a batch ETL pipeline and Delta Lake warehouse for client feedback in Finnish social and
 //! health services. Modules follow the data flow: config → source → format → normalize → privacy
-//! → warehouse → marts → report / extract → ops (one file or folder per operation);
+//! → warehouse → marts → report / extract / serve → ops (one file or folder per operation);
 //! docs/architecture.md names the module of each stage.
 //!
 //! The stages that need no Arrow, DataFusion or Delta Lake (configuration, the national schema,
@@ -14,6 +14,7 @@ pub mod extract;
 pub mod marts;
 pub mod ops;
 pub mod report;
+pub mod serve;
 pub mod source;
 pub mod store;
 pub mod warehouse;

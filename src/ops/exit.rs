@@ -31,6 +31,9 @@ fn of_one(e: &(dyn Error + 'static)) -> Option<i32> {
     if let Some(e) = e.downcast_ref::<crate::extract::ExtractError>() {
         return Some(e.exit_code());
     }
+    if let Some(e) = e.downcast_ref::<crate::serve::ServeError>() {
+        return Some(e.exit_code());
+    }
     if let Some(e) = e.downcast_ref::<super::sql::SqlError>() {
         return Some(e.exit_code());
     }

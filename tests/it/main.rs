@@ -23,4 +23,5 @@ mod reports;
 mod resume;
 mod s3;
 mod schedule;
+mod serve;
 mod transactions;

@@ -168,6 +168,9 @@ pub enum Cmd {
     /// Write a keying template for paper forms (channel paper), and optionally the pipeline that
     /// loads filled templates strictly
     Template(TemplateArgs),
+    /// Serve the warehouse read-only over HTTP to the users of an access file, each seeing what
+    /// their role allows (docs/serve.md); `serve hash-password` makes the access file's hashes
+    Serve(ServeArgs),
 }
 
 #[derive(clap::Args)]
@@ -361,6 +364,59 @@ pub struct ExtractArgs {
     /// The package's folder (created; a package there is replaced)
     #[arg(long, required = true)]
     pub out: Option<PathBuf>,
+}
+
+#[derive(clap::Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct ServeArgs {
+    #[command(subcommand)]
+    pub action: Option<ServeCmd>,
+    #[command(flatten)]
+    pub w: WarehouseArg,
+    /// The access file: users, roles, areas and hashed secrets (pipelines/access/)
+    #[arg(long, required = true)]
+    pub access: Option<PathBuf>,
+    /// Serve HTTP on this address (port 0: any free port, printed on stdout)
+    #[arg(long)]
+    pub http: Option<std::net::SocketAddr>,
+    /// TLS certificate chain (PEM); required on any address but loopback
+    #[arg(long)]
+    pub tls_cert: Option<PathBuf>,
+    /// TLS private key (PEM)
+    #[arg(long)]
+    pub tls_key: Option<PathBuf>,
+    /// Client connections open at once
+    #[arg(long, default_value_t = 64)]
+    pub max_connections: usize,
+    /// Statements running at once (others wait up to --query-seconds for a slot)
+    #[arg(long, default_value_t = 4)]
+    pub max_queries: usize,
+    /// Time limit of one statement
+    #[arg(long, default_value_t = 60)]
+    pub query_seconds: u64,
+    /// Memory limit of one statement, in MiB
+    #[arg(long, default_value_t = 512)]
+    pub query_memory_mib: usize,
+    /// How often the ledger (for a new run's tables) and the access file are looked at
+    #[arg(long, default_value_t = 5.0)]
+    pub refresh_seconds: f64,
+}
+
+#[derive(Subcommand)]
+pub enum ServeCmd {
+    /// Read a password (or with --token, a bearer token) from standard input and print the line
+    /// to put in the access file: a SCRAM-SHA-256 verifier, or an argon2 hash
+    HashPassword(HashPasswordArgs),
+}
+
+#[derive(clap::Args)]
+pub struct HashPasswordArgs {
+    /// Hash a bearer token (for HTTP) instead of a password
+    #[arg(long)]
+    pub token: bool,
+    /// Make a new token for this user instead of reading one (printed once, with its hash)
+    #[arg(long, requires = "token")]
+    pub new_for: Option<String>,
 }
 
 #[derive(clap::Args)]

@@ -43,6 +43,7 @@ async fn try_main(cli: Cli) -> anyhow::Result<i32> {
         Cmd::Generate(a) => tools::generate(a),
         Cmd::Template(a) => tools::template(a),
         Cmd::Bench(a) => tools::bench(a).await,
+        Cmd::Serve(a) => publish::serve(a).await,
     }
 }
 

@@ -3,7 +3,7 @@
 //! The format is documented with a full example in `docs/pipelines.md`. Every struct denies
 //! unknown keys, so a misspelt key is an error at `palaute check`, not a silent default.
 
-mod keys;
+pub mod keys;
 mod pipeline;
 
 pub use keys::parse_reporting_every_unknown_key;

@@ -6,7 +6,7 @@ use palaute::ops::exit;
 use palaute::report::{Area, ReportError, ReportOptions, definition};
 
 use super::{finish, open, with_lease};
-use crate::args::{ExtractArgs, ExtractCmd, ReportArgs};
+use crate::args::{ExtractArgs, ExtractCmd, ReportArgs, ServeArgs, ServeCmd};
 
 /// `palaute report`: one area's report, every area of a level, or a report definition's.
 pub async fn report(a: ReportArgs) -> anyhow::Result<i32> {
@@ -89,4 +89,43 @@ pub async fn extract(a: ExtractArgs) -> anyhow::Result<i32> {
         },
     )
     .await
+}
+
+/// `palaute serve`: the warehouse over HTTP until SIGTERM; `serve hash-password` the access
+/// file's line for a secret.
+pub async fn serve(a: ServeArgs) -> anyhow::Result<i32> {
+    use palaute::serve::{ServeOptions, hash_line, secrets, serve, session::Limits};
+    if let Some(ServeCmd::HashPassword(h)) = a.action {
+        if let Some(user) = h.new_for {
+            let token = secrets::new_token(&user);
+            println!("bearer token (give it to {user}; it is not stored): {token}");
+            println!("{}", hash_line(&token, true));
+            return Ok(0);
+        }
+        let mut secret = String::new();
+        std::io::stdin().read_line(&mut secret)?;
+        let secret = secret.trim_end_matches(['\r', '\n']);
+        if secret.is_empty() {
+            eprintln!("palaute: no secret on standard input");
+            return Ok(exit::CONFIG);
+        }
+        println!("{}", hash_line(secret, h.token));
+        return Ok(0);
+    }
+    let wh = open(&a.w, false)?;
+    let o = ServeOptions {
+        access: a.access.expect("required"),
+        http: a.http,
+        tls_cert: a.tls_cert,
+        tls_key: a.tls_key,
+        max_connections: a.max_connections,
+        max_queries: a.max_queries,
+        limits: Limits {
+            query_time: std::time::Duration::from_secs(a.query_seconds.max(1)),
+            query_memory: a.query_memory_mib.max(1) << 20,
+        },
+        refresh: std::time::Duration::from_secs_f64(a.refresh_seconds.max(0.1)),
+    };
+    serve(wh, o).await?;
+    Ok(0)
 }
