@@ -159,6 +159,33 @@ async fn mart(
             sql.push_str(" WHERE ");
             sql.push_str(&filters.join(" AND "));
         }
+        // a fixed order: by the text columns, which hold every key of a mart's rows
+        let snapshot = s.snapshots.current();
+        let Some(table) = snapshot.providers.get(&mart) else {
+            return Err(Failure(
+                StatusCode::NOT_FOUND,
+                format!("{mart} has not been computed in this warehouse yet"),
+            ));
+        };
+        let order: Vec<String> = table
+            .schema()
+            .fields()
+            .iter()
+            .filter(|f| {
+                matches!(
+                    f.data_type(),
+                    arrow::datatypes::DataType::Utf8
+                        | arrow::datatypes::DataType::LargeUtf8
+                        | arrow::datatypes::DataType::Utf8View
+                        | arrow::datatypes::DataType::Dictionary(..)
+                )
+            })
+            .map(|f| format!("\"{}\"", f.name()))
+            .collect();
+        if !order.is_empty() {
+            sql.push_str(" ORDER BY ");
+            sql.push_str(&order.join(", "));
+        }
         run(&s, &user, "mart", &sql, format, &mart).await
     }
     .await;

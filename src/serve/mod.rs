@@ -271,7 +271,7 @@ pub async fn serve(wh: Warehouse, o: ServeOptions) -> Result<(), ServeError> {
     })?;
     tracing::info!(http = %bound, tls = tls.is_some(), ledger_seq = seq, users = server.access().users.len(), "serving");
     // the actual address on stdout, for whoever started the server with port 0
-    println!("http {bound}");
+    println!("{} {bound}", if tls.is_some() { "https" } else { "http" });
 
     // the watcher runs beside the accept loop on this task (its warehouse reads are not
     // spawned), until a signal ends the loop

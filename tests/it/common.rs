@@ -287,3 +287,32 @@ pub fn int_str<'a>(
         })
         .collect()
 }
+
+/// A generated export of `rows` national-layout responses of every county (`palaute generate
+/// bench`, seed `seed`) at `in/NAME.csv`, and the bench pipeline that reads `in/`: its path.
+pub fn bench_export(f: &Fixture, rows: u32, seed: u32, name: &str) -> PathBuf {
+    let csv = f.path(&format!("in/{name}.csv"));
+    let r = palaute(
+        &[
+            "generate",
+            "bench",
+            "--out",
+            csv.to_str().unwrap(),
+            "--rows",
+            &rows.to_string(),
+            "--seed",
+            &seed.to_string(),
+        ],
+        &[],
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let text = std::fs::read_to_string(format!(
+        "{}/pipelines/bench.yaml",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap()
+    .replace("../bench-data/in", "in");
+    let p = f.path("bench.yaml");
+    std::fs::write(&p, text).unwrap();
+    p
+}

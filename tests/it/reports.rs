@@ -10,29 +10,7 @@ use crate::common::{Fixture, needs, palaute};
 
 /// A warehouse of `rows` generated national-layout responses (every county), with its marts.
 fn national(f: &Fixture, rows: u32) -> String {
-    let csv = f.path("in/export.csv");
-    let r = palaute(
-        &[
-            "generate",
-            "bench",
-            "--out",
-            csv.to_str().unwrap(),
-            "--rows",
-            &rows.to_string(),
-            "--seed",
-            "7",
-        ],
-        &[],
-    );
-    assert_eq!(r.code, 0, "{}", r.stderr);
-    let text = std::fs::read_to_string(format!(
-        "{}/pipelines/bench.yaml",
-        env!("CARGO_MANIFEST_DIR")
-    ))
-    .unwrap()
-    .replace("../bench-data/in", "in");
-    let p = f.path("bench.yaml");
-    std::fs::write(&p, text).unwrap();
+    let p = crate::common::bench_export(f, rows, 7, "export");
     let r = f.run(&p);
     assert_eq!(r.code, 0, "{}", r.stderr);
     f.warehouse()

@@ -8,35 +8,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::common::{Fixture, command, palaute};
-
-/// A warehouse of generated national-layout responses (every county) with its marts.
-fn national(f: &Fixture, rows: u32, seed: u32, name: &str) -> std::path::PathBuf {
-    let csv = f.path(&format!("in/{name}.csv"));
-    let r = palaute(
-        &[
-            "generate",
-            "bench",
-            "--out",
-            csv.to_str().unwrap(),
-            "--rows",
-            &rows.to_string(),
-            "--seed",
-            &seed.to_string(),
-        ],
-        &[],
-    );
-    assert_eq!(r.code, 0, "{}", r.stderr);
-    let text = std::fs::read_to_string(format!(
-        "{}/pipelines/bench.yaml",
-        env!("CARGO_MANIFEST_DIR")
-    ))
-    .unwrap()
-    .replace("../bench-data/in", "in");
-    let p = f.path("bench.yaml");
-    std::fs::write(&p, text).unwrap();
-    p
-}
+use crate::common::{Fixture, bench_export, command, palaute};
 
 /// The access file's line for `secret`, made by `palaute serve hash-password`.
 fn hashed(secret: &str, token: bool) -> String {
@@ -65,10 +37,16 @@ fn hashed(secret: &str, token: bool) -> String {
 struct Served {
     child: Child,
     base: String,
+    /// the server's standard error, read as it is written (a full pipe would stop the server)
+    log: Option<std::thread::JoinHandle<String>>,
 }
 
 impl Served {
     fn start(wh: &str, access: &Path) -> Served {
+        Served::start_with(wh, access, &[])
+    }
+
+    fn start_with(wh: &str, access: &Path, extra: &[&str]) -> Served {
         let mut child = command()
             .args([
                 "--log-format",
@@ -83,6 +61,7 @@ impl Served {
                 "--refresh-seconds",
                 "0.3",
             ])
+            .args(extra)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
@@ -91,14 +70,20 @@ impl Served {
         BufReader::new(child.stdout.take().unwrap())
             .read_line(&mut line)
             .unwrap();
-        let addr = line
+        let (scheme, addr) = line
             .trim()
-            .strip_prefix("http ")
-            .unwrap_or_else(|| panic!("no address on stdout: {line:?}"))
-            .to_string();
+            .split_once(' ')
+            .unwrap_or_else(|| panic!("no address on stdout: {line:?}"));
+        let mut stderr = child.stderr.take().unwrap();
+        let log = std::thread::spawn(move || {
+            let mut log = String::new();
+            let _ = stderr.read_to_string(&mut log);
+            log
+        });
         Served {
+            base: format!("{scheme}://{addr}"),
             child,
-            base: format!("http://{addr}"),
+            log: Some(log),
         }
     }
 
@@ -108,20 +93,14 @@ impl Served {
             .args(["-TERM", &self.child.id().to_string()])
             .status();
         let _ = self.child.wait();
-        let mut log = String::new();
-        self.child
-            .stderr
-            .take()
-            .unwrap()
-            .read_to_string(&mut log)
-            .unwrap();
-        log
+        self.log.take().unwrap().join().unwrap()
     }
 }
 
 impl Drop for Served {
     fn drop(&mut self) {
         let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 
@@ -193,7 +172,7 @@ fn wait_until(what: &str, mut ok: impl FnMut() -> bool) {
 #[test]
 fn a_planner_sees_their_county_and_the_nation_only_and_statements_are_read_only() {
     let f = Fixture::new();
-    let p = national(&f, 3000, 7, "first");
+    let p = bench_export(&f, 3000, 7, "first");
     let r = f.run(&p);
     assert_eq!(r.code, 0, "{}", r.stderr);
     let wh = f.warehouse();
@@ -414,7 +393,7 @@ fn a_planner_sees_their_county_and_the_nation_only_and_statements_are_read_only(
     );
 
     // a run's rows appear once its ledger row is written, never before
-    let _ = national(&f, 400, 8, "second");
+    let _ = bench_export(&f, 400, 8, "second");
     // ids of their own (the generator numbers every export from 1)
     let second = f.path("in/second.csv");
     let text = std::fs::read_to_string(&second).unwrap();
@@ -530,7 +509,7 @@ fn a_planner_sees_their_county_and_the_nation_only_and_statements_are_read_only(
 #[test]
 fn start_up_refuses_plain_tcp_off_loopback_a_bad_certificate_and_a_bad_access_file() {
     let f = Fixture::new();
-    let p = national(&f, 200, 3, "only");
+    let p = bench_export(&f, 200, 3, "only");
     assert_eq!(f.run(&p).code, 0);
     let wh = f.warehouse();
     let access = f.path("access.yaml");
@@ -599,4 +578,189 @@ fn hash_password_writes_verifiers_that_never_hold_the_secret() {
     let hash = r.stdout.lines().nth(1).unwrap();
     assert!(hash.starts_with("token: \"$argon2id$"), "{hash}");
     assert!(!hash.contains(&token[5..]));
+}
+
+/// An engineer's access file with the token `engineer:…`; returns the token.
+fn engineer_access(f: &Fixture) -> (std::path::PathBuf, &'static str) {
+    let token = "engineer:Wm4nB7vQx2LpK9sDz5YhR3cT8gJf6NaE";
+    let access = f.path("access.yaml");
+    std::fs::write(
+        &access,
+        format!(
+            "users:\n  engineer:\n    role: engineer\n    {}\n",
+            hashed(token, true)
+        ),
+    )
+    .unwrap();
+    (access, token)
+}
+
+#[test]
+fn tls_serves_with_its_certificate_and_a_statement_over_the_time_limit_is_stopped() {
+    let f = Fixture::new();
+    let p = bench_export(&f, 3000, 7, "only");
+    assert_eq!(f.run(&p).code, 0);
+    let (access, token) = engineer_access(&f);
+    let (cert, key) = (f.path("cert.pem"), f.path("key.pem"));
+    let made = Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=localhost",
+        ])
+        .args(["-addext", "subjectAltName=IP:127.0.0.1"])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .expect("openssl runs");
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    let s = Served::start_with(
+        &f.warehouse(),
+        &access,
+        &[
+            "--tls-cert",
+            cert.to_str().unwrap(),
+            "--tls-key",
+            key.to_str().unwrap(),
+            "--query-seconds",
+            "2",
+        ],
+    );
+    assert!(s.base.starts_with("https://"), "{}", s.base);
+    // the client checks the server's certificate against the one made above
+    let (st, body) = curl(&[
+        "--cacert",
+        cert.to_str().unwrap(),
+        &format!("{}/health", s.base),
+    ]);
+    assert_eq!(st, 200, "{}", String::from_utf8_lossy(&body));
+    // plain HTTP to the TLS port gets no answer
+    let plain = s.base.replace("https://", "http://");
+    let (st, _) = curl(&[&format!("{plain}/health")]);
+    assert_eq!(st, 0);
+    // a semi-join on a column with many duplicates: minutes in a debug build, stopped at 2 s
+    let t = Instant::now();
+    let (st, body) = curl(&[
+        "--cacert",
+        cert.to_str().unwrap(),
+        &format!("{}/api/v1/sql", s.base),
+        "-H",
+        &format!("Authorization: Bearer {token}"),
+        "--data-binary",
+        "SELECT count(*) FROM response_counts WHERE geo_code IN (SELECT geo_code FROM response_counts)",
+    ]);
+    let body = String::from_utf8_lossy(&body);
+    if st == 200 {
+        // a machine fast enough to finish it within the limit proves nothing either way
+        assert!(t.elapsed() < Duration::from_secs(2), "{body}");
+    } else {
+        assert_eq!(st, 408, "{body}");
+        assert!(body.contains("limit of 2 s"), "{body}");
+    }
+    // the server answers the next statement
+    let (st, body) = curl(&[
+        "--cacert",
+        cert.to_str().unwrap(),
+        &format!("{}/api/v1/sql?format=json", s.base),
+        "-H",
+        &format!("Authorization: Bearer {token}"),
+        "--data-binary",
+        "SELECT count(*) AS n FROM responses",
+    ]);
+    assert_eq!(st, 200, "{}", String::from_utf8_lossy(&body));
+    assert_eq!(
+        rows(&String::from_utf8_lossy(&body))[0]["n"]
+            .as_i64()
+            .unwrap(),
+        f.count("responses")
+    );
+    drop(s);
+}
+
+/// The server's resident memory, in kB.
+fn rss_kb(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches(" kB").trim().parse().ok())
+        .unwrap()
+}
+
+#[test]
+fn twenty_clients_for_thirty_seconds_get_only_correct_answers_in_steady_memory() {
+    let f = Fixture::new();
+    let p = bench_export(&f, 2000, 11, "only");
+    assert_eq!(f.run(&p).code, 0);
+    let (access, token) = engineer_access(&f);
+    let s = Served::start_with(&f.warehouse(), &access, &["--max-queries", "4"]);
+    let url = format!(
+        "{}/api/v1/marts/recommendation?period_type=year&geo_level=county",
+        s.base
+    );
+    let auth = format!("Authorization: Bearer {token}");
+    let (st, expected) = curl(&[&url, "-H", &auth]);
+    assert_eq!(st, 200);
+    let expected_rows = f.sql(
+        "SELECT count(*) AS n FROM recommendation WHERE period_type = 'year' AND geo_level = 'county'",
+    )[0]["n"]
+        .as_i64()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&expected).lines().count() as i64 - 1,
+        expected_rows
+    );
+    let pid = s.child.id();
+    let start = Instant::now();
+    let (done, mid) = std::thread::scope(|scope| {
+        let clients: Vec<_> = (0..20)
+            .map(|_| {
+                scope.spawn(|| {
+                    let mut n = 0;
+                    while start.elapsed() < Duration::from_secs(30) {
+                        let (st, body) = curl(&[&url, "-H", &auth]);
+                        assert_eq!(st, 200, "{}", String::from_utf8_lossy(&body));
+                        assert!(body == expected, "a different answer under load");
+                        n += 1;
+                    }
+                    n
+                })
+            })
+            .collect();
+        std::thread::sleep(Duration::from_secs(10));
+        let mid = rss_kb(pid);
+        let done: usize = clients.into_iter().map(|c| c.join().unwrap()).sum();
+        (done, mid)
+    });
+    let end = rss_kb(pid);
+    assert!(done >= 20, "{done} requests in 30 s");
+    // steady: what the server holds at the end is not growing with the requests answered
+    assert!(
+        end < mid * 2 + 50_000,
+        "{mid} kB after 10 s, {end} kB after 30 s"
+    );
+    let (_, m) = get(&s, "/metrics", None);
+    let answered: u64 = m
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("palaute_http_requests_total{endpoint=\"mart\",status=\"200\"} ")
+        })
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_eq!(answered, done as u64 + 1);
+    let log = s.stop();
+    assert!(!log.contains("\"level\":\"ERROR\""), "{log}");
 }
