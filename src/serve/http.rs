@@ -243,6 +243,7 @@ async fn run(
         .query_slot()
         .await
         .map_err(|e| Failure(StatusCode::SERVICE_UNAVAILABLE, e.to_string()))?;
+    let _running = s.metrics.running();
     let snapshot = s.snapshots.current();
     let ctx = session::session(&user.role, &snapshot, &s.snapshots.runtime, s.limits)
         .map_err(|e| Failure(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;

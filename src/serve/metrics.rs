@@ -50,6 +50,12 @@ impl Metrics {
         e.2 += rows;
     }
 
+    /// Count a statement as running until the guard is dropped.
+    pub fn running(&self) -> Running<'_> {
+        self.queries_running.fetch_add(1, Ordering::Relaxed);
+        Running(self)
+    }
+
     pub fn auth_failure(&self, front: &'static str) {
         *self
             .auth_failures
@@ -144,5 +150,14 @@ impl Metrics {
             self.access_reloads.load(Ordering::Relaxed)
         );
         s
+    }
+}
+
+/// A running statement, counted in `palaute_queries_running` while it lives.
+pub struct Running<'a>(&'a Metrics);
+
+impl Drop for Running<'_> {
+    fn drop(&mut self) {
+        self.0.queries_running.fetch_sub(1, Ordering::Relaxed);
     }
 }

@@ -482,6 +482,12 @@ fn a_planner_sees_their_county_and_the_nation_only_and_statements_are_read_only(
         "{m}"
     );
     assert!(m.contains("palaute_access_reloads_total 1"), "{m}");
+    // every statement has finished: none is counted as running
+    assert!(m.contains("\npalaute_queries_running 0\n"), "{m}");
+    assert!(
+        m.contains("palaute_queries_total{front=\"http\",role=\"planner\",kind=\"sql\"}"),
+        "{m}"
+    );
 
     // the access log: who, what kind, how many rows; never a secret, a query result or a text
     let log = s.stop();
