@@ -249,8 +249,8 @@ async fn run(
         .map_err(|e| Failure(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
     let result = session::query(&ctx, statement, s.limits).await;
     let seconds = started.elapsed().as_secs_f64();
-    let batches = match result {
-        Ok(b) => b,
+    let (planned, batches) = match result {
+        Ok(r) => r,
         Err(e) => {
             tracing::info!(
                 target: "palaute::access", front = "http", user = %user.name, role = user.role.name(),
@@ -266,14 +266,8 @@ async fn run(
         target: "palaute::access", front = "http", user = %user.name, role = user.role.name(),
         kind, rows, seconds, ledger_seq = snapshot.seq, "statement"
     );
-    let schema = match batches.first() {
-        Some(b) => b.schema(),
-        None => ctx
-            .sql_with_options(statement, crate::ops::sql::read_only())
-            .await
-            .map(|df| std::sync::Arc::new(df.schema().as_arrow().clone()))
-            .map_err(|e| Failure(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?,
-    };
+    // the batches' own schema when there are rows (what the Parquet writer checks them against)
+    let schema = batches.first().map_or(planned, |b| b.schema());
     let bytes = formats::encode(format, &schema, &batches)
         .map_err(|e| Failure(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
     let disposition = format!("inline; filename=\"{name}.{}\"", format.extension());

@@ -79,15 +79,17 @@ pub fn session(
     Ok(ctx)
 }
 
-/// Run one statement (a query only) under the limits.
+/// Run one statement (a query only) under the limits: its result's schema (also for no rows)
+/// and batches.
 pub async fn query(
     ctx: &SessionContext,
     sql: &str,
     limits: Limits,
-) -> Result<Vec<RecordBatch>, ServeError> {
+) -> Result<(SchemaRef, Vec<RecordBatch>), ServeError> {
     let run = async {
         let df = ctx.sql_with_options(sql, read_only()).await?;
-        df.collect().await
+        let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
+        Ok::<_, datafusion::error::DataFusionError>((schema, df.collect().await?))
     };
     match tokio::time::timeout(limits.query_time, run).await {
         Ok(r) => Ok(r?),
