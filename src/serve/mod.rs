@@ -11,6 +11,7 @@ pub mod access;
 pub mod formats;
 pub mod http;
 pub mod metrics;
+pub mod pg;
 pub mod secrets;
 pub mod session;
 pub mod snapshot;
@@ -56,6 +57,8 @@ pub enum ServeError {
     TimeLimit(Duration),
     #[error("the server is busy: every query slot is taken; try again")]
     Busy,
+    #[error("installing the signal handler: {0}")]
+    Signal(#[source] std::io::Error),
 }
 
 impl ServeError {
@@ -90,6 +93,7 @@ impl ServeError {
 pub struct ServeOptions {
     pub access: PathBuf,
     pub http: Option<SocketAddr>,
+    pub pg: Option<SocketAddr>,
     pub tls_cert: Option<PathBuf>,
     pub tls_key: Option<PathBuf>,
     pub max_connections: usize,
@@ -119,6 +123,12 @@ impl Tokens {
             verified: Mutex::new(HashMap::new()),
             decoy: TokenHash::new(&secrets::new_token("decoy")),
         }
+    }
+
+    /// The verifier an unknown user's SCRAM exchange runs against: the same for the same name
+    /// while the server runs, so that nothing tells it apart from a user's.
+    pub fn decoy_verifier(&self, user: &str) -> secrets::ScramVerifier {
+        secrets::ScramVerifier::decoy(&self.key, user)
     }
 
     fn forget(&self) {
@@ -194,9 +204,12 @@ fn modified(p: &Path) -> Option<(SystemTime, u64)> {
 fn tls_config(o: &ServeOptions) -> Result<Option<Arc<rustls::ServerConfig>>, ServeError> {
     let (cert, key) = match (&o.tls_cert, &o.tls_key) {
         (None, None) => {
-            if let Some(a) = o.http.filter(|a| !a.ip().is_loopback()) {
+            let off_loopback = [("--http", o.http), ("--pg", o.pg)]
+                .into_iter()
+                .find_map(|(flag, a)| a.filter(|a| !a.ip().is_loopback()).map(|a| (flag, a)));
+            if let Some((flag, a)) = off_loopback {
                 return Err(ServeError::Usage(format!(
-                    "--http {a}: plain TCP is accepted on loopback only; give --tls-cert and --tls-key"
+                    "{flag} {a}: plain TCP is accepted on loopback only; give --tls-cert and --tls-key"
                 )));
             }
             return Ok(None);
@@ -239,11 +252,11 @@ fn tls_config(o: &ServeOptions) -> Result<Option<Arc<rustls::ServerConfig>>, Ser
 /// Run the server until SIGTERM or SIGINT.
 pub async fn serve(wh: Warehouse, o: ServeOptions) -> Result<(), ServeError> {
     let tls = tls_config(&o)?;
-    let Some(http_addr) = o.http else {
+    if o.http.is_none() && o.pg.is_none() {
         return Err(ServeError::Usage(
-            "nothing to serve: give --http ADDR:PORT".into(),
+            "nothing to serve: give --http ADDR:PORT, --pg ADDR:PORT or both".into(),
         ));
-    };
+    }
     let access = Access::load(&o.access)?;
     let snapshots = Snapshots::open(wh).await?;
     let server = Arc::new(Server {
@@ -259,92 +272,129 @@ pub async fn serve(wh: Warehouse, o: ServeOptions) -> Result<(), ServeError> {
         .metrics
         .ledger_seq
         .store(seq, std::sync::atomic::Ordering::Relaxed);
-    let listener = TcpListener::bind(http_addr)
-        .await
-        .map_err(|source| ServeError::Listen {
-            addr: http_addr,
-            source,
-        })?;
-    let bound = listener.local_addr().map_err(|source| ServeError::Listen {
-        addr: http_addr,
-        source,
-    })?;
-    tracing::info!(http = %bound, tls = tls.is_some(), ledger_seq = seq, users = server.access().users.len(), "serving");
-    // the actual address on stdout, for whoever started the server with port 0
-    println!("{} {bound}", if tls.is_some() { "https" } else { "http" });
+    let http = listen(o.http).await?;
+    let pg = listen(o.pg).await?;
+    tracing::info!(
+        http = ?http.as_ref().map(|l| l.1), pg = ?pg.as_ref().map(|l| l.1), tls = tls.is_some(),
+        ledger_seq = seq, users = server.access().users.len(), "serving"
+    );
+    // the actual addresses on stdout, for whoever started the server with port 0
+    if let Some((_, a)) = &http {
+        println!("{} {a}", if tls.is_some() { "https" } else { "http" });
+    }
+    if let Some((_, a)) = &pg {
+        println!("pg {a}");
+    }
+    use std::io::Write;
+    let _ = std::io::stdout().flush();
 
-    // the watcher runs beside the accept loop on this task (its warehouse reads are not
-    // spawned), until a signal ends the loop
+    // one limit of open connections for both front ends
+    let connections = Arc::new(Semaphore::new(o.max_connections.max(1)));
+    let front = |l: Option<(TcpListener, SocketAddr)>, kind: Front| {
+        let (server, tls, connections) = (server.clone(), tls.clone(), connections.clone());
+        async move {
+            match l {
+                Some((listener, _)) => accept(server, listener, tls, connections, kind).await,
+                None => std::future::pending().await,
+            }
+        }
+    };
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .map_err(ServeError::Signal)?;
+    // the watcher runs beside the accept loops on this task (its warehouse reads are not
+    // spawned), until a signal ends them
     tokio::select! {
-        r = accept(server.clone(), listener, tls, o.max_connections, bound) => r?,
+        _ = front(http, Front::Http) => {}
+        _ = front(pg, Front::Pg) => {}
         _ = watch(server.clone(), o.access.clone(), o.refresh) => {}
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
     }
     tracing::info!("server stopped");
     Ok(())
 }
 
-/// Accept connections (at most `max_connections` at once) until SIGTERM or SIGINT.
+async fn listen(addr: Option<SocketAddr>) -> Result<Option<(TcpListener, SocketAddr)>, ServeError> {
+    let Some(addr) = addr else { return Ok(None) };
+    let listener = TcpListener::bind(addr)
+        .await
+        .map_err(|source| ServeError::Listen { addr, source })?;
+    let bound = listener
+        .local_addr()
+        .map_err(|source| ServeError::Listen { addr, source })?;
+    Ok(Some((listener, bound)))
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Front {
+    Http,
+    Pg,
+}
+
+/// Accept connections of one front end while the shared limit of open connections allows.
 async fn accept(
     server: Arc<Server>,
     listener: TcpListener,
     tls: Option<Arc<rustls::ServerConfig>>,
-    max_connections: usize,
-    bound: SocketAddr,
-) -> Result<(), ServeError> {
-    let connections = Arc::new(Semaphore::new(max_connections.max(1)));
+    connections: Arc<Semaphore>,
+    front: Front,
+) {
     let app = http::router(server.clone());
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .map_err(|source| ServeError::Listen {
-            addr: bound,
-            source,
-        })?;
     loop {
-        let permit = tokio::select! {
-            p = connections.clone().acquire_owned() => p.expect("never closed"),
-            _ = tokio::signal::ctrl_c() => break,
-            _ = term.recv() => break,
+        let permit = connections
+            .clone()
+            .acquire_owned()
+            .await
+            .expect("never closed");
+        let (stream, _) = match listener.accept().await {
+            Ok(a) => a,
+            Err(e) => {
+                tracing::warn!(error = %e, "accept failed");
+                continue;
+            }
         };
-        let (stream, _) = tokio::select! {
-            a = listener.accept() => match a {
-                Ok(a) => a,
-                Err(e) => {
-                    tracing::warn!(error = %e, "accept failed");
-                    continue;
-                }
-            },
-            _ = tokio::signal::ctrl_c() => break,
-            _ = term.recv() => break,
-        };
+        // plain TCP on loopback only (the start-up checks made TLS required elsewhere)
+        let plain_allowed = stream.local_addr().is_ok_and(|a| a.ip().is_loopback());
         let app = app.clone();
         let tls = tls.clone();
         let server = server.clone();
         tokio::spawn(async move {
             use std::sync::atomic::Ordering::Relaxed;
             server.metrics.connections.fetch_add(1, Relaxed);
-            let service = hyper_util::service::TowerToHyperService::new(app);
-            let builder =
-                hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new());
-            let served = match tls {
-                Some(cfg) => match tokio_rustls::TlsAcceptor::from(cfg).accept(stream).await {
-                    Ok(s) => builder
-                        .serve_connection(hyper_util::rt::TokioIo::new(s), service)
-                        .await
-                        .map_err(|e| e.to_string()),
-                    Err(e) => Err(format!("TLS handshake: {e}")),
-                },
-                None => builder
-                    .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
-                    .await
-                    .map_err(|e| e.to_string()),
-            };
-            if let Err(e) = served {
-                tracing::debug!(error = %e, "connection ended with an error");
+            match front {
+                Front::Http => serve_http(app, stream, tls).await,
+                Front::Pg => pg::connection(server.clone(), stream, tls, plain_allowed).await,
             }
             server.metrics.connections.fetch_sub(1, Relaxed);
             drop(permit);
         });
     }
-    Ok(())
+}
+
+async fn serve_http(
+    app: axum::Router,
+    stream: tokio::net::TcpStream,
+    tls: Option<Arc<rustls::ServerConfig>>,
+) {
+    let service = hyper_util::service::TowerToHyperService::new(app);
+    let builder =
+        hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new());
+    let served = match tls {
+        Some(cfg) => match tokio_rustls::TlsAcceptor::from(cfg).accept(stream).await {
+            Ok(s) => builder
+                .serve_connection(hyper_util::rt::TokioIo::new(s), service)
+                .await
+                .map_err(|e| e.to_string()),
+            Err(e) => Err(format!("TLS handshake: {e}")),
+        },
+        None => builder
+            .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+            .await
+            .map_err(|e| e.to_string()),
+    };
+    if let Err(e) = served {
+        tracing::debug!(error = %e, "connection ended with an error");
+    }
 }
 
 /// Take each new ledger row and each change of the access file, every `every`.

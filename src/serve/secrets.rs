@@ -107,6 +107,23 @@ impl ScramVerifier {
     }
 }
 
+impl ScramVerifier {
+    /// A verifier no password matches, the same for the same `user` and `key` (a secret of the
+    /// running server): what an unknown user's exchange runs against, so that its salt and
+    /// iteration count look like a real user's and do not change between attempts.
+    pub fn decoy(key: &[u8; 32], user: &str) -> ScramVerifier {
+        let part = |what: &str| -> [u8; 32] {
+            blake3::keyed_hash(key, format!("{what}\0{user}").as_bytes()).into()
+        };
+        ScramVerifier {
+            iterations: SCRAM_ITERATIONS,
+            salt: part("salt")[..16].to_vec(),
+            stored_key: part("stored"),
+            server_key: part("server"),
+        }
+    }
+}
+
 /// The server's side of one SCRAM-SHA-256 exchange (no channel binding).
 pub struct ScramExchange {
     verifier: ScramVerifier,

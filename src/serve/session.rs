@@ -16,7 +16,7 @@ use datafusion::common::DFSchema;
 use datafusion::datasource::TableType;
 use datafusion::execution::memory_pool::GreedyMemoryPool;
 use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
-use datafusion::logical_expr::{Expr, TableProviderFilterPushDown, col, lit};
+use datafusion::logical_expr::{Expr, LogicalPlan, TableProviderFilterPushDown, col, lit};
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_plan::filter::FilterExec;
 use datafusion::physical_plan::projection::{ProjectionExec, ProjectionExpr};
@@ -88,9 +88,50 @@ pub async fn query(
 ) -> Result<(SchemaRef, Vec<RecordBatch>), ServeError> {
     let run = async {
         let df = ctx.sql_with_options(sql, read_only()).await?;
-        let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
-        Ok::<_, datafusion::error::DataFusionError>((schema, df.collect().await?))
+        collect(df).await
     };
+    within(limits, run).await
+}
+
+/// Run a plan made by [`plan`] (the PostgreSQL front end's prepared statements) under the
+/// limits.
+pub async fn run_plan(
+    ctx: &SessionContext,
+    plan: LogicalPlan,
+    limits: Limits,
+) -> Result<(SchemaRef, Vec<RecordBatch>), ServeError> {
+    let run = async {
+        read_only().verify_plan(&plan)?;
+        collect(ctx.execute_logical_plan(plan).await?).await
+    };
+    within(limits, run).await
+}
+
+/// The plan of one parsed statement, refused unless it is a query.
+pub async fn plan(
+    ctx: &SessionContext,
+    statement: datafusion::sql::sqlparser::ast::Statement,
+) -> Result<LogicalPlan, ServeError> {
+    use datafusion::sql::parser::Statement;
+    let plan = ctx
+        .state()
+        .statement_to_plan(Statement::Statement(Box::new(statement)))
+        .await?;
+    read_only().verify_plan(&plan)?;
+    Ok(plan)
+}
+
+async fn collect(
+    df: datafusion::dataframe::DataFrame,
+) -> datafusion::error::Result<(SchemaRef, Vec<RecordBatch>)> {
+    let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
+    Ok((schema, df.collect().await?))
+}
+
+async fn within<T>(
+    limits: Limits,
+    run: impl std::future::Future<Output = datafusion::error::Result<T>>,
+) -> Result<T, ServeError> {
     match tokio::time::timeout(limits.query_time, run).await {
         Ok(r) => Ok(r?),
         Err(_) => Err(ServeError::TimeLimit(limits.query_time)),

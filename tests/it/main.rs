@@ -24,4 +24,5 @@ mod resume;
 mod s3;
 mod schedule;
 mod serve;
+mod serve_pg;
 mod transactions;

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use crate::common::{Fixture, bench_export, command, palaute};
 
 /// The access file's line for `secret`, made by `palaute serve hash-password`.
-fn hashed(secret: &str, token: bool) -> String {
+pub(crate) fn hashed(secret: &str, token: bool) -> String {
     let mut c = command();
     c.args(["serve", "hash-password"]);
     if token {
@@ -34,19 +34,21 @@ fn hashed(secret: &str, token: bool) -> String {
     line
 }
 
-struct Served {
-    child: Child,
-    base: String,
+pub(crate) struct Served {
+    pub(crate) child: Child,
+    pub(crate) base: String,
+    /// the PostgreSQL front end's port, when started with `--pg`
+    pub(crate) pg_port: Option<u16>,
     /// the server's standard error, read as it is written (a full pipe would stop the server)
     log: Option<std::thread::JoinHandle<String>>,
 }
 
 impl Served {
-    fn start(wh: &str, access: &Path) -> Served {
+    pub(crate) fn start(wh: &str, access: &Path) -> Served {
         Served::start_with(wh, access, &[])
     }
 
-    fn start_with(wh: &str, access: &Path, extra: &[&str]) -> Served {
+    pub(crate) fn start_with(wh: &str, access: &Path, extra: &[&str]) -> Served {
         let mut child = command()
             .args([
                 "--log-format",
@@ -66,14 +68,23 @@ impl Served {
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
+        // one line per front end: "http ADDR" (or https), then "pg ADDR" when asked for
+        let mut out = BufReader::new(child.stdout.take().unwrap());
         let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
+        out.read_line(&mut line).unwrap();
         let (scheme, addr) = line
             .trim()
             .split_once(' ')
             .unwrap_or_else(|| panic!("no address on stdout: {line:?}"));
+        let pg_port = extra.contains(&"--pg").then(|| {
+            let mut l = String::new();
+            out.read_line(&mut l).unwrap();
+            let a = l
+                .trim()
+                .strip_prefix("pg ")
+                .unwrap_or_else(|| panic!("no PostgreSQL address on stdout: {l:?}"));
+            a.rsplit_once(':').unwrap().1.parse().unwrap()
+        });
         let mut stderr = child.stderr.take().unwrap();
         let log = std::thread::spawn(move || {
             let mut log = String::new();
@@ -82,13 +93,14 @@ impl Served {
         });
         Served {
             base: format!("{scheme}://{addr}"),
+            pg_port,
             child,
             log: Some(log),
         }
     }
 
     /// Stop the server and return what it logged.
-    fn stop(mut self) -> String {
+    pub(crate) fn stop(mut self) -> String {
         let _ = Command::new("kill")
             .args(["-TERM", &self.child.id().to_string()])
             .status();
@@ -152,7 +164,7 @@ fn geos(json: &str) -> Vec<(String, String, String)> {
 }
 
 /// A planner of county 09 sees: the nation, county 09, municipalities whose county is 09.
-fn visible_to_09(g: &(String, String, String)) -> bool {
+pub(crate) fn visible_to_09(g: &(String, String, String)) -> bool {
     match g.0.as_str() {
         "nation" => true,
         "county" => g.1 == "09",
@@ -161,7 +173,7 @@ fn visible_to_09(g: &(String, String, String)) -> bool {
     }
 }
 
-fn wait_until(what: &str, mut ok: impl FnMut() -> bool) {
+pub(crate) fn wait_until(what: &str, mut ok: impl FnMut() -> bool) {
     let t = Instant::now();
     while !ok() {
         assert!(t.elapsed() < Duration::from_secs(60), "{what}");
@@ -283,7 +295,7 @@ fn a_planner_sees_their_county_and_the_nation_only_and_statements_are_read_only(
     for q in [
         "SELECT geo_level, geo_code, geo_parent FROM item_scores",
         "SELECT geo_level, geo_code, geo_parent FROM item_scores WHERE geo_code = '08' OR geo_parent = '08'",
-        "SELECT a.geo_level, a.geo_code, a.geo_parent FROM recommendation a JOIN item_scores b ON a.geo_code = b.geo_code AND a.period = b.period",
+        "SELECT a.geo_level, a.geo_code, a.geo_parent FROM recommendation a JOIN (SELECT DISTINCT geo_code, period FROM item_scores) b ON a.geo_code = b.geo_code AND a.period = b.period",
         "SELECT geo_level, geo_code, geo_parent FROM recommendation UNION ALL SELECT geo_level, geo_code, geo_parent FROM selections",
         "SELECT geo_level, geo_code, geo_parent FROM response_counts WHERE geo_code IN (SELECT DISTINCT geo_code FROM response_counts WHERE geo_level = 'county' AND geo_code <> '09')",
         "WITH c AS (SELECT * FROM item_scores WHERE geo_level = 'county') SELECT geo_level, geo_code, geo_parent FROM c",
@@ -541,6 +553,16 @@ fn start_up_refuses_plain_tcp_off_loopback_a_bad_certificate_and_a_bad_access_fi
     let r = serve(&["--http", "0.0.0.0:0"]);
     assert_eq!(r.code, 2, "{}", r.stderr);
     assert!(r.stderr.contains("loopback only"), "{}", r.stderr);
+    let r = serve(&["--http", "127.0.0.1:0", "--pg", "0.0.0.0:0"]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("--pg 0.0.0.0:0") && r.stderr.contains("loopback only"),
+        "{}",
+        r.stderr
+    );
+    let r = serve(&[]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(r.stderr.contains("--pg"), "{}", r.stderr);
     let bad = f.path("bad.pem");
     std::fs::write(&bad, "not a certificate").unwrap();
     let r = serve(&[
@@ -587,14 +609,17 @@ fn hash_password_writes_verifiers_that_never_hold_the_secret() {
 }
 
 /// An engineer's access file with the token `engineer:…`; returns the token.
+const ENGINEER_PG_PASSWORD: &str = "Tls-engineer-salasana-5";
+
 fn engineer_access(f: &Fixture) -> (std::path::PathBuf, &'static str) {
     let token = "engineer:Wm4nB7vQx2LpK9sDz5YhR3cT8gJf6NaE";
     let access = f.path("access.yaml");
     std::fs::write(
         &access,
         format!(
-            "users:\n  engineer:\n    role: engineer\n    {}\n",
-            hashed(token, true)
+            "users:\n  engineer:\n    role: engineer\n    {}\n    {}\n",
+            hashed(token, true),
+            hashed(ENGINEER_PG_PASSWORD, false)
         ),
     )
     .unwrap();
@@ -642,9 +667,43 @@ fn tls_serves_with_its_certificate_and_a_statement_over_the_time_limit_is_stoppe
             key.to_str().unwrap(),
             "--query-seconds",
             "2",
+            "--pg",
+            "127.0.0.1:0",
         ],
     );
     assert!(s.base.starts_with("https://"), "{}", s.base);
+    // psql over TLS, checking the certificate and the host name against it
+    if let Some(psql) = crate::serve_pg::psql_program() {
+        let conn = format!(
+            "host=127.0.0.1 port={} dbname=palaute user=engineer sslmode=verify-full sslrootcert={}",
+            s.pg_port.unwrap(),
+            cert.display()
+        );
+        let run = |sql: &str| {
+            Command::new(&psql)
+                .args(["-X", "-A", "-t", "-v", "ON_ERROR_STOP=1", &conn, "-c", sql])
+                .env("PGPASSWORD", ENGINEER_PG_PASSWORD)
+                .output()
+                .expect("psql runs")
+        };
+        let o = run("SELECT count(*) FROM responses");
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        assert_eq!(
+            String::from_utf8_lossy(&o.stdout).trim(),
+            f.count("responses").to_string()
+        );
+        // the same slow statement, stopped by the same limit
+        let t = Instant::now();
+        let o = run(
+            "SELECT count(*) FROM response_counts WHERE geo_code IN (SELECT geo_code FROM response_counts)",
+        );
+        if o.status.success() {
+            assert!(t.elapsed() < Duration::from_secs(3));
+        } else {
+            let e = String::from_utf8_lossy(&o.stderr);
+            assert!(e.contains("limit of 2 s"), "{e}");
+        }
+    }
     // the client checks the server's certificate against the one made above
     let (st, body) = curl(&[
         "--cacert",
@@ -696,7 +755,7 @@ fn tls_serves_with_its_certificate_and_a_statement_over_the_time_limit_is_stoppe
 }
 
 /// The server's resident memory, in kB.
-fn rss_kb(pid: u32) -> u64 {
+pub(crate) fn rss_kb(pid: u32) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .unwrap()
         .lines()

@@ -168,8 +168,9 @@ pub enum Cmd {
     /// Write a keying template for paper forms (channel paper), and optionally the pipeline that
     /// loads filled templates strictly
     Template(TemplateArgs),
-    /// Serve the warehouse read-only over HTTP to the users of an access file, each seeing what
-    /// their role allows (docs/serve.md); `serve hash-password` makes the access file's hashes
+    /// Serve the warehouse read-only over HTTP and the PostgreSQL protocol to the users of an
+    /// access file, each seeing what their role allows (docs/serve.md); `serve hash-password`
+    /// makes the access file's hashes
     Serve(ServeArgs),
 }
 
@@ -379,6 +380,10 @@ pub struct ServeArgs {
     /// Serve HTTP on this address (port 0: any free port, printed on stdout)
     #[arg(long)]
     pub http: Option<std::net::SocketAddr>,
+    /// Serve the PostgreSQL wire protocol on this address, for psql, DBeaver, R, Python and BI
+    /// tools (port 0: any free port, printed on stdout)
+    #[arg(long)]
+    pub pg: Option<std::net::SocketAddr>,
     /// TLS certificate chain (PEM); required on any address but loopback
     #[arg(long)]
     pub tls_cert: Option<PathBuf>,

@@ -116,6 +116,7 @@ pub async fn serve(a: ServeArgs) -> anyhow::Result<i32> {
     let o = ServeOptions {
         access: a.access.expect("required"),
         http: a.http,
+        pg: a.pg,
         tls_cert: a.tls_cert,
         tls_key: a.tls_key,
         max_connections: a.max_connections,
