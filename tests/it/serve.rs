@@ -130,7 +130,7 @@ fn curl(args: &[&str]) -> (u16, Vec<u8>) {
     (status, body)
 }
 
-fn get(s: &Served, path: &str, token: Option<&str>) -> (u16, String) {
+pub(crate) fn get(s: &Served, path: &str, token: Option<&str>) -> (u16, String) {
     let url = format!("{}{path}", s.base);
     let auth = token.map(|t| format!("Authorization: Bearer {t}"));
     let mut args = vec![url.as_str()];

@@ -265,6 +265,8 @@ fn psql_and_psycopg_see_a_planners_areas_only_and_write_nothing() {
         ("SELECT * FROM comments", "not found"),
         ("SELECT * FROM responses", "not found"),
         ("SELECT * FROM answers", "not found"),
+        ("SELECT * FROM '/etc/passwd'", "not found"),
+        ("SELECT * FROM datafusion.public.responses", "not found"),
         ("CREATE TABLE t (a INT)", "CREATE TABLE is not accepted"),
         (
             "CREATE VIEW v AS SELECT * FROM item_scores",
@@ -450,6 +452,21 @@ fn psql_and_psycopg_see_a_planners_areas_only_and_write_nothing() {
     wait_until("the new run's rows never appeared", || {
         count(&mut eng) == n_after
     });
+
+    // the metrics count the PostgreSQL front end's statements and refusals
+    let (st, m) = crate::serve::get(&s, "/metrics", None);
+    assert_eq!(st, 200);
+    let metric = |prefix: &str| -> u64 {
+        m.lines()
+            .find_map(|l| l.strip_prefix(prefix))
+            .unwrap_or_else(|| panic!("no {prefix} in {m}"))
+            .trim()
+            .parse()
+            .unwrap()
+    };
+    assert!(metric("palaute_auth_failures_total{front=\"pg\"}") >= 14);
+    assert!(metric("palaute_queries_total{front=\"pg\",role=\"planner\",kind=\"sql\"}") >= 10);
+    assert!(metric("palaute_queries_total{front=\"pg\",role=\"engineer\",kind=\"sql\"}") >= 3);
 
     // nothing secret or answered in the log
     let log = s.stop();
