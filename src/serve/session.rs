@@ -86,25 +86,26 @@ pub async fn query(
     sql: &str,
     limits: Limits,
 ) -> Result<(SchemaRef, Vec<RecordBatch>), ServeError> {
-    let run = async {
-        let df = ctx.sql_with_options(sql, read_only()).await?;
+    let (ctx, sql) = (ctx.clone(), sql.to_string());
+    within(limits, async move {
+        let df = ctx.sql_with_options(&sql, read_only()).await?;
         collect(df).await
-    };
-    within(limits, run).await
+    })
+    .await
 }
 
-/// Run a plan made by [`plan`] (the PostgreSQL front end's prepared statements) under the
-/// limits.
+/// Run a plan made by [`plan`] (the PostgreSQL front end's statements) under the limits.
 pub async fn run_plan(
     ctx: &SessionContext,
     plan: LogicalPlan,
     limits: Limits,
 ) -> Result<(SchemaRef, Vec<RecordBatch>), ServeError> {
-    let run = async {
+    let ctx = ctx.clone();
+    within(limits, async move {
         read_only().verify_plan(&plan)?;
         collect(ctx.execute_logical_plan(plan).await?).await
-    };
-    within(limits, run).await
+    })
+    .await
 }
 
 /// The plan of one parsed statement, refused unless it is a query.
@@ -128,12 +129,44 @@ async fn collect(
     Ok((schema, df.collect().await?))
 }
 
-async fn within<T>(
+/// The runtime statements execute on, apart from the one that serves connections: a query's
+/// operators may poll for long stretches without yielding (a debug build's hash join, for
+/// seconds), and on the serving runtime that would hold back the timers of every time limit,
+/// the accept loops and `/health`. A statement over its limit is answered on time and its task
+/// aborted (its operators stop at their next yield).
+fn query_runtime() -> &'static tokio::runtime::Handle {
+    static RUNTIME: std::sync::OnceLock<tokio::runtime::Runtime> = std::sync::OnceLock::new();
+    RUNTIME
+        .get_or_init(|| {
+            tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(std::thread::available_parallelism().map_or(2, |n| n.get()))
+                .thread_name("palaute-query")
+                .enable_all()
+                .build()
+                .expect("a tokio runtime can be built")
+        })
+        .handle()
+}
+
+async fn within<T: Send + 'static>(
     limits: Limits,
-    run: impl std::future::Future<Output = datafusion::error::Result<T>>,
+    run: impl std::future::Future<Output = datafusion::error::Result<T>> + Send + 'static,
 ) -> Result<T, ServeError> {
-    match tokio::time::timeout(limits.query_time, run).await {
-        Ok(r) => Ok(r?),
+    /// Aborts the statement's task when its caller stops waiting: over the limit, or a client
+    /// gone (its request dropped); nothing when the task has finished.
+    struct AbortOnDrop(tokio::task::AbortHandle);
+    impl Drop for AbortOnDrop {
+        fn drop(&mut self) {
+            self.0.abort();
+        }
+    }
+    let task = query_runtime().spawn(run);
+    let _abort = AbortOnDrop(task.abort_handle());
+    match tokio::time::timeout(limits.query_time, task).await {
+        Ok(Ok(r)) => Ok(r?),
+        Ok(Err(e)) => Err(ServeError::Query(
+            datafusion::error::DataFusionError::External(Box::new(e)),
+        )),
         Err(_) => Err(ServeError::TimeLimit(limits.query_time)),
     }
 }

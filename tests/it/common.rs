@@ -316,3 +316,70 @@ pub fn bench_export(f: &Fixture, rows: u32, seed: u32, name: &str) -> PathBuf {
     std::fs::write(&p, text).unwrap();
     p
 }
+
+/// The warehouse of `rows` generated responses (seed `seed`, `in/first.csv`) loaded by the bench
+/// pipeline, copied into `f` (`in/`, `bench.yaml`, `wh/`) from the one this test binary made on
+/// the first call for the same rows and seed: the server tests read the same warehouse, and
+/// generating and loading it was most of their time. Returns the pipeline's path in `f`.
+pub fn loaded_bench(f: &Fixture, rows: u32, seed: u32) -> PathBuf {
+    use std::collections::BTreeMap;
+    use std::sync::Mutex;
+    static MADE: Mutex<BTreeMap<(u32, u32), PathBuf>> = Mutex::new(BTreeMap::new());
+    let mut made = MADE.lock().unwrap_or_else(|e| e.into_inner());
+    let pid = std::process::id();
+    let shared = Path::new(env!("CARGO_TARGET_TMPDIR")).join("loaded-bench");
+    if made.is_empty() {
+        // what earlier runs of the test binary left
+        if let Ok(entries) = std::fs::read_dir(&shared) {
+            for e in entries.flatten() {
+                if !e
+                    .file_name()
+                    .to_string_lossy()
+                    .ends_with(&format!("-{pid}"))
+                {
+                    let _ = std::fs::remove_dir_all(e.path());
+                }
+            }
+        }
+    }
+    let src = made
+        .entry((rows, seed))
+        .or_insert_with(|| {
+            let dir = shared.join(format!("{rows}-{seed}-{pid}"));
+            let _ = std::fs::remove_dir_all(&dir);
+            std::fs::create_dir_all(dir.join("in")).unwrap();
+            let g = Fixture {
+                dir: tempfile::TempDir::new_in(&shared).unwrap(),
+            };
+            std::fs::create_dir_all(g.path("in")).unwrap();
+            let p = bench_export(&g, rows, seed, "first");
+            let r = g.run(&p);
+            assert_eq!(r.code, 0, "{}", r.stderr);
+            // kept for the binary's life: renamed out of the temporary folder's reach
+            for part in ["wh", "in/first.csv", "bench.yaml"] {
+                std::fs::rename(g.path(part), dir.join(part)).unwrap();
+            }
+            dir
+        })
+        .clone();
+    drop(made);
+    copy_tree(&src.join("wh"), &f.path("wh"));
+    std::fs::copy(src.join("in/first.csv"), f.path("in/first.csv")).unwrap();
+    std::fs::copy(src.join("bench.yaml"), f.path("bench.yaml")).unwrap();
+    f.path("bench.yaml")
+}
+
+/// Copy a folder and everything in it (files copied, never linked: a table's files are
+/// rewritten by the tests that run on the copy).
+pub fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let dest = to.join(e.file_name());
+        if e.file_type().unwrap().is_dir() {
+            copy_tree(&e.path(), &dest);
+        } else {
+            std::fs::copy(e.path(), &dest).unwrap();
+        }
+    }
+}

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::common::{Fixture, bench_export, command, needs};
+use crate::common::{Fixture, bench_export, command, loaded_bench, needs};
 use crate::serve::{Served, hashed, rss_kb, visible_to_09, wait_until};
 
 /// The psql program: `PALAUTE_TEST_PSQL`, else `psql` on the path (.ci/run installs Debian's
@@ -166,9 +166,7 @@ fn psql_and_psycopg_see_a_planners_areas_only_and_write_nothing() {
         return;
     };
     let f = Fixture::new();
-    let p = bench_export(&f, 3000, 7, "first");
-    let r = f.run(&p);
-    assert_eq!(r.code, 0, "{}", r.stderr);
+    let p = loaded_bench(&f, 3000, 7);
     let wh = f.warehouse();
     let access = f.path("access.yaml");
     std::fs::write(
@@ -486,8 +484,7 @@ fn twenty_psycopg_clients_for_thirty_seconds_get_only_correct_answers_in_steady_
         return;
     };
     let f = Fixture::new();
-    let p = bench_export(&f, 1500, 11, "only");
-    assert_eq!(f.run(&p).code, 0);
+    loaded_bench(&f, 1500, 11);
     let wh = f.warehouse();
     let access = f.path("access.yaml");
     std::fs::write(
