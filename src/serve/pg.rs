@@ -364,11 +364,29 @@ fn server_nonce() -> String {
 
 #[async_trait]
 impl StartupHandler for Startup {
+    /// Every failure before authentication ends the connection: pgwire answers a non-fatal
+    /// error with ReadyForQuery, which for a startup error would let a client past the
+    /// exchange (the query handlers would still refuse it: they need an authenticated user).
     async fn on_startup<C>(
         &self,
         client: &mut C,
         message: PgWireFrontendMessage,
     ) -> PgWireResult<()>
+    where
+        C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        self.step(client, message).await.map_err(|e| {
+            let mut info: ErrorInfo = e.into();
+            info.severity = "FATAL".into();
+            PgWireError::UserError(Box::new(info))
+        })
+    }
+}
+
+impl Startup {
+    async fn step<C>(&self, client: &mut C, message: PgWireFrontendMessage) -> PgWireResult<()>
     where
         C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
         C::Error: Debug,

@@ -140,6 +140,68 @@ fn py_geos(answer: &Value) -> Vec<(String, String, String)> {
         .collect()
 }
 
+/// Speak the protocol by hand: a startup message, a SASLInitialResponse for `PLAIN` (which the
+/// server does not offer) and a query; the types of the messages the server answers with
+/// after its authentication request, until it closes the connection (the read ends: a
+/// connection left open would time out the read and fail the test).
+fn broken_off_exchange(port: u16) -> Vec<u8> {
+    use std::io::Read;
+    let mut sock = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    let body = b"user\0planner09\0database\0palaute\0\0";
+    let mut startup = ((8 + body.len()) as u32).to_be_bytes().to_vec();
+    startup.extend(196_608u32.to_be_bytes());
+    startup.extend(body);
+    sock.write_all(&startup).unwrap();
+    // AuthenticationSASL: 'R', length, 10, the mechanisms offered
+    let mut head = [0u8; 9];
+    sock.read_exact(&mut head).unwrap();
+    assert_eq!(head[0], b'R');
+    assert_eq!(u32::from_be_bytes(head[5..9].try_into().unwrap()), 10);
+    let len = u32::from_be_bytes(head[1..5].try_into().unwrap()) as usize;
+    let mut mechanisms = vec![0u8; len - 8];
+    sock.read_exact(&mut mechanisms).unwrap();
+    assert_eq!(
+        mechanisms, b"SCRAM-SHA-256\0\0",
+        "only SCRAM-SHA-256 is offered"
+    );
+    let (mechanism, data) = (b"PLAIN\0", b"\0planner09\0guess");
+    let mut msg = vec![b'p'];
+    msg.extend(((4 + mechanism.len() + 4 + data.len()) as u32).to_be_bytes());
+    msg.extend(mechanism);
+    msg.extend((data.len() as u32).to_be_bytes());
+    msg.extend(data);
+    let query = b"SELECT geo_code FROM item_scores\0";
+    msg.push(b'Q');
+    msg.extend(((4 + query.len()) as u32).to_be_bytes());
+    msg.extend(query);
+    // the server may have closed the connection before the query arrives
+    let _ = sock.write_all(&msg);
+    let mut answer = Vec::new();
+    if let Err(e) = sock.read_to_end(&mut answer) {
+        // closed with our query unread (a reset) is closed; a read that times out is not
+        assert!(
+            !matches!(
+                e.kind(),
+                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+            ),
+            "the connection was left open: {e}"
+        );
+    }
+    let mut types = Vec::new();
+    let mut i = 0;
+    while i + 5 <= answer.len() {
+        types.push(answer[i]);
+        if answer[i] == b'E' {
+            let text = String::from_utf8_lossy(&answer[i..]);
+            assert!(text.contains("FATAL"), "{text}");
+        }
+        i += 1 + u32::from_be_bytes(answer[i + 1..i + 5].try_into().unwrap()) as usize;
+    }
+    types
+}
+
 const PLANNER_PASSWORD: &str = "k3-Planner-09-salasana";
 const ENGINEER_PASSWORD: &str = "w7-Engineer-salasana";
 
@@ -365,6 +427,23 @@ fn psql_and_psycopg_see_a_planners_areas_only_and_write_nothing() {
     assert!(
         a.max(b) / a.min(b) < 3.0,
         "wrong password {a:.4} s, unknown user {b:.4} s"
+    );
+
+    // a client that leaves the exchange (another mechanism) and sends a query anyway is
+    // disconnected with one FATAL error and nothing else
+    let types = broken_off_exchange(port);
+    assert_eq!(
+        types.first(),
+        Some(&b'E'),
+        "{:?}",
+        String::from_utf8_lossy(&types)
+    );
+    // no row description, data row or command completion: the query was never run (pgwire
+    // follows a fatal error with ReadyForQuery before it closes the connection)
+    assert!(
+        !types.iter().any(|t| b"TDC12".contains(t)),
+        "{:?}",
+        String::from_utf8_lossy(&types)
     );
 
     // psycopg: the extended protocol with parameters, text and binary results, a transaction
