@@ -19,6 +19,12 @@
 //!    period type and geography level, and that with every partition's cubes computed with and
 //!    without the case-mix adjustment (alternating which goes first), and the ratio;
 //!
+//! 6. with `--nightly`, the run users live with every night: a full rebuild (the export loaded
+//!    into a fresh warehouse by `palaute run`, with its closing aggregation of every mart) and
+//!    the day's run after it: 1 % of N new responses, all submitted in the export's latest
+//!    month (December 2024), loaded by `palaute run` with its closing aggregation; their wall
+//!    times and peak memory, and the ratio (issue 24's goal: at most 0.05, under 1 GiB at 5M);
+//!
 //! and, when given a Python with duckdb and DuckDB's workload script (`--duckdb-script`, kept
 //! with the benchmark's reference data, outside this repository), DuckDB's W1 and W2 on the
 //! same file in the same sitting, so that the figures are ratios against a baseline measured
@@ -66,6 +72,11 @@ pub struct BenchArgs {
     /// Repeat each step this many times and report the median
     #[arg(long, default_value_t = 1)]
     pub repeat: usize,
+    /// Also time the nightly run (docs/performance.md): a full rebuild (load and aggregate
+    /// from nothing) against the day's run that follows it (1 % new responses, all in the
+    /// latest month, with the run's closing aggregation)
+    #[arg(long)]
+    pub nightly: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -386,6 +397,11 @@ pub async fn run(a: &BenchArgs) -> Result<(), BenchError> {
             cum_edited.push(s.seconds);
         }
     }
+    let nightly = if a.nightly {
+        Some(nightly(a, &dir, &base, &yaml_s, &trash)?)
+    } else {
+        None
+    };
     let _ = std::fs::remove_dir_all(&trash);
     let full_m = median(full);
     println!(
@@ -470,5 +486,117 @@ pub async fn run(a: &BenchArgs) -> Result<(), BenchError> {
             adj / raw
         );
     }
+    if let Some(n) = nightly {
+        n.print();
+    }
     Ok(())
+}
+
+/// The nightly step's medians: (seconds, peak RSS MB) of the full rebuild and the day's run.
+struct Nightly {
+    rebuild: (f64, Option<f64>),
+    day: (f64, Option<f64>),
+    day_rows: usize,
+}
+
+impl Nightly {
+    fn print(&self) {
+        let mb = |r: Option<f64>| r.map_or("-".to_string(), |r| format!("{r:.0}"));
+        println!(
+            "  nightly: full rebuild (load + marts)   {:>6.2}   {:>11}     1.00",
+            self.rebuild.0,
+            mb(self.rebuild.1)
+        );
+        println!(
+            "    the day's run (+{} in the last month) {:>6.2}   {:>11}  {:>7.3} (vs full rebuild; goal <= 0.05)",
+            self.day_rows,
+            self.day.0,
+            mb(self.day.1),
+            self.day.0 / self.rebuild.0
+        );
+    }
+}
+
+/// The day's export: `rows` new responses submitted in December 2024 (the bench export's last
+/// month), with ids of their own (the generator numbers every export from 1).
+fn day_export(path: &Path, rows: usize) -> Result<(), BenchError> {
+    use chrono::TimeZone;
+    let start = chrono_tz::Europe::Helsinki
+        .with_ymd_and_hms(2024, 12, 1, 0, 0, 0)
+        .single()
+        .expect("a valid time");
+    let raw = path.with_extension("raw");
+    bench_data::write_between(&raw, rows, 20_241_201, start, 31 * 24 * 60 - 1)?;
+    let text = std::fs::read_to_string(&raw).map_err(io(&raw))?;
+    let mut out = String::with_capacity(text.len() + rows * 4);
+    for (i, line) in text.lines().enumerate() {
+        if i > 0 {
+            out.push_str("day-");
+        }
+        out.push_str(line);
+        out.push('\n');
+    }
+    std::fs::write(path, out).map_err(io(path))?;
+    std::fs::remove_file(&raw).map_err(io(&raw))
+}
+
+/// `--nightly`: a full rebuild and the day's run after it, each `--repeat` times, in a
+/// warehouse of their own.
+fn nightly(
+    a: &BenchArgs,
+    dir: &Path,
+    base: &Path,
+    yaml: &str,
+    trash: &Path,
+) -> Result<Nightly, BenchError> {
+    let wh = dir.join("nightly-warehouse");
+    let wh_s = wh.display().to_string();
+    let run_args = ["run", "--json", "--warehouse", wh_s.as_str(), yaml];
+    let base_rows = match &a.csv {
+        Some(_) => count_rows(base)?,
+        None => a.rows,
+    };
+    let day_rows = (base_rows / 100).max(1);
+    let day = dir.join(format!("day_{day_rows}.csv"));
+    if !day.exists() {
+        eprintln!("generating {} ({day_rows} rows)", day.display());
+        day_export(&day, day_rows)?;
+    }
+    let (mut rebuild, mut rebuild_rss, mut nightly, mut nightly_rss) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for i in 0..a.repeat.max(1) {
+        eprintln!("nightly round {} of {}", i + 1, a.repeat.max(1));
+        set_aside(&wh, trash)?;
+        place(base, &dir.join("in"), "survey.csv")?;
+        warm(base)?;
+        let s = run_palaute(&run_args)?;
+        rebuild.push(s.seconds);
+        rebuild_rss.extend(s.rss_mb);
+        place(&day, &dir.join("in"), "day.csv")?;
+        warm(&day)?;
+        let s = run_palaute(&run_args)?;
+        nightly.push(s.seconds);
+        nightly_rss.extend(s.rss_mb);
+    }
+    let med = |v: Vec<f64>| (!v.is_empty()).then(|| median(v));
+    Ok(Nightly {
+        rebuild: (median(rebuild), med(rebuild_rss)),
+        day: (median(nightly), med(nightly_rss)),
+        day_rows,
+    })
+}
+
+/// Data rows of a CSV export (its lines but the header).
+fn count_rows(path: &Path) -> Result<usize, BenchError> {
+    let mut f = std::fs::File::open(path).map_err(io(path))?;
+    let mut buf = vec![0u8; 1 << 20];
+    let mut lines = 0usize;
+    loop {
+        let n = f.read(&mut buf).map_err(io(path))?;
+        if n == 0 {
+            break;
+        }
+        lines += buf[..n].iter().filter(|b| **b == b'\n').count();
+    }
+    Ok(lines.saturating_sub(1))
 }

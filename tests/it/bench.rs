@@ -17,6 +17,7 @@ fn bench_times_every_step_on_a_generated_export_with_a_fresh_warehouse_each_roun
             "--dir",
             &dir_s,
             "--all-marts",
+            "--nightly",
         ],
         &[],
     );
@@ -31,6 +32,8 @@ fn bench_times_every_step_on_a_generated_export_with_a_fresh_warehouse_each_roun
         "again, no partition changed",
         "aggregate, every mart/period/level",
         "(case-mix adjustment's cost)",
+        "nightly: full rebuild (load + marts)",
+        "the day's run (+3 in the last month)",
     ] {
         assert!(r.stdout.contains(step), "no '{step}' in:\n{}", r.stdout);
     }
@@ -72,4 +75,41 @@ fn bench_times_every_step_on_a_generated_export_with_a_fresh_warehouse_each_roun
     assert_eq!(sum("duplicate"), 1 + 10_299, "{}", h.stdout);
     assert_eq!(sum("loaded") + sum("quarantined"), 10_300, "{}", h.stdout);
     assert_eq!(count_in(&wh, "responses", &[]), sum("loaded"));
+
+    // the nightly step: its warehouse holds the last round's rebuild and day's run, the day's
+    // three responses all in December 2024, each run with its closing aggregation
+    assert!(r.stderr.contains("nightly round 2 of 2"), "{}", r.stderr);
+    let nwh = dir.join("nightly-warehouse").display().to_string();
+    let h = palaute(&["history", "--warehouse", &nwh, "--json"], &[]);
+    assert_eq!(h.code, 0, "{}", h.stderr);
+    let v: serde_json::Value = serde_json::from_str(&h.stdout).unwrap();
+    let rows = v.as_array().unwrap();
+    let loads: Vec<&serde_json::Value> = rows.iter().filter(|r| r["pipeline"] == "bench").collect();
+    let read: Vec<i64> = loads
+        .iter()
+        .map(|r| r["counts"]["read"].as_i64().unwrap())
+        .collect();
+    assert_eq!(read, vec![300, 3], "{}", h.stdout);
+    let day_loaded = loads[1]["counts"]["loaded"].as_i64().unwrap();
+    assert!(day_loaded >= 1, "{}", h.stdout);
+    let aggregations = rows.iter().filter(|r| r["pipeline"] != "bench").count();
+    assert!(aggregations >= 2, "{}", h.stdout);
+    let q = palaute(
+        &[
+            "sql",
+            "--warehouse",
+            &nwh,
+            "--format",
+            "csv",
+            "SELECT count(*) AS n, min(period) AS first, max(period) AS last FROM responses WHERE source_object LIKE '%day.csv'",
+        ],
+        &[],
+    );
+    assert_eq!(q.code, 0, "{}", q.stderr);
+    assert_eq!(
+        q.stdout.trim(),
+        format!("n,first,last\n{day_loaded},2024-12,2024-12"),
+        "{}",
+        q.stdout
+    );
 }

@@ -62,7 +62,11 @@ async fn aggregate_after(
     match aggregate(wh, &o).await {
         Ok(r) => {
             if json {
-                println!("{}", serde_json::json!({ "aggregate": r }));
+                // the process's peak after the aggregation: the whole run's
+                println!(
+                    "{}",
+                    serde_json::json!({ "aggregate": r, "peak_rss_mb": peak_rss_mb() })
+                );
             } else {
                 print!("{}", palaute::ops::aggregate::render(&r));
             }
