@@ -239,7 +239,7 @@ async fn run(
     name: &str,
 ) -> Result<Response, Failure> {
     let started = Instant::now();
-    let _permit = s
+    let slot = s
         .query_slot()
         .await
         .map_err(|e| Failure(StatusCode::SERVICE_UNAVAILABLE, e.to_string()))?;
@@ -247,7 +247,7 @@ async fn run(
     let snapshot = s.snapshots.current();
     let ctx = session::session(&user.role, &snapshot, &s.snapshots.runtime, s.limits)
         .map_err(|e| Failure(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
-    let result = session::query(&ctx, statement, s.limits).await;
+    let result = session::query(&ctx, statement, s.limits, slot).await;
     let seconds = started.elapsed().as_secs_f64();
     let (planned, batches) = match result {
         Ok(r) => r,

@@ -256,7 +256,7 @@ impl Connection {
         let s = &self.server;
         let user = self.user()?;
         let started = Instant::now();
-        let _permit = s.query_slot().await.map_err(|e| failure(&e))?;
+        let slot = s.query_slot().await.map_err(|e| failure(&e))?;
         let _running = s.metrics.running();
         let mut limits = s.limits;
         if let Some(ms) = client
@@ -267,7 +267,7 @@ impl Connection {
         {
             limits.query_time = limits.query_time.min(std::time::Duration::from_millis(ms));
         }
-        let result = session::run_plan(ctx, plan, limits).await;
+        let result = session::run_plan(ctx, plan, limits, slot).await;
         let seconds = started.elapsed().as_secs_f64();
         let (planned, batches) = match result {
             Ok(r) => r,

@@ -21,6 +21,7 @@ use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_plan::filter::FilterExec;
 use datafusion::physical_plan::projection::{ProjectionExec, ProjectionExpr};
 use datafusion::prelude::{SessionConfig, SessionContext};
+use tokio::sync::OwnedSemaphorePermit;
 
 use super::ServeError;
 use super::access::{Role, Scope};
@@ -85,9 +86,10 @@ pub async fn query(
     ctx: &SessionContext,
     sql: &str,
     limits: Limits,
+    slot: OwnedSemaphorePermit,
 ) -> Result<(SchemaRef, Vec<RecordBatch>), ServeError> {
     let (ctx, sql) = (ctx.clone(), sql.to_string());
-    within(limits, async move {
+    within(limits, slot, async move {
         let df = ctx.sql_with_options(&sql, read_only()).await?;
         collect(df).await
     })
@@ -99,9 +101,10 @@ pub async fn run_plan(
     ctx: &SessionContext,
     plan: LogicalPlan,
     limits: Limits,
+    slot: OwnedSemaphorePermit,
 ) -> Result<(SchemaRef, Vec<RecordBatch>), ServeError> {
     let ctx = ctx.clone();
-    within(limits, async move {
+    within(limits, slot, async move {
         read_only().verify_plan(&plan)?;
         collect(ctx.execute_logical_plan(plan).await?).await
     })
@@ -130,16 +133,19 @@ async fn collect(
 }
 
 /// The runtime statements execute on, apart from the one that serves connections: a query's
-/// operators may poll for long stretches without yielding (a debug build's hash join, for
-/// seconds), and on the serving runtime that would hold back the timers of every time limit,
-/// the accept loops and `/health`. A statement over its limit is answered on time and its task
-/// aborted (its operators stop at their next yield).
+/// operators may poll for long stretches without yielding (a semi-join's probe over long hash
+/// chains runs batch after batch in one poll until tokio's budget makes it yield), and on the
+/// serving runtime that would hold back the timers of every time limit, the accept loops and
+/// `/health`. A statement over its limit is answered on time and its task aborted; its
+/// operators stop at their next yield, which can be long after. Until then it keeps its query
+/// slot (so such work is bounded by `--max-queries`), and the runtime has two threads more than
+/// the machine has cores, so that another statement can start beside it.
 fn query_runtime() -> &'static tokio::runtime::Handle {
     static RUNTIME: std::sync::OnceLock<tokio::runtime::Runtime> = std::sync::OnceLock::new();
     RUNTIME
         .get_or_init(|| {
             tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(std::thread::available_parallelism().map_or(2, |n| n.get()))
+                .worker_threads(std::thread::available_parallelism().map_or(2, |n| n.get()) + 2)
                 .thread_name("palaute-query")
                 .enable_all()
                 .build()
@@ -150,6 +156,7 @@ fn query_runtime() -> &'static tokio::runtime::Handle {
 
 async fn within<T: Send + 'static>(
     limits: Limits,
+    slot: OwnedSemaphorePermit,
     run: impl std::future::Future<Output = datafusion::error::Result<T>> + Send + 'static,
 ) -> Result<T, ServeError> {
     /// Aborts the statement's task when its caller stops waiting: over the limit, or a client
@@ -160,7 +167,12 @@ async fn within<T: Send + 'static>(
             self.0.abort();
         }
     }
-    let task = query_runtime().spawn(run);
+    // the slot goes with the task: released when the statement's work has ended
+    let task = query_runtime().spawn(async move {
+        let r = run.await;
+        drop(slot);
+        r
+    });
     let _abort = AbortOnDrop(task.abort_handle());
     match tokio::time::timeout(limits.query_time, task).await {
         Ok(Ok(r)) => Ok(r?),

@@ -11,8 +11,10 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::common::{Fixture, bench_export, command, loaded_bench, needs};
-use crate::serve::{Served, hashed, rss_kb, visible_to_09, wait_until};
+use crate::common::{Fixture, loaded_bench, needs};
+use crate::serve::{
+    Served, delta_versions, hashed, paused_second_run, rss_kb, visible_to_09, wait_until,
+};
 
 /// The psql program: `PALAUTE_TEST_PSQL`, else `psql` on the path (.ci/run installs Debian's
 /// postgresql-client); none: the test is skipped, and fails under CI=true.
@@ -204,19 +206,6 @@ fn broken_off_exchange(port: u16) -> Vec<u8> {
 
 const PLANNER_PASSWORD: &str = "k3-Planner-09-salasana";
 const ENGINEER_PASSWORD: &str = "w7-Engineer-salasana";
-
-fn delta_versions(f: &Fixture, table: &str) -> usize {
-    std::fs::read_dir(f.path(&format!("wh/{table}/_delta_log")))
-        .unwrap()
-        .filter(|e| {
-            e.as_ref()
-                .unwrap()
-                .file_name()
-                .to_string_lossy()
-                .ends_with(".json")
-        })
-        .count()
-}
 
 #[test]
 fn psql_and_psycopg_see_a_planners_areas_only_and_write_nothing() {
@@ -495,32 +484,7 @@ fn psql_and_psycopg_see_a_planners_areas_only_and_write_nothing() {
         a["rows"][0][0].as_u64().unwrap_or_else(|| panic!("{a}"))
     };
     assert_eq!(count(&mut eng), n_responses);
-    let _ = bench_export(&f, 400, 8, "second");
-    let second = f.path("in/second.csv");
-    let text = std::fs::read_to_string(&second).unwrap();
-    let renumbered: String = text
-        .lines()
-        .enumerate()
-        .map(|(i, l)| {
-            if i == 0 {
-                format!("{l}\n")
-            } else {
-                format!("b{l}\n")
-            }
-        })
-        .collect();
-    std::fs::write(&second, renumbered).unwrap();
-    let entries_before = delta_versions(&f, "responses");
-    let mut paused = command()
-        .args(["run", "--warehouse", &wh, p.to_str().unwrap()])
-        .env("PALAUTE_FAILPOINT", "sleep:ledger:4")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    wait_until("the run never wrote its tables", || {
-        delta_versions(&f, "responses") > entries_before
-    });
+    let mut paused = paused_second_run(&f, &p);
     std::thread::sleep(Duration::from_millis(900));
     assert_eq!(count(&mut eng), n_responses, "half a run is visible");
     assert!(paused.wait().unwrap().success());
