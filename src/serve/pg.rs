@@ -217,13 +217,13 @@ impl Connection {
     }
 
     /// The session for the server's current snapshot: the role's tables and pg_catalog.
-    fn session(&self) -> PgWireResult<Arc<SessionContext>> {
+    fn session(&self) -> PgWireResult<(i64, Arc<SessionContext>)> {
         let snapshot = self.server.snapshots.current();
         let mut held = self.session.lock().expect("not poisoned");
         if let Some((seq, ctx)) = held.as_ref()
             && *seq == snapshot.seq
         {
-            return Ok(ctx.clone());
+            return Ok((*seq, ctx.clone()));
         }
         let user = self.user()?;
         let ctx = session::session(
@@ -237,7 +237,7 @@ impl Connection {
             .map_err(|e| error("XX000", format!("pg_catalog: {e}")))?;
         let ctx = Arc::new(ctx);
         *held = Some((snapshot.seq, ctx.clone()));
-        Ok(ctx)
+        Ok((snapshot.seq, ctx))
     }
 
     fn parse(&self, sql: &str) -> PgWireResult<Vec<Statement>> {
@@ -249,7 +249,7 @@ impl Connection {
     async fn run<C: ClientInfo + ?Sized>(
         &self,
         client: &C,
-        ctx: &SessionContext,
+        (seq, ctx): (i64, &SessionContext),
         plan: LogicalPlan,
         format: &Format,
     ) -> PgWireResult<Response> {
@@ -284,7 +284,7 @@ impl Connection {
             .query("pg", user.role.name(), "sql", seconds, rows as u64);
         tracing::info!(
             target: "palaute::access", front = "pg", user = %user.name, role = user.role.name(),
-            kind = "sql", rows, seconds, ledger_seq = self.server.snapshots.current().seq, "statement"
+            kind = "sql", rows, seconds, ledger_seq = seq, "statement"
         );
         let schema = batches.first().map_or(planned, |b| b.schema());
         let options = Arc::new(FormatOptions::from_client_metadata(client.metadata()));
@@ -493,6 +493,8 @@ pub struct Prepared {
     statement: Statement,
     plan: LogicalPlan,
     by_hooks: bool,
+    /// the ledger row of the session it was planned in (its tables' versions)
+    seq: i64,
 }
 
 /// Parses and plans the extended protocol's statements, refusing as the simple protocol does.
@@ -540,7 +542,7 @@ impl QueryParser for Parser {
             return Err(error("42601", "a prepared statement holds one statement"));
         }
         let statement = statements.remove(0);
-        let ctx = self.conn.session()?;
+        let (seq, ctx) = self.conn.session()?;
         let kind = classify(&statement);
         if let Kind::Refused(why) = kind {
             return Err(error("25006", why));
@@ -556,6 +558,7 @@ impl QueryParser for Parser {
                         statement,
                         plan: plan?,
                         by_hooks: true,
+                        seq,
                     }));
                 }
             }
@@ -567,6 +570,7 @@ impl QueryParser for Parser {
             statement,
             plan,
             by_hooks: false,
+            seq,
         }))
     }
 
@@ -606,7 +610,7 @@ impl SimpleQueryHandler for Queries {
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
         let statements = self.conn.parse(query)?;
-        let ctx = self.conn.session()?;
+        let (seq, ctx) = self.conn.session()?;
         let mut out = Vec::with_capacity(statements.len());
         for statement in statements {
             // BEGIN / COMMIT / ROLLBACK, and nothing else in a failed transaction
@@ -635,7 +639,7 @@ impl SimpleQueryHandler for Queries {
                 .map_err(|e| failure(&e))?;
             out.push(
                 self.conn
-                    .run(&*client, &ctx, plan, &Format::UnifiedText)
+                    .run(&*client, (seq, &ctx), plan, &Format::UnifiedText)
                     .await?,
             );
         }
@@ -665,7 +669,7 @@ impl ExtendedQueryHandler for Queries {
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
         let prepared = &portal.statement.statement;
-        let ctx = self.conn.session()?;
+        let (_, ctx) = self.conn.session()?;
         let none = ParamValues::List(vec![]);
         if let Some(r) = TransactionStatementHook
             .handle_extended_query(&prepared.statement, &prepared.plan, &none, &ctx, client)
@@ -688,7 +692,12 @@ impl ExtendedQueryHandler for Queries {
             .replace_params_with_values(&params)
             .map_err(|e| PgWireError::ApiError(Box::new(e)))?;
         self.conn
-            .run(&*client, &ctx, plan, &portal.result_column_format)
+            .run(
+                &*client,
+                (prepared.seq, &ctx),
+                plan,
+                &portal.result_column_format,
+            )
             .await
     }
 }

@@ -35,6 +35,16 @@ pub(crate) fn psql_program() -> Option<String> {
     .map(|v| v[0].clone())
 }
 
+/// A Python with psycopg (`PALAUTE_TEST_PYTHON`); none: the test is skipped, and fails under
+/// CI=true.
+fn psycopg_python() -> Option<String> {
+    needs(
+        &["PALAUTE_TEST_PYTHON"],
+        "a Python with psycopg (.ci/run installs it)",
+    )
+    .map(|v| v[0].clone())
+}
+
 struct Psql {
     program: String,
     port: u16,
@@ -210,10 +220,7 @@ const ENGINEER_PASSWORD: &str = "w7-Engineer-salasana";
 #[test]
 fn psql_and_psycopg_see_a_planners_areas_only_and_write_nothing() {
     let Some(psql) = psql_program() else { return };
-    let Some(python) = needs(
-        &["PALAUTE_TEST_PYTHON"],
-        "a Python with psycopg (.ci/run installs it)",
-    ) else {
+    let Some(python) = psycopg_python() else {
         return;
     };
     let f = Fixture::new();
@@ -436,7 +443,7 @@ fn psql_and_psycopg_see_a_planners_areas_only_and_write_nothing() {
     );
 
     // psycopg: the extended protocol with parameters, text and binary results, a transaction
-    let mut py = Py::start(&python[0]);
+    let mut py = Py::start(&python);
     let c = py.call(json!({"op": "connect", "dsn": dsn(port, "planner09", PLANNER_PASSWORD)}));
     assert_eq!(c["ok"], true, "{c}");
     for binary in [false, true] {
@@ -476,7 +483,7 @@ fn psql_and_psycopg_see_a_planners_areas_only_and_write_nothing() {
     assert_eq!(a["rows"], json!([[0]]), "{a}");
 
     // a long-lived connection sees a new run's rows once it commits, never before
-    let mut eng = Py::start(&python[0]);
+    let mut eng = Py::start(&python);
     let c = eng.call(json!({"op": "connect", "dsn": dsn(port, "engineer", ENGINEER_PASSWORD), "autocommit": true}));
     assert_eq!(c["ok"], true, "{c}");
     let count = |eng: &mut Py| {
@@ -520,10 +527,7 @@ fn psql_and_psycopg_see_a_planners_areas_only_and_write_nothing() {
 
 #[test]
 fn twenty_psycopg_clients_for_thirty_seconds_get_only_correct_answers_in_steady_memory() {
-    let Some(python) = needs(
-        &["PALAUTE_TEST_PYTHON"],
-        "a Python with psycopg (.ci/run installs it)",
-    ) else {
+    let Some(python) = psycopg_python() else {
         return;
     };
     let f = Fixture::new();
@@ -541,7 +545,7 @@ fn twenty_psycopg_clients_for_thirty_seconds_get_only_correct_answers_in_steady_
     let s = Served::start_with(&wh, &access, &["--pg", "127.0.0.1:0", "--max-queries", "4"]);
     let port = s.pg_port.unwrap();
     let dsn = dsn(port, "planner09", PLANNER_PASSWORD);
-    let mut py = Py::start(&python[0]);
+    let mut py = Py::start(&python);
     let cases = json!([
         [
             "SELECT geo_level, geo_code, geo_parent, count(*) AS n FROM item_scores GROUP BY geo_level, geo_code, geo_parent ORDER BY geo_level, geo_code, geo_parent",
